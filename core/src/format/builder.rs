@@ -1,0 +1,274 @@
+//! Lays an archive out: objects into two regions, modules into a sorted table.
+//!
+//! The CPython glue allocates each object's bytes here and records, for every
+//! pointer slot, what the slot must point to at load ([`Target`]). Nothing
+//! here knows CPython layouts. Modules never share objects, so each module's
+//! objects occupy one contiguous span per region and can be checked and fixed
+//! up alone, at its first import.
+
+use super::layout::*;
+use std::collections::HashSet;
+use std::ops::Range;
+
+/// The two object regions. `Hot` holds what the interpreter writes to
+/// (code objects: quickening, co_extra, ...); `Cold` holds constants that are
+/// only read, so their pages can stay clean and shared where the version's
+/// refcounting allows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Region {
+    Hot,
+    Cold,
+}
+
+/// A position inside one of the regions under construction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RegionRef {
+    pub region: Region,
+    pub offset: usize,
+}
+
+impl RegionRef {
+    pub fn add(self, bytes: usize) -> Self {
+        Self { region: self.region, offset: self.offset + bytes }
+    }
+}
+
+/// What a pointer slot refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// An archived object of the same module.
+    Object(RegionRef),
+    /// An archived str to intern at load.
+    InternedStr(RegionRef),
+    /// A runtime object named by symbol id.
+    Symbol(u32),
+    /// A frozenset rebuilt at load from the archived tuple.
+    FrozenSet(RegionRef),
+}
+
+/// What the table says of a module besides its objects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleMeta {
+    pub name: String,
+    pub origin: String,
+    pub is_package: bool,
+    pub source_mtime_ns: i64,
+    pub source_size: u64,
+}
+
+struct PendingReloc {
+    slot: RegionRef,
+    target: Target,
+}
+
+struct PendingModule {
+    meta: ModuleMeta,
+    code: RegionRef,
+    hot: Range<usize>,
+    cold: Range<usize>,
+    relocs: Range<usize>,
+}
+
+/// Errors the builder can report.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BuildError {
+    DuplicateModule(String),
+    TooLarge,
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DuplicateModule(n) => write!(f, "module {n} listed twice"),
+            Self::TooLarge => write!(f, "archive would exceed 4 GiB"),
+        }
+    }
+}
+impl std::error::Error for BuildError {}
+
+#[derive(Default)]
+pub struct ArchiveBuilder {
+    hot: Vec<u8>,
+    cold: Vec<u8>,
+    relocs: Vec<PendingReloc>,
+    modules: Vec<PendingModule>,
+    names: HashSet<String>,
+}
+
+impl ArchiveBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a module. Its objects are dropped again unless
+    /// [`ModuleBuilder::finish`] is called.
+    pub fn module(&mut self, meta: ModuleMeta) -> Result<ModuleBuilder<'_>, BuildError> {
+        if self.names.contains(&meta.name) {
+            return Err(BuildError::DuplicateModule(meta.name));
+        }
+        let start = (self.hot.len(), self.cold.len(), self.relocs.len());
+        Ok(ModuleBuilder { archive: self, meta: Some(meta), start })
+    }
+
+    pub fn module_count(&self) -> usize {
+        self.modules.len()
+    }
+
+    fn buf(&mut self, region: Region) -> &mut Vec<u8> {
+        match region {
+            Region::Hot => &mut self.hot,
+            Region::Cold => &mut self.cold,
+        }
+    }
+
+    /// Writes the archive bytes. `python_hexversion` and `build_id` name the
+    /// interpreter build that may read it.
+    pub fn finish(mut self, python_hexversion: u32, build_id: [u8; 16]) -> Result<Vec<u8>, BuildError> {
+        self.modules.sort_by(|a, b| a.meta.name.as_bytes().cmp(b.meta.name.as_bytes()));
+
+        let mut strings = Vec::new();
+        let mut string_refs = Vec::with_capacity(self.modules.len());
+        for m in &self.modules {
+            let name = (strings.len(), m.meta.name.len());
+            strings.extend_from_slice(m.meta.name.as_bytes());
+            let origin = (strings.len(), m.meta.origin.len());
+            strings.extend_from_slice(m.meta.origin.as_bytes());
+            string_refs.push((name, origin));
+        }
+
+        let table_off = HEADER_SIZE;
+        let strings_off = table_off + self.modules.len() * MODULE_ENTRY_SIZE;
+        let relocs_off = align_up(strings_off + strings.len(), 4);
+        let hot_off = align_up(relocs_off + self.relocs.len() * RELOC_SIZE, PAGE);
+        let cold_off = align_up(hot_off + self.hot.len(), PAGE);
+        let file_size = align_up(cold_off + self.cold.len(), OBJECT_ALIGN);
+        if file_size > u32::MAX as usize {
+            return Err(BuildError::TooLarge);
+        }
+        let file_offset = |r: RegionRef| -> u32 {
+            (match r.region {
+                Region::Hot => hot_off,
+                Region::Cold => cold_off,
+            } + r.offset) as u32
+        };
+
+        let mut out = vec![0u8; file_size];
+        // Relocation records.
+        for (i, r) in self.relocs.iter().enumerate() {
+            let (kind, target) = match r.target {
+                Target::Object(t) => (RelocKind::Object, file_offset(t)),
+                Target::InternedStr(t) => (RelocKind::InternedStr, file_offset(t)),
+                Target::Symbol(id) => (RelocKind::Symbol, id),
+                Target::FrozenSet(t) => (RelocKind::FrozenSet, file_offset(t)),
+            };
+            let at = relocs_off + i * RELOC_SIZE;
+            put_u32(&mut out, at, file_offset(r.slot));
+            put_u32(&mut out, at + 4, target);
+            put_u32(&mut out, at + 8, kind as u32);
+        }
+        out[hot_off..hot_off + self.hot.len()].copy_from_slice(&self.hot);
+        out[cold_off..cold_off + self.cold.len()].copy_from_slice(&self.cold);
+        out[strings_off..strings_off + strings.len()].copy_from_slice(&strings);
+
+        // Module table, with each module's checksum over its final bytes.
+        for (i, (m, (name, origin))) in self.modules.iter().zip(&string_refs).enumerate() {
+            let at = table_off + i * MODULE_ENTRY_SIZE;
+            let hot = (hot_off + m.hot.start, hot_off + m.hot.end);
+            let cold = (cold_off + m.cold.start, cold_off + m.cold.end);
+            let rel = (relocs_off + m.relocs.start * RELOC_SIZE, relocs_off + m.relocs.end * RELOC_SIZE);
+            let sum = checksum(&[&out[hot.0..hot.1], &out[cold.0..cold.1], &out[rel.0..rel.1]]);
+            let e = &mut out[at..at + MODULE_ENTRY_SIZE];
+            put_u32(e, entry::NAME, name.0 as u32);
+            put_u32(e, entry::NAME_LEN, name.1 as u32);
+            put_u32(e, entry::ORIGIN, origin.0 as u32);
+            put_u32(e, entry::ORIGIN_LEN, origin.1 as u32);
+            put_u32(e, entry::FLAGS, if m.meta.is_package { MODULE_IS_PACKAGE } else { 0 });
+            put_u32(e, entry::CODE, file_offset(m.code));
+            put_u64(e, entry::SOURCE_MTIME_NS, m.meta.source_mtime_ns as u64);
+            put_u64(e, entry::SOURCE_SIZE, m.meta.source_size);
+            put_u32(e, entry::HOT_START, hot.0 as u32);
+            put_u32(e, entry::HOT_END, hot.1 as u32);
+            put_u32(e, entry::COLD_START, cold.0 as u32);
+            put_u32(e, entry::COLD_END, cold.1 as u32);
+            put_u32(e, entry::RELOC_START, m.relocs.start as u32);
+            put_u32(e, entry::RELOC_COUNT, m.relocs.len() as u32);
+            put_u64(e, entry::CHECKSUM, sum);
+        }
+
+        let h = &mut out[..HEADER_SIZE];
+        h[header::MAGIC..header::MAGIC + 8].copy_from_slice(&MAGIC);
+        put_u32(h, header::FORMAT_VERSION, FORMAT_VERSION);
+        put_u32(h, header::HEADER_SIZE, HEADER_SIZE as u32);
+        put_u32(h, header::PYTHON_HEXVERSION, python_hexversion);
+        h[header::BUILD_ID..header::BUILD_ID + 16].copy_from_slice(&build_id);
+        put_u64(h, header::FILE_SIZE, file_size as u64);
+        put_u32(h, header::MODULE_COUNT, self.modules.len() as u32);
+        put_u32(h, header::MODULE_TABLE, table_off as u32);
+        put_u32(h, header::STRINGS, strings_off as u32);
+        put_u32(h, header::STRINGS_SIZE, strings.len() as u32);
+        put_u32(h, header::RELOCS, relocs_off as u32);
+        put_u32(h, header::RELOC_COUNT, self.relocs.len() as u32);
+        put_u32(h, header::HOT, hot_off as u32);
+        put_u32(h, header::HOT_SIZE, self.hot.len() as u32);
+        put_u32(h, header::COLD, cold_off as u32);
+        put_u32(h, header::COLD_SIZE, self.cold.len() as u32);
+        let table_sum = checksum(&[&out[table_off..strings_off + strings.len()]]);
+        put_u64(&mut out, header::TABLE_CHECKSUM, table_sum);
+        let header_sum = checksum(&[&out[..header::HEADER_CHECKSUM]]);
+        put_u64(&mut out, header::HEADER_CHECKSUM, header_sum);
+        Ok(out)
+    }
+}
+
+/// Collects one module's objects. Dropping it without `finish` discards them,
+/// so a module that cannot be archived leaves no trace.
+pub struct ModuleBuilder<'a> {
+    archive: &'a mut ArchiveBuilder,
+    meta: Option<ModuleMeta>,
+    start: (usize, usize, usize),
+}
+
+impl ModuleBuilder<'_> {
+    /// Reserves `size` zeroed bytes, aligned for an object.
+    pub fn alloc(&mut self, region: Region, size: usize) -> RegionRef {
+        let buf = self.archive.buf(region);
+        let offset = align_up(buf.len(), OBJECT_ALIGN);
+        buf.resize(offset + align_up(size, OBJECT_ALIGN), 0);
+        RegionRef { region, offset }
+    }
+
+    /// The bytes at `at`, which must lie inside an allocation of this module.
+    pub fn bytes_mut(&mut self, at: RegionRef, len: usize) -> &mut [u8] {
+        &mut self.archive.buf(at.region)[at.offset..at.offset + len]
+    }
+
+    /// Records that the pointer slot at `slot` must point to `target` at load.
+    pub fn reloc(&mut self, slot: RegionRef, target: Target) {
+        self.archive.relocs.push(PendingReloc { slot, target });
+    }
+
+    /// Adds the module with `code` as its code object.
+    pub fn finish(mut self, code: RegionRef) {
+        let a = &mut *self.archive;
+        let meta = self.meta.take().expect("finish called once");
+        a.names.insert(meta.name.clone());
+        a.modules.push(PendingModule {
+            meta,
+            code,
+            hot: self.start.0..a.hot.len(),
+            cold: self.start.1..a.cold.len(),
+            relocs: self.start.2..a.relocs.len(),
+        });
+    }
+}
+
+impl Drop for ModuleBuilder<'_> {
+    fn drop(&mut self) {
+        if self.meta.is_some() {
+            // Abandoned: roll the shared buffers back to where the module began.
+            self.archive.hot.truncate(self.start.0);
+            self.archive.cold.truncate(self.start.1);
+            self.archive.relocs.truncate(self.start.2);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Byte layout of the archive: one table of constants and field offsets.
+//!
+//! All integers are little-endian. Offsets are file offsets (u32: an archive
+//! is limited to 4 GiB). See docs/FORMAT.md.
+
+/// First bytes of every archive. The `\r\n` and NUL catch text-mode mangling,
+/// as PNG's signature does.
+pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
+/// Bumped whenever any layout below changes; readers accept exactly this.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
+pub const OBJECT_ALIGN: usize = 16;
+/// Object regions start on page boundaries so written and read-only data
+/// never share a page.
+pub const PAGE: usize = 4096;
+
+/// Size of the fixed header.
+pub const HEADER_SIZE: usize = 128;
+pub mod header {
+    //! Field offsets inside the header.
+    pub const MAGIC: usize = 0; // [u8; 8]
+    pub const FORMAT_VERSION: usize = 8; // u32
+    pub const HEADER_SIZE: usize = 12; // u32
+    pub const PYTHON_HEXVERSION: usize = 16; // u32
+    pub const FLAGS: usize = 20; // u32, zero in version 1
+    pub const BUILD_ID: usize = 24; // [u8; 16]
+    pub const FILE_SIZE: usize = 40; // u64
+    pub const TABLE_CHECKSUM: usize = 48; // u64, xxh3 of module table + strings
+    pub const MODULE_COUNT: usize = 56; // u32
+    pub const MODULE_TABLE: usize = 60; // u32 offset
+    pub const STRINGS: usize = 64; // u32 offset
+    pub const STRINGS_SIZE: usize = 68; // u32
+    pub const RELOCS: usize = 72; // u32 offset
+    pub const RELOC_COUNT: usize = 76; // u32
+    pub const HOT: usize = 80; // u32 offset
+    pub const HOT_SIZE: usize = 84; // u32
+    pub const COLD: usize = 88; // u32 offset
+    pub const COLD_SIZE: usize = 92; // u32
+    pub const HEADER_CHECKSUM: usize = 96; // u64, xxh3 of bytes [0, 96)
+    /// Bytes [104, 128) are reserved and must be zero.
+    pub const RESERVED: usize = 104;
+}
+
+/// Size of one module table entry.
+pub const MODULE_ENTRY_SIZE: usize = 72;
+pub mod entry {
+    //! Field offsets inside a module table entry.
+    pub const NAME: usize = 0; // u32 offset into strings
+    pub const NAME_LEN: usize = 4; // u32
+    pub const ORIGIN: usize = 8; // u32 offset into strings
+    pub const ORIGIN_LEN: usize = 12; // u32
+    pub const FLAGS: usize = 16; // u32, MODULE_IS_PACKAGE
+    pub const CODE: usize = 20; // u32 file offset of the module's code object
+    pub const SOURCE_MTIME_NS: usize = 24; // i64
+    pub const SOURCE_SIZE: usize = 32; // u64
+    pub const HOT_START: usize = 40; // u32
+    pub const HOT_END: usize = 44; // u32
+    pub const COLD_START: usize = 48; // u32
+    pub const COLD_END: usize = 52; // u32
+    pub const RELOC_START: usize = 56; // u32 index into the reloc table
+    pub const RELOC_COUNT: usize = 60; // u32
+    pub const CHECKSUM: usize = 64; // u64 over hot range, cold range, relocs
+}
+pub const MODULE_IS_PACKAGE: u32 = 1;
+
+/// Size of one relocation record: slot u32, target u32, kind u32.
+pub const RELOC_SIZE: usize = 12;
+
+/// What a relocation writes into its pointer-sized slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum RelocKind {
+    /// Address of an archived object: mapping base + target.
+    Object = 1,
+    /// As `Object`, then the slot is interned (the string was interned at dump).
+    InternedStr = 2,
+    /// A runtime object (type, singleton) named by symbol id `target`.
+    Symbol = 3,
+    /// A frozenset built at load from the archived tuple at `target`: set
+    /// layout depends on the per-process hash secret, so it is never archived.
+    FrozenSet = 4,
+}
+
+impl RelocKind {
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            1 => Self::Object,
+            2 => Self::InternedStr,
+            3 => Self::Symbol,
+            4 => Self::FrozenSet,
+            _ => return None,
+        })
+    }
+    /// Whether `target` is a file offset of an archived object.
+    pub fn targets_object(self) -> bool {
+        !matches!(self, Self::Symbol)
+    }
+}
+
+/// One relocation as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reloc {
+    pub slot: u32,
+    pub target: u32,
+    pub kind: RelocKind,
+}
+
+pub(crate) fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+pub(crate) fn get_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+pub(crate) fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+pub(crate) fn put_u64(b: &mut [u8], at: usize, v: u64) {
+    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// xxh3-64, the checksum of every checked span.
+pub fn checksum(parts: &[&[u8]]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.digest()
+}
+
+pub(crate) fn align_up(v: usize, to: usize) -> usize {
+    v.div_ceil(to) * to
+}

@@ -1,0 +1,18 @@
+//! The archive file format, independent of any interpreter.
+//!
+//! Everything here works on plain bytes: laying an archive out
+//! ([`builder`]), validating untrusted bytes ([`reader`]) and applying
+//! relocations to a module's objects ([`reloc`]). The CPython glue decides what
+//! the bytes of an object are; this module decides where they go and checks
+//! every offset before anyone follows it. `docs/FORMAT.md` is the byte-level
+//! description; keep the two in step.
+
+pub mod builder;
+pub mod layout;
+pub mod reader;
+pub mod reloc;
+
+pub use builder::{ArchiveBuilder, ModuleBuilder, ModuleMeta, Region, RegionRef, Target};
+pub use layout::*;
+pub use reader::{Archive, Expectations, FormatError, ModuleView};
+pub use reloc::{apply_relocations, Fixups, RelocError};

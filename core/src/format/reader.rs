@@ -1,0 +1,301 @@
+//! Validation of untrusted archive bytes.
+//!
+//! [`Archive::parse`] checks the header and the module table as a whole;
+//! [`Archive::module`] checks one table entry before handing out a
+//! [`ModuleView`]; [`ModuleView::verify`] checks the module's checksum. Only
+//! then are relocations applied (see `reloc.rs`, which checks each record).
+//! Nothing here follows a pointer: every access is a bounds-checked slice.
+
+use super::layout::*;
+use std::fmt;
+use std::ops::Range;
+
+/// What the running interpreter requires of an archive.
+#[derive(Clone, Copy, Debug)]
+pub struct Expectations {
+    pub python_hexversion: u32,
+    pub build_id: [u8; 16],
+}
+
+/// Why bytes were refused. Each message fits in one line after "cds: ".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatError {
+    Truncated { need: u64, have: u64 },
+    NotAnArchive,
+    FormatVersion { found: u32 },
+    HeaderChecksum,
+    ForeignPython { found: u32, expected: u32 },
+    ForeignBuild,
+    SizeMismatch { header: u64, file: u64 },
+    BadLayout(&'static str),
+    TableChecksum,
+    BadEntry { index: usize, why: &'static str },
+    ModuleChecksum { module: String },
+}
+
+fn hexversion(v: u32) -> String {
+    format!("{}.{}.{}", v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff)
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Truncated { need, have } => write!(f, "file is truncated ({have} bytes, need {need})"),
+            Self::NotAnArchive => write!(f, "not a cds archive (bad magic)"),
+            Self::FormatVersion { found } => {
+                write!(f, "archive format version {found}, this interpreter reads version {FORMAT_VERSION}")
+            }
+            Self::HeaderChecksum => write!(f, "header checksum mismatch (corrupt archive)"),
+            Self::ForeignPython { found, expected } => write!(
+                f,
+                "archive was made by Python {}, this is Python {}",
+                hexversion(*found),
+                hexversion(*expected)
+            ),
+            Self::ForeignBuild => write!(f, "archive was made by another build of this interpreter"),
+            Self::SizeMismatch { header, file } => {
+                write!(f, "file size {file} differs from recorded size {header} (truncated or appended to)")
+            }
+            Self::BadLayout(why) => write!(f, "corrupt archive layout: {why}"),
+            Self::TableChecksum => write!(f, "module table checksum mismatch (corrupt archive)"),
+            Self::BadEntry { index, why } => write!(f, "corrupt module table entry {index}: {why}"),
+            Self::ModuleChecksum { module } => write!(f, "checksum mismatch in module {module} (corrupt archive)"),
+        }
+    }
+}
+impl std::error::Error for FormatError {}
+
+/// The validated header of an archive.
+#[derive(Clone, Debug)]
+pub struct Archive {
+    module_count: usize,
+    table: usize,
+    strings: Range<usize>,
+    reloc_table: usize,
+    reloc_count: usize,
+    hot: Range<usize>,
+    cold: Range<usize>,
+    len: usize,
+}
+
+/// One validated module table entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleView {
+    pub index: usize,
+    name: Range<usize>,
+    origin: Range<usize>,
+    pub is_package: bool,
+    /// File offset of the module's code object.
+    pub code: usize,
+    pub source_mtime_ns: i64,
+    pub source_size: u64,
+    pub hot: Range<usize>,
+    pub cold: Range<usize>,
+    /// Byte range of the module's relocation records.
+    pub relocs: Range<usize>,
+    checksum: u64,
+}
+
+impl Archive {
+    /// Validates the header and the module table of `bytes`.
+    pub fn parse(bytes: &[u8], expect: &Expectations) -> Result<Self, FormatError> {
+        let have = bytes.len() as u64;
+        if bytes.len() < HEADER_SIZE {
+            if bytes.len() < 8 || bytes[..8] != MAGIC {
+                return Err(FormatError::NotAnArchive);
+            }
+            return Err(FormatError::Truncated { need: HEADER_SIZE as u64, have });
+        }
+        if bytes[header::MAGIC..header::MAGIC + 8] != MAGIC {
+            return Err(FormatError::NotAnArchive);
+        }
+        let version = get_u32(bytes, header::FORMAT_VERSION);
+        if version != FORMAT_VERSION {
+            return Err(FormatError::FormatVersion { found: version });
+        }
+        if checksum(&[&bytes[..header::HEADER_CHECKSUM]]) != get_u64(bytes, header::HEADER_CHECKSUM) {
+            return Err(FormatError::HeaderChecksum);
+        }
+        if get_u32(bytes, header::HEADER_SIZE) as usize != HEADER_SIZE
+            || get_u32(bytes, header::FLAGS) != 0
+            || bytes[header::RESERVED..HEADER_SIZE].iter().any(|b| *b != 0)
+        {
+            return Err(FormatError::BadLayout("unknown header size, flags or reserved bytes"));
+        }
+        let found = get_u32(bytes, header::PYTHON_HEXVERSION);
+        // The release level and serial do not change object layouts.
+        if found & 0xffff_ff00 != expect.python_hexversion & 0xffff_ff00 {
+            return Err(FormatError::ForeignPython { found, expected: expect.python_hexversion });
+        }
+        if bytes[header::BUILD_ID..header::BUILD_ID + 16] != expect.build_id {
+            return Err(FormatError::ForeignBuild);
+        }
+        let file_size = get_u64(bytes, header::FILE_SIZE);
+        if file_size > have {
+            return Err(FormatError::Truncated { need: file_size, have });
+        }
+        if file_size != have {
+            return Err(FormatError::SizeMismatch { header: file_size, file: have });
+        }
+
+        let field = |at| get_u32(bytes, at) as usize;
+        let module_count = field(header::MODULE_COUNT);
+        let table = field(header::MODULE_TABLE);
+        let strings_start = field(header::STRINGS);
+        let strings_end = strings_start + field(header::STRINGS_SIZE);
+        let reloc_table = field(header::RELOCS);
+        let reloc_count = field(header::RELOC_COUNT);
+        let hot = field(header::HOT)..field(header::HOT) + field(header::HOT_SIZE);
+        let cold = field(header::COLD)..field(header::COLD) + field(header::COLD_SIZE);
+        // Sections follow each other in this order; u32 fields summed in usize cannot overflow on 64-bit.
+        let table_end = module_count
+            .checked_mul(MODULE_ENTRY_SIZE)
+            .and_then(|n| n.checked_add(table))
+            .ok_or(FormatError::BadLayout("module table size overflows"))?;
+        let reloc_end = reloc_count
+            .checked_mul(RELOC_SIZE)
+            .and_then(|n| n.checked_add(reloc_table))
+            .ok_or(FormatError::BadLayout("relocation table size overflows"))?;
+        let ordered = table == HEADER_SIZE
+            && strings_start == table_end
+            && strings_end <= reloc_table
+            && reloc_table % 4 == 0
+            && reloc_end <= hot.start
+            && hot.start % PAGE == 0
+            && hot.end <= cold.start
+            && cold.start % PAGE == 0
+            && cold.end <= bytes.len();
+        if !ordered {
+            return Err(FormatError::BadLayout("sections out of bounds or out of order"));
+        }
+        if checksum(&[&bytes[table..strings_end]]) != get_u64(bytes, header::TABLE_CHECKSUM) {
+            return Err(FormatError::TableChecksum);
+        }
+        Ok(Self {
+            module_count,
+            table,
+            strings: strings_start..strings_end,
+            reloc_table,
+            reloc_count,
+            hot,
+            cold,
+            len: bytes.len(),
+        })
+    }
+
+    pub fn module_count(&self) -> usize {
+        self.module_count
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.module_count == 0
+    }
+
+    fn entry<'a>(&self, bytes: &'a [u8], index: usize) -> &'a [u8] {
+        let at = self.table + index * MODULE_ENTRY_SIZE;
+        &bytes[at..at + MODULE_ENTRY_SIZE]
+    }
+
+    fn string_range(&self, e: &[u8], off: usize, len: usize) -> Option<Range<usize>> {
+        let (off, len) = (get_u32(e, off) as usize, get_u32(e, len) as usize);
+        let start = self.strings.start + off;
+        (off + len <= self.strings.len()).then_some(start..start + len)
+    }
+
+    /// Finds a module by name (the table is sorted by name bytes).
+    pub fn find(&self, bytes: &[u8], name: &str) -> Option<usize> {
+        let (mut lo, mut hi) = (0, self.module_count);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let e = self.entry(bytes, mid);
+            let probe = &bytes[self.string_range(e, entry::NAME, entry::NAME_LEN)?];
+            match probe.cmp(name.as_bytes()) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// Validates table entry `index` (bounds of every offset it holds).
+    pub fn module(&self, bytes: &[u8], index: usize) -> Result<ModuleView, FormatError> {
+        if index >= self.module_count {
+            return Err(FormatError::BadEntry { index, why: "no such entry" });
+        }
+        let bad = |why| FormatError::BadEntry { index, why };
+        let e = self.entry(bytes, index);
+        let name = self.string_range(e, entry::NAME, entry::NAME_LEN).ok_or(bad("name out of bounds"))?;
+        let origin = self.string_range(e, entry::ORIGIN, entry::ORIGIN_LEN).ok_or(bad("origin out of bounds"))?;
+        if std::str::from_utf8(&bytes[name.clone()]).is_err() || std::str::from_utf8(&bytes[origin.clone()]).is_err() {
+            return Err(bad("name or origin is not UTF-8"));
+        }
+        let flags = get_u32(e, entry::FLAGS);
+        if flags & !MODULE_IS_PACKAGE != 0 {
+            return Err(bad("unknown flags"));
+        }
+        let span = |s, t| get_u32(e, s) as usize..get_u32(e, t) as usize;
+        let hot = span(entry::HOT_START, entry::HOT_END);
+        let cold = span(entry::COLD_START, entry::COLD_END);
+        let inside = |r: &Range<usize>, region: &Range<usize>| {
+            r.start <= r.end && region.start <= r.start && r.end <= region.end && r.start % OBJECT_ALIGN == 0
+        };
+        if !inside(&hot, &self.hot) || !inside(&cold, &self.cold) {
+            return Err(bad("object span out of bounds"));
+        }
+        let code = get_u32(e, entry::CODE) as usize;
+        if !hot.contains(&code) || code % OBJECT_ALIGN != 0 {
+            return Err(bad("code object offset out of bounds"));
+        }
+        let first = get_u32(e, entry::RELOC_START) as usize;
+        let count = get_u32(e, entry::RELOC_COUNT) as usize;
+        if first.checked_add(count).is_none_or(|end| end > self.reloc_count) {
+            return Err(bad("relocations out of bounds"));
+        }
+        let relocs = self.reloc_table + first * RELOC_SIZE..self.reloc_table + (first + count) * RELOC_SIZE;
+        Ok(ModuleView {
+            index,
+            name,
+            origin,
+            is_package: flags & MODULE_IS_PACKAGE != 0,
+            code,
+            source_mtime_ns: get_u64(e, entry::SOURCE_MTIME_NS) as i64,
+            source_size: get_u64(e, entry::SOURCE_SIZE),
+            hot,
+            cold,
+            relocs,
+            checksum: get_u64(e, entry::CHECKSUM),
+        })
+    }
+}
+
+impl ModuleView {
+    pub fn name<'a>(&self, bytes: &'a [u8]) -> &'a str {
+        // Checked to be UTF-8 in `Archive::module`.
+        std::str::from_utf8(&bytes[self.name.clone()]).unwrap_or("")
+    }
+
+    pub fn origin<'a>(&self, bytes: &'a [u8]) -> &'a str {
+        std::str::from_utf8(&bytes[self.origin.clone()]).unwrap_or("")
+    }
+
+    /// Checks the module's objects and relocations against its checksum.
+    /// Must run before the module is relocated (relocation rewrites the bytes).
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), FormatError> {
+        let sum = checksum(&[&bytes[self.hot.clone()], &bytes[self.cold.clone()], &bytes[self.relocs.clone()]]);
+        if sum != self.checksum {
+            return Err(FormatError::ModuleChecksum { module: self.name(bytes).to_owned() });
+        }
+        Ok(())
+    }
+
+    /// Whether `[at, at + len)` lies inside this module's objects.
+    pub fn owns(&self, at: usize, len: usize) -> bool {
+        let end = at.saturating_add(len);
+        (self.hot.start <= at && end <= self.hot.end) || (self.cold.start <= at && end <= self.cold.end)
+    }
+}

@@ -1,0 +1,109 @@
+//! Applying a module's relocations: the per-process fix-up of its objects.
+//!
+//! Archived pointer slots hold nothing usable; each relocation says what its
+//! slot must point to in this process (an archived object at the mapping's
+//! address, or a runtime object such as a type or `None`). Every record is
+//! validated before the first write, so a bad record leaves the module
+//! untouched and it falls back to a normal import.
+
+use super::layout::*;
+use super::reader::ModuleView;
+use std::fmt;
+
+/// Smallest object that a relocation may point at (refcount + type).
+const MIN_OBJECT: usize = 16;
+
+/// What the running interpreter supplies during relocation.
+pub trait Fixups {
+    /// Address of runtime object `id`, or `None` for an unknown id.
+    fn symbol(&mut self, id: u32) -> Option<usize>;
+    /// Interns the str that `slot` points to, possibly replacing the pointer.
+    ///
+    /// # Safety
+    /// `slot` is an aligned pointer slot inside the mapping that already holds
+    /// the address of a relocated archived str.
+    unsafe fn intern(&mut self, slot: *mut usize) -> Result<(), String>;
+    /// Builds a frozenset from the relocated archived tuple at `tuple`.
+    ///
+    /// # Safety
+    /// `tuple` is the address of a fully relocated archived tuple.
+    unsafe fn frozenset(&mut self, tuple: usize) -> Result<usize, String>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RelocError {
+    BadKind { index: usize },
+    SlotOutOfBounds { index: usize },
+    TargetOutOfBounds { index: usize },
+    UnknownSymbol { id: u32 },
+    Runtime(String),
+}
+
+impl fmt::Display for RelocError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadKind { index } => write!(f, "relocation {index} has an unknown kind"),
+            Self::SlotOutOfBounds { index } => write!(f, "relocation {index} writes outside its module"),
+            Self::TargetOutOfBounds { index } => write!(f, "relocation {index} points outside its module"),
+            Self::UnknownSymbol { id } => write!(f, "unknown runtime symbol {id}"),
+            Self::Runtime(why) => write!(f, "{why}"),
+        }
+    }
+}
+impl std::error::Error for RelocError {}
+
+/// Reads and validates the module's relocation records.
+pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
+    let records = &bytes[module.relocs.clone()];
+    let mut out = Vec::with_capacity(records.len() / RELOC_SIZE);
+    for (index, rec) in records.chunks_exact(RELOC_SIZE).enumerate() {
+        let slot = get_u32(rec, 0);
+        let target = get_u32(rec, 4);
+        let kind = RelocKind::from_u32(get_u32(rec, 8)).ok_or(RelocError::BadKind { index })?;
+        if slot as usize % 8 != 0 || !module.owns(slot as usize, 8) {
+            return Err(RelocError::SlotOutOfBounds { index });
+        }
+        if kind.targets_object() && (target as usize % OBJECT_ALIGN != 0 || !module.owns(target as usize, MIN_OBJECT)) {
+            return Err(RelocError::TargetOutOfBounds { index });
+        }
+        out.push(Reloc { slot, target, kind });
+    }
+    Ok(out)
+}
+
+/// Applies the module's relocations to `bytes`, the archive as mapped at
+/// `bytes.as_ptr()`. The module must have passed [`ModuleView::verify`].
+pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut impl Fixups) -> Result<(), RelocError> {
+    let relocs = read_relocations(bytes, module)?;
+    // Resolve every symbol before writing anything.
+    let mut symbols = Vec::with_capacity(relocs.len());
+    for r in &relocs {
+        symbols.push(match r.kind {
+            RelocKind::Symbol => fixups.symbol(r.target).ok_or(RelocError::UnknownSymbol { id: r.target })?,
+            _ => 0,
+        });
+    }
+    let base = bytes.as_mut_ptr() as usize;
+    for (r, sym) in relocs.iter().zip(&symbols) {
+        let value = match r.kind {
+            RelocKind::Symbol => *sym,
+            RelocKind::Object | RelocKind::InternedStr => base + r.target as usize,
+            RelocKind::FrozenSet => 0, // filled in below, once its items are relocated
+        };
+        put_u64(bytes, r.slot as usize, value as u64);
+    }
+    // Interning and set building read the objects, so they come last.
+    let base = bytes.as_mut_ptr();
+    for r in relocs.iter().filter(|r| r.kind == RelocKind::InternedStr) {
+        // SAFETY: the slot was bounds- and alignment-checked in read_relocations
+        // and now holds the address of the archived str it was relocated to.
+        unsafe { fixups.intern(base.add(r.slot as usize).cast::<usize>()) }.map_err(RelocError::Runtime)?;
+    }
+    for r in relocs.iter().filter(|r| r.kind == RelocKind::FrozenSet) {
+        // SAFETY: the target was bounds-checked and all of the module's slots,
+        // including the tuple's items, are relocated by now.
+        let set = unsafe { fixups.frozenset(base as usize + r.target as usize) }.map_err(RelocError::Runtime)?;
+        put_u64(bytes, r.slot as usize, set as u64);
+    }
+    Ok(())
+}

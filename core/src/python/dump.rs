@@ -1,0 +1,218 @@
+//! Lays live code objects out as archived objects.
+//!
+//! One `emit_*` per object kind, dispatched on the exact type; anything else
+//! is refused (the module is then left out of the archive, not half-written).
+//! Children are emitted before the slots that point at them; objects shared
+//! inside a module (by identity, as marshal shares them) are emitted once;
+//! runtime singletons are referenced by symbol, never copied.
+
+use super::objects::{self, put, GC_HEAD, OB_REFCNT, OB_TYPE};
+use super::symbols::{self, symbol_of};
+use super::{ffi, sys, version};
+use crate::format::{ModuleBuilder, Region, RegionRef, Target};
+use std::collections::HashMap;
+use std::ptr::addr_of_mut;
+
+/// Why an object graph could not be archived.
+#[derive(Debug)]
+pub struct DumpError(pub String);
+
+impl std::fmt::Display for DumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Emits the graph under one module's code object.
+pub struct ObjectWriter<'m, 'a> {
+    module: &'m mut ModuleBuilder<'a>,
+    /// Live object address → where it went, so shared objects stay shared.
+    seen: HashMap<usize, Target>,
+    /// Temporaries (frozensets turned into tuples) kept alive so their
+    /// addresses are not reused while `seen` refers to them.
+    temporaries: Vec<*mut ffi::PyObject>,
+}
+
+impl Drop for ObjectWriter<'_, '_> {
+    fn drop(&mut self) {
+        for op in self.temporaries.drain(..) {
+            // SAFETY: each temporary is an owned reference taken in emit_frozenset; GIL held.
+            unsafe { ffi::Py_DECREF(op) };
+        }
+    }
+}
+
+impl<'m, 'a> ObjectWriter<'m, 'a> {
+    pub fn new(module: &'m mut ModuleBuilder<'a>) -> Self {
+        Self { module, seen: HashMap::new(), temporaries: Vec::new() }
+    }
+
+    /// Emits a module's code object; returns where it starts.
+    ///
+    /// # Safety
+    /// `code` is a live object and the GIL is held.
+    pub unsafe fn emit_module_code(&mut self, code: *mut sys::PyObject) -> Result<RegionRef, DumpError> {
+        // SAFETY: forwarded from the caller.
+        if unsafe { (*code).ob_type } != addr_of_mut!(sys::PyCode_Type) {
+            return Err(DumpError("the module's code is not a code object".into()));
+        }
+        // SAFETY: forwarded from the caller.
+        match unsafe { self.emit(code) }? {
+            Target::Object(at) => Ok(at),
+            _ => Err(DumpError("the module's code object could not be archived".into())),
+        }
+    }
+
+    /// # Safety
+    /// `op` is a live object and the GIL is held.
+    unsafe fn emit(&mut self, op: *mut sys::PyObject) -> Result<Target, DumpError> {
+        if let Some(t) = self.seen.get(&(op as usize)) {
+            return Ok(*t);
+        }
+        // SAFETY: op is live (caller) for every read below.
+        let target = unsafe {
+            if let Some(id) = symbol_of(op) {
+                Target::Symbol(id)
+            } else {
+                let ty = (*op).ob_type;
+                if ty == addr_of_mut!(sys::PyCode_Type) {
+                    Target::Object(self.emit_code(op)?)
+                } else if ty == addr_of_mut!(sys::PyTuple_Type) {
+                    Target::Object(self.emit_tuple(op)?)
+                } else if ty == addr_of_mut!(sys::PyUnicode_Type) {
+                    self.emit_str(op)?
+                } else if ty == addr_of_mut!(sys::PyBytes_Type) {
+                    let n = objects::var_size(op);
+                    let at = self.copy(op, Region::Cold, objects::bytes_size(n), symbols::TYPE_BYTES, false);
+                    version::reset_bytes_runtime_fields(self.module.bytes_mut(at, objects::bytes_size(n)));
+                    Target::Object(at)
+                } else if ty == addr_of_mut!(sys::PyLong_Type) {
+                    let size = objects::long_size(objects::var_size(op));
+                    Target::Object(self.copy(op, Region::Cold, size, symbols::TYPE_INT, false))
+                } else if ty == addr_of_mut!(sys::PyFloat_Type) {
+                    let size = std::mem::size_of::<sys::PyFloatObject>();
+                    Target::Object(self.copy(op, Region::Cold, size, symbols::TYPE_FLOAT, false))
+                } else if ty == addr_of_mut!(sys::PyComplex_Type) {
+                    let size = std::mem::size_of::<sys::PyComplexObject>();
+                    Target::Object(self.copy(op, Region::Cold, size, symbols::TYPE_COMPLEX, false))
+                } else if ty == addr_of_mut!(sys::PyFrozenSet_Type) {
+                    self.emit_frozenset(op)?
+                } else {
+                    let name = std::ffi::CStr::from_ptr((*ty).tp_name).to_string_lossy();
+                    return Err(DumpError(format!("constant of type {name} cannot be archived")));
+                }
+            }
+        };
+        self.seen.insert(op as usize, target);
+        Ok(target)
+    }
+
+    /// Copies `size` bytes of `op` (plus a zeroed GC header when `gc`) into
+    /// `region`, with the archived refcount and a type relocation.
+    ///
+    /// # Safety
+    /// `op` is live and at least `size` bytes long.
+    unsafe fn copy(&mut self, op: *mut sys::PyObject, region: Region, size: usize, type_id: u32, gc: bool) -> RegionRef {
+        let head = if gc { GC_HEAD } else { 0 };
+        let at = self.module.alloc(region, head + size).add(head);
+        let bytes = self.module.bytes_mut(at, size);
+        // SAFETY: op points to at least `size` readable bytes (caller).
+        bytes.copy_from_slice(unsafe { std::slice::from_raw_parts(op.cast::<u8>(), size) });
+        put(bytes, OB_REFCNT, version::ARCHIVED_REFCNT);
+        put(bytes, OB_TYPE, 0usize);
+        self.module.reloc(at.add(OB_TYPE), Target::Symbol(type_id));
+        at
+    }
+
+    /// Emits `child` and points the slot at `at + offset` to it.
+    ///
+    /// # Safety
+    /// `child` is live; GIL held.
+    unsafe fn link(&mut self, at: RegionRef, offset: usize, child: *mut sys::PyObject) -> Result<(), DumpError> {
+        // SAFETY: forwarded from the caller.
+        let target = unsafe { self.emit(child) }?;
+        self.module.reloc(at.add(offset), target);
+        Ok(())
+    }
+
+    unsafe fn emit_tuple(&mut self, op: *mut sys::PyObject) -> Result<RegionRef, DumpError> {
+        // SAFETY: op is a live tuple (caller); items are read within its size.
+        unsafe {
+            let n = objects::var_size(op);
+            let items: Vec<_> = (0..n).map(|i| (*op.cast::<sys::PyTupleObject>()).ob_item.as_ptr().add(i).read()).collect();
+            let at = self.copy(op, Region::Cold, objects::tuple_size(n), symbols::TYPE_TUPLE, true);
+            for (i, item) in items.into_iter().enumerate() {
+                put(self.module.bytes_mut(at, objects::tuple_size(n)), objects::tuple_item_offset(i), 0usize);
+                self.link(at, objects::tuple_item_offset(i), item)?;
+            }
+            Ok(at)
+        }
+    }
+
+    unsafe fn emit_str(&mut self, op: *mut sys::PyObject) -> Result<Target, DumpError> {
+        // SAFETY: op is a live exact str (caller).
+        let layout = unsafe { version::str_layout(op) }.ok_or_else(|| DumpError("a str is not in compact form".into()))?;
+        // SAFETY: the layout's size is the str's allocation size.
+        let at = unsafe { self.copy(op, Region::Cold, layout.size, symbols::TYPE_STR, false) };
+        version::reset_str_runtime_fields(self.module.bytes_mut(at, layout.size), layout.ascii);
+        Ok(if layout.interned { Target::InternedStr(at) } else { Target::Object(at) })
+    }
+
+    unsafe fn emit_frozenset(&mut self, op: *mut sys::PyObject) -> Result<Target, DumpError> {
+        // The set's table depends on this process's hash secret: archive its
+        // items as a tuple and rebuild the set at load.
+        // SAFETY: op is a live frozenset; GIL held.
+        let items = unsafe { ffi::PySequence_Tuple(op.cast()) };
+        if items.is_null() {
+            // SAFETY: GIL held; the error is reported as a DumpError instead.
+            unsafe { ffi::PyErr_Clear() };
+            return Err(DumpError("cannot read a frozenset constant".into()));
+        }
+        self.temporaries.push(items);
+        // SAFETY: items is a live tuple we own.
+        match unsafe { self.emit(items.cast()) }? {
+            Target::Object(at) => Ok(Target::FrozenSet(at)),
+            _ => Err(DumpError("unexpected frozenset layout".into())),
+        }
+    }
+
+    unsafe fn emit_code(&mut self, op: *mut sys::PyObject) -> Result<RegionRef, DumpError> {
+        // SAFETY: op is a live code object (caller); its type gives its size.
+        unsafe {
+            let ty = &*(*op).ob_type;
+            let size = ty.tp_basicsize as usize + objects::var_size(op) * ty.tp_itemsize as usize;
+            let children: Vec<(usize, *mut sys::PyObject)> = version::CODE_OBJECT_FIELDS
+                .iter()
+                .map(|&off| (off, op.cast::<u8>().add(off).cast::<*mut sys::PyObject>().read()))
+                .collect();
+            // The deoptimised bytecode: what a fresh code object would hold.
+            let code_bytes = ffi::PyObject_GetAttrString(op.cast(), c"co_code".as_ptr());
+            if code_bytes.is_null() {
+                ffi::PyErr_Clear();
+                return Err(DumpError("cannot read co_code".into()));
+            }
+            let plain = std::slice::from_raw_parts(
+                ffi::PyBytes_AsString(code_bytes).cast::<u8>(),
+                ffi::PyBytes_Size(code_bytes) as usize,
+            )
+            .to_vec();
+            ffi::Py_DECREF(code_bytes);
+
+            let at = self.copy(op, Region::Hot, size, symbols::TYPE_CODE, false);
+            let bytes = self.module.bytes_mut(at, size);
+            version::reset_code_runtime_fields(bytes);
+            let adaptive = ty.tp_basicsize as usize;
+            if adaptive + plain.len() != size {
+                return Err(DumpError("co_code does not match the code object's size".into()));
+            }
+            bytes[adaptive..].copy_from_slice(&plain);
+            for (off, child) in children {
+                put(self.module.bytes_mut(at, size), off, 0usize);
+                if !child.is_null() {
+                    self.link(at, off, child)?;
+                }
+            }
+            Ok(at)
+        }
+    }
+}

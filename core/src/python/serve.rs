@@ -1,0 +1,255 @@
+//! The archive this process serves from, and what happened to each module.
+//!
+//! Opening maps the file and validates its header and table only; each module
+//! is checked (source freshness, checksum, relocation records) and fixed up at
+//! its first import, so opening costs the same for any archive size. The
+//! mapping is private and writable (copy-on-write): the interpreter writes
+//! into archived objects (refcounts, quickened bytecode, str hashes), and
+//! those writes stay in this process. It is never unmapped: archived objects
+//! may be referenced until the very end of the process.
+
+use super::symbols::SymbolTable;
+use super::{ffi, sys};
+use crate::format::{apply_relocations, Archive, Expectations, Fixups, ModuleView};
+use memmap2::{MmapMut, MmapOptions};
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+
+/// Address range of the mapping, read by the interpreter's dealloc guard
+/// (`_PyCds_IsArchived` in Include/internal/pycore_cds.h).
+#[no_mangle]
+pub static mut _PyCds_MapStart: usize = 0;
+#[no_mangle]
+pub static mut _PyCds_MapSize: usize = 0;
+
+enum ModuleState {
+    /// Relocated; `code` is the address of its code object. `fresh` is set by
+    /// `find` right after the source check, so the `get_code` that follows
+    /// does not stat again.
+    Ready { code: usize, fresh: bool },
+    /// Corrupt: never retried in this process.
+    Broken,
+}
+
+pub struct Served {
+    pub path: String,
+    map: MmapMut,
+    archive: Archive,
+    states: HashMap<usize, ModuleState>,
+    served: Vec<String>,
+    served_names: HashSet<String>,
+    rejected: Vec<(String, String)>,
+    symbols: SymbolTable,
+}
+
+// SAFETY: the raw addresses held in `states` point into `map`, which moves
+// with the struct; all access happens with the GIL held.
+unsafe impl Send for Served {}
+
+impl Served {
+    /// Maps and validates the archive at `path`.
+    pub fn open(path: &str, expect: &Expectations) -> Result<Self, String> {
+        // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc_o_nonblock())
+            .open(path)
+            .map_err(|e| e.to_string())?;
+        let meta = file.metadata().map_err(|e| e.to_string())?;
+        if meta.is_dir() {
+            return Err("is a directory".into());
+        }
+        if !meta.is_file() {
+            return Err("not a regular file".into());
+        }
+        if meta.len() == 0 {
+            return Err("file is empty".into());
+        }
+        // SAFETY: a private mapping: our writes never reach the file. Archives
+        // are replaced by rename (write_atomic), which leaves this inode intact;
+        // truncating an archive in place while it is in use is unsupported (SIGBUS),
+        // as for any mapped file.
+        let map = unsafe { MmapOptions::new().map_copy(&file) }.map_err(|e| format!("cannot map: {e}"))?;
+        let archive = Archive::parse(&map, expect).map_err(|e| e.to_string())?;
+        // SAFETY: set once, with the GIL held, before any archived object is handed out.
+        unsafe {
+            _PyCds_MapStart = map.as_ptr() as usize;
+            _PyCds_MapSize = map.len();
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            map,
+            archive,
+            states: HashMap::new(),
+            served: Vec::new(),
+            served_names: HashSet::new(),
+            rejected: Vec::new(),
+            symbols: SymbolTable::new(),
+        })
+    }
+
+    pub fn module_count(&self) -> usize {
+        self.archive.module_count()
+    }
+
+    fn reject(&mut self, name: &str, why: String) {
+        self.rejected.retain(|(n, _)| n != name);
+        self.rejected.push((name.to_owned(), why));
+    }
+
+    fn lookup(&mut self, name: &str) -> Option<ModuleView> {
+        let index = self.archive.find(&self.map, name)?;
+        match self.archive.module(&self.map, index) {
+            Ok(view) => Some(view),
+            Err(e) => {
+                self.broken(index, name, e.to_string());
+                None
+            }
+        }
+    }
+
+    fn broken(&mut self, index: usize, name: &str, why: String) {
+        eprintln!("cds: warning: {}: module {name} not used: {why}", self.path);
+        self.states.insert(index, ModuleState::Broken);
+        self.reject(name, why);
+    }
+
+    /// For the meta path finder: `(origin, is_package)` when `name` can be
+    /// served, after checking its source and fixing its objects up.
+    pub fn find(&mut self, name: &str, search_path: Option<&[String]>) -> Option<(String, bool)> {
+        let view = self.lookup(name)?;
+        let origin = view.origin(&self.map).to_owned();
+        if let Some(dirs) = search_path {
+            let dir = parent(if view.is_package { parent(&origin) } else { &origin });
+            if !dirs.iter().any(|d| d == dir) {
+                self.reject(name, format!("{dir} is not on the parent package's __path__"));
+                return None;
+            }
+        }
+        let code = self.prepare(&view, name)?;
+        self.states.insert(view.index, ModuleState::Ready { code, fresh: true });
+        Some((origin, view.is_package))
+    }
+
+    /// For `SourceLoader.get_code`: the archived code of `name` if the archive
+    /// holds it for exactly `source_path` and the source is unchanged.
+    pub fn get_code(&mut self, name: &str, source_path: &str) -> Option<*mut sys::PyObject> {
+        let view = self.lookup(name)?;
+        if view.origin(&self.map) != source_path {
+            return None;
+        }
+        let code = match self.states.get(&view.index) {
+            Some(ModuleState::Ready { code, fresh: true }) => *code,
+            _ => self.prepare(&view, name)?,
+        };
+        self.states.insert(view.index, ModuleState::Ready { code, fresh: false });
+        if self.served_names.insert(name.to_owned()) {
+            self.served.push(name.to_owned());
+        }
+        self.rejected.retain(|(n, _)| n != name);
+        Some(code as *mut sys::PyObject)
+    }
+
+    /// Checks the source, then (first time only) the module's checksum and
+    /// relocations. Returns the code object's address.
+    fn prepare(&mut self, view: &ModuleView, name: &str) -> Option<usize> {
+        let origin = view.origin(&self.map).to_owned();
+        if let Err(why) = source_unchanged(&origin, view) {
+            self.reject(name, why);
+            return None;
+        }
+        match self.states.get(&view.index) {
+            Some(ModuleState::Ready { code, .. }) => return Some(*code),
+            Some(ModuleState::Broken) => return None,
+            None => {}
+        }
+        if let Err(e) = view.verify(&self.map) {
+            self.broken(view.index, name, e.to_string());
+            return None;
+        }
+        let mut fixups = RuntimeFixups { symbols: &mut self.symbols, sets: HashMap::new() };
+        if let Err(e) = apply_relocations(&mut self.map, view, &mut fixups) {
+            self.broken(view.index, name, e.to_string());
+            return None;
+        }
+        Some(self.map.as_ptr() as usize + view.code)
+    }
+
+    pub fn served(&self) -> &[String] {
+        &self.served
+    }
+
+    pub fn rejected(&self) -> &[(String, String)] {
+        &self.rejected
+    }
+}
+
+/// Compares the source file with what the dump recorded (size and mtime, in ns).
+fn source_unchanged(origin: &str, view: &ModuleView) -> Result<(), String> {
+    let meta = fs::metadata(origin).map_err(|_| "source file is missing".to_string())?;
+    let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+    if meta.len() != view.source_size || mtime_ns != view.source_mtime_ns as i128 {
+        return Err("source file changed since the dump".into());
+    }
+    Ok(())
+}
+
+fn parent(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
+fn libc_o_nonblock() -> i32 {
+    // Linux value on every architecture Python supports but alpha/sparc/parisc.
+    0o4000
+}
+
+/// The interpreter side of relocation.
+struct RuntimeFixups<'a> {
+    symbols: &'a mut SymbolTable,
+    /// Frozensets built during this module's fix-up, by tuple, so one
+    /// archived constant stays one object.
+    sets: HashMap<usize, usize>,
+}
+
+impl Fixups for RuntimeFixups<'_> {
+    fn symbol(&mut self, id: u32) -> Option<usize> {
+        self.symbols.resolve(id)
+    }
+
+    unsafe fn intern(&mut self, slot: *mut usize) -> Result<(), String> {
+        // SAFETY: the slot holds a relocated archived str (contract of the
+        // trait); InternInPlace may swap it for the already interned equal
+        // str, moving our reference accordingly. GIL held.
+        unsafe {
+            let s = slot.cast::<*mut ffi::PyObject>();
+            if ffi::PyUnicode_CheckExact(*s) == 0 {
+                return Err("interned slot does not hold a str".into());
+            }
+            ffi::PyUnicode_InternInPlace(s);
+        }
+        Ok(())
+    }
+
+    unsafe fn frozenset(&mut self, tuple: usize) -> Result<usize, String> {
+        if let Some(set) = self.sets.get(&tuple) {
+            return Ok(*set);
+        }
+        // SAFETY: `tuple` is a relocated archived object (trait contract); we
+        // check it is a tuple before building from it. GIL held. The new set's
+        // reference is owned by the archived slot from now on.
+        unsafe {
+            let op = tuple as *mut ffi::PyObject;
+            if ffi::PyTuple_CheckExact(op) == 0 {
+                return Err("frozenset relocation does not point at a tuple".into());
+            }
+            let set = ffi::PyFrozenSet_New(op);
+            if set.is_null() {
+                ffi::PyErr_Clear();
+                return Err("cannot build a frozenset constant".into());
+            }
+            self.sets.insert(tuple, set as usize);
+            Ok(set as usize)
+        }
+    }
+}

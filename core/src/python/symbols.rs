@@ -1,0 +1,157 @@
+//! Runtime objects an archive refers to by id instead of copying them.
+//!
+//! Types and singletons move with ASLR, and identity matters for them
+//! (`x is None`, small ints, the empty tuple, 1-character strings), so the
+//! dumper stores an id and the loader writes this process's address.
+//! The ids are part of the archive format: never renumber, only add.
+
+use super::{as_sys, ffi, sys};
+use std::ptr::addr_of_mut;
+
+pub const NONE: u32 = 0;
+pub const TRUE: u32 = 1;
+pub const FALSE: u32 = 2;
+pub const ELLIPSIS: u32 = 3;
+pub const EMPTY_TUPLE: u32 = 4;
+pub const EMPTY_BYTES: u32 = 5;
+pub const EMPTY_STR: u32 = 6;
+pub const EMPTY_FROZENSET: u32 = 7;
+
+pub const TYPE_CODE: u32 = 16;
+pub const TYPE_TUPLE: u32 = 17;
+pub const TYPE_STR: u32 = 18;
+pub const TYPE_BYTES: u32 = 19;
+pub const TYPE_INT: u32 = 20;
+pub const TYPE_FLOAT: u32 = 21;
+pub const TYPE_COMPLEX: u32 = 22;
+
+/// Small ints -5..=256 (CPython's cached range): id = SMALL_INT + value + 5.
+pub const SMALL_INT: u32 = 256;
+pub const SMALL_INT_MIN: i64 = -5;
+pub const SMALL_INT_MAX: i64 = 256;
+/// 1-character latin-1 strings: id = LATIN1_CHAR + code point.
+pub const LATIN1_CHAR: u32 = 1024;
+/// 1-byte bytes objects: id = BYTE_CHAR + byte.
+pub const BYTE_CHAR: u32 = 1280;
+/// One past the last id.
+pub const SYMBOL_COUNT: u32 = 1536;
+
+/// Resolved addresses, filled in on first use (0 = not yet resolved).
+pub struct SymbolTable {
+    cache: Vec<usize>,
+}
+
+impl SymbolTable {
+    pub fn new() -> Self {
+        Self { cache: vec![0; SYMBOL_COUNT as usize] }
+    }
+
+    /// The address of runtime object `id` in this process.
+    pub fn resolve(&mut self, id: u32) -> Option<usize> {
+        let slot = self.cache.get_mut(id as usize)?;
+        if *slot == 0 {
+            *slot = lookup(id)? as usize;
+        }
+        Some(*slot)
+    }
+}
+
+/// Finds symbol `id`. Objects obtained from constructors are singletons the
+/// runtime keeps alive; the reference taken here is deliberately kept.
+fn lookup(id: u32) -> Option<*mut sys::PyObject> {
+    // SAFETY: called with the GIL held (relocation runs during import); the
+    // statics are the interpreter's own objects and the constructors return
+    // its cached singletons.
+    let op = unsafe {
+        match id {
+            NONE => addr_of_mut!(sys::_Py_NoneStruct),
+            TRUE => addr_of_mut!(sys::_Py_TrueStruct).cast(),
+            FALSE => addr_of_mut!(sys::_Py_FalseStruct).cast(),
+            ELLIPSIS => addr_of_mut!(sys::_Py_EllipsisObject),
+            EMPTY_TUPLE => as_sys(ffi::PyTuple_New(0)),
+            EMPTY_BYTES => as_sys(ffi::PyBytes_FromStringAndSize(std::ptr::null(), 0)),
+            EMPTY_STR => as_sys(ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0)),
+            EMPTY_FROZENSET => as_sys(ffi::PyFrozenSet_New(std::ptr::null_mut())),
+            TYPE_CODE => addr_of_mut!(sys::PyCode_Type).cast(),
+            TYPE_TUPLE => addr_of_mut!(sys::PyTuple_Type).cast(),
+            TYPE_STR => addr_of_mut!(sys::PyUnicode_Type).cast(),
+            TYPE_BYTES => addr_of_mut!(sys::PyBytes_Type).cast(),
+            TYPE_INT => addr_of_mut!(sys::PyLong_Type).cast(),
+            TYPE_FLOAT => addr_of_mut!(sys::PyFloat_Type).cast(),
+            TYPE_COMPLEX => addr_of_mut!(sys::PyComplex_Type).cast(),
+            id if (SMALL_INT..SMALL_INT + 262).contains(&id) => {
+                as_sys(ffi::PyLong_FromLong((id - SMALL_INT) as std::ffi::c_long + SMALL_INT_MIN as std::ffi::c_long))
+            }
+            id if (LATIN1_CHAR..LATIN1_CHAR + 256).contains(&id) => {
+                as_sys(ffi::PyUnicode_FromOrdinal((id - LATIN1_CHAR) as std::ffi::c_int))
+            }
+            id if (BYTE_CHAR..BYTE_CHAR + 256).contains(&id) => {
+                let byte = (id - BYTE_CHAR) as u8;
+                as_sys(ffi::PyBytes_FromStringAndSize((&byte as *const u8).cast(), 1))
+            }
+            _ => return None,
+        }
+    };
+    if op.is_null() {
+        // SAFETY: GIL held; a failed constructor left an exception we do not propagate here.
+        unsafe { ffi::PyErr_Clear() };
+        return None;
+    }
+    Some(op)
+}
+
+/// The symbol id of a runtime object that must not be copied, if it is one.
+///
+/// # Safety
+/// `op` is a live object and the GIL is held.
+pub unsafe fn symbol_of(op: *mut sys::PyObject) -> Option<u32> {
+    // SAFETY: op is live (caller), so reading its type and contents is sound.
+    unsafe {
+        let ty = (*op).ob_type;
+        if op == addr_of_mut!(sys::_Py_NoneStruct) {
+            return Some(NONE);
+        }
+        if op == addr_of_mut!(sys::_Py_TrueStruct).cast() {
+            return Some(TRUE);
+        }
+        if op == addr_of_mut!(sys::_Py_FalseStruct).cast() {
+            return Some(FALSE);
+        }
+        if op == addr_of_mut!(sys::_Py_EllipsisObject) {
+            return Some(ELLIPSIS);
+        }
+        if ty == addr_of_mut!(sys::PyLong_Type) {
+            let mut overflow = 0;
+            let v = ffi::PyLong_AsLongLongAndOverflow(op.cast(), &mut overflow);
+            if overflow == 0 && (SMALL_INT_MIN..=SMALL_INT_MAX).contains(&v) {
+                return Some(SMALL_INT + (v - SMALL_INT_MIN) as u32);
+            }
+        } else if ty == addr_of_mut!(sys::PyTuple_Type) {
+            if ffi::PyTuple_Size(op.cast()) == 0 {
+                return Some(EMPTY_TUPLE);
+            }
+        } else if ty == addr_of_mut!(sys::PyBytes_Type) {
+            let n = ffi::PyBytes_Size(op.cast());
+            if n == 0 {
+                return Some(EMPTY_BYTES);
+            }
+            if n == 1 {
+                return Some(BYTE_CHAR + *ffi::PyBytes_AsString(op.cast()) as u8 as u32);
+            }
+        } else if ty == addr_of_mut!(sys::PyUnicode_Type) {
+            let n = ffi::PyUnicode_GetLength(op.cast());
+            if n == 0 {
+                return Some(EMPTY_STR);
+            }
+            if n == 1 {
+                let ch = ffi::PyUnicode_ReadChar(op.cast(), 0);
+                if ch < 256 {
+                    return Some(LATIN1_CHAR + ch);
+                }
+            }
+        } else if ty == addr_of_mut!(sys::PyFrozenSet_Type) && ffi::PySet_Size(op.cast()) == 0 {
+            return Some(EMPTY_FROZENSET);
+        }
+        None
+    }
+}

@@ -1,0 +1,299 @@
+//! The archive format on plain bytes: round trip, and every check of the
+//! reader refusing bad bytes with its own error.
+
+use cds_core::format::*;
+
+const HEX: u32 = 0x030b02f0;
+const ID: [u8; 16] = *b"0123456789abcdef";
+const EXPECT: Expectations = Expectations { python_hexversion: HEX, build_id: ID };
+
+fn meta(name: &str) -> ModuleMeta {
+    ModuleMeta {
+        name: name.into(),
+        origin: format!("/lib/{name}.py"),
+        is_package: name == "pkg",
+        source_mtime_ns: 1_700_000_000_123_456_789,
+        source_size: 4321,
+    }
+}
+
+/// Two modules; each has a 32-byte "code object" in the hot region whose
+/// second word points to a 16-byte cold object, plus a symbol reference.
+fn sample() -> Vec<u8> {
+    let mut b = ArchiveBuilder::new();
+    for name in ["zeta", "alpha", "pkg"] {
+        let mut m = b.module(meta(name)).unwrap();
+        let cold = m.alloc(Region::Cold, 16);
+        m.bytes_mut(cold, 16).copy_from_slice(&[7u8; 16]);
+        let code = m.alloc(Region::Hot, 32);
+        m.reloc(code.add(8), Target::Object(cold));
+        m.reloc(code.add(16), Target::Symbol(3));
+        m.reloc(code.add(24), Target::InternedStr(cold));
+        m.finish(code);
+    }
+    b.finish(HEX, ID).unwrap()
+}
+
+struct FakeFixups {
+    interned: Vec<usize>,
+}
+impl Fixups for FakeFixups {
+    fn symbol(&mut self, id: u32) -> Option<usize> {
+        (id < 10).then_some(0x1000 + id as usize)
+    }
+    unsafe fn intern(&mut self, slot: *mut usize) -> Result<(), String> {
+        // SAFETY: the slot is inside the test's buffer (trait contract).
+        self.interned.push(unsafe { *slot });
+        Ok(())
+    }
+    unsafe fn frozenset(&mut self, tuple: usize) -> Result<usize, String> {
+        Ok(tuple + 1)
+    }
+}
+
+#[test]
+fn round_trip_finds_every_module_and_relocates() {
+    let mut bytes = sample();
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    assert_eq!(a.module_count(), 3);
+    assert_eq!(a.find(&bytes, "nope"), None);
+    for name in ["alpha", "pkg", "zeta"] {
+        let i = a.find(&bytes, name).expect(name);
+        let v = a.module(&bytes, i).unwrap();
+        assert_eq!(v.name(&bytes), name);
+        assert_eq!(v.origin(&bytes), format!("/lib/{name}.py"));
+        assert_eq!(v.is_package, name == "pkg");
+        assert_eq!(v.source_size, 4321);
+        assert_eq!(v.source_mtime_ns, 1_700_000_000_123_456_789);
+        v.verify(&bytes).unwrap();
+    }
+    let v = a.module(&bytes, a.find(&bytes, "alpha").unwrap()).unwrap();
+    let mut fx = FakeFixups { interned: vec![] };
+    apply_relocations(&mut bytes, &v, &mut fx).unwrap();
+    let base = bytes.as_ptr() as usize;
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+    let cold = word(v.code + 8) - base;
+    assert!(v.cold.contains(&cold));
+    assert_eq!(&bytes[cold..cold + 16], &[7u8; 16]);
+    assert_eq!(word(v.code + 16), 0x1003);
+    assert_eq!(fx.interned, vec![base + cold]);
+}
+
+#[test]
+fn sections_are_page_aligned() {
+    let bytes = sample();
+    let field = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    assert_eq!(field(header::HOT) % PAGE, 0);
+    assert_eq!(field(header::COLD) % PAGE, 0);
+    assert!(field(header::COLD) >= field(header::HOT) + field(header::HOT_SIZE));
+}
+
+#[test]
+fn abandoned_module_leaves_nothing() {
+    let mut b = ArchiveBuilder::new();
+    {
+        let mut m = b.module(meta("broken")).unwrap();
+        m.alloc(Region::Hot, 64);
+        // dropped without finish
+    }
+    let mut m = b.module(meta("ok")).unwrap();
+    let code = m.alloc(Region::Hot, 16);
+    m.finish(code);
+    assert_eq!(b.module_count(), 1);
+    let bytes = b.finish(HEX, ID).unwrap();
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let v = a.module(&bytes, 0).unwrap();
+    assert_eq!(v.hot.len(), 16);
+    assert!(b_dup_rejected());
+}
+
+fn b_dup_rejected() -> bool {
+    let mut b = ArchiveBuilder::new();
+    let mut m = b.module(meta("x")).unwrap();
+    let c = m.alloc(Region::Hot, 16);
+    m.finish(c);
+    let refused = b.module(meta("x")).is_err();
+    refused
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn reseal_header(b: &mut [u8]) {
+    let sum = checksum(&[&b[..header::HEADER_CHECKSUM]]);
+    b[header::HEADER_CHECKSUM..header::HEADER_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+}
+fn reseal_table(b: &mut [u8]) {
+    let get = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    let end = get(header::STRINGS) + get(header::STRINGS_SIZE);
+    let sum = checksum(&[&b[HEADER_SIZE..end]]);
+    b[header::TABLE_CHECKSUM..header::TABLE_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+    reseal_header(b);
+}
+fn parse_err(b: &[u8]) -> FormatError {
+    Archive::parse(b, &EXPECT).unwrap_err()
+}
+
+#[test]
+fn rejects_empty_short_and_foreign_files() {
+    assert_eq!(parse_err(&[]), FormatError::NotAnArchive);
+    assert_eq!(parse_err(b"#!/bin/sh\nexit 0\n"), FormatError::NotAnArchive);
+    let bytes = sample();
+    assert!(matches!(parse_err(&bytes[..64]), FormatError::Truncated { .. }));
+    assert!(matches!(parse_err(&bytes[..bytes.len() - 1]), FormatError::Truncated { .. }));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(parse_err(&longer), FormatError::SizeMismatch { .. }));
+}
+
+#[test]
+fn rejects_other_format_versions_pythons_and_builds() {
+    let mut b = sample();
+    put32(&mut b, header::FORMAT_VERSION, 99);
+    assert_eq!(parse_err(&b), FormatError::FormatVersion { found: 99 });
+
+    let b = sample();
+    let other = Expectations { python_hexversion: 0x030d05f0, build_id: ID };
+    assert!(matches!(Archive::parse(&b, &other), Err(FormatError::ForeignPython { .. })));
+    let other = Expectations { python_hexversion: HEX, build_id: [0; 16] };
+    assert_eq!(Archive::parse(&b, &other).unwrap_err(), FormatError::ForeignBuild);
+    // A different release serial of the same version is the same layout.
+    let same = Expectations { python_hexversion: HEX + 1, build_id: ID };
+    assert!(Archive::parse(&b, &same).is_ok());
+}
+
+#[test]
+fn rejects_header_and_table_corruption() {
+    let mut b = sample();
+    b[header::MODULE_COUNT] ^= 1;
+    assert_eq!(parse_err(&b), FormatError::HeaderChecksum);
+
+    let mut b = sample();
+    b[HEADER_SIZE + 3] ^= 0x40; // inside the module table
+    assert_eq!(parse_err(&b), FormatError::TableChecksum);
+
+    let mut b = sample();
+    b[header::RESERVED] = 1;
+    reseal_header(&mut b);
+    assert!(matches!(parse_err(&b), FormatError::BadLayout(_)));
+}
+
+#[test]
+fn rejects_sections_out_of_bounds() {
+    for (field, value) in [
+        (header::MODULE_COUNT, 1_000_000),
+        (header::STRINGS_SIZE, 1 << 30),
+        (header::RELOC_COUNT, u32::MAX),
+        (header::HOT, 12),
+        (header::COLD_SIZE, 1 << 31),
+        (header::MODULE_TABLE, 0),
+    ] {
+        let mut b = sample();
+        put32(&mut b, field, value);
+        reseal_header(&mut b);
+        assert!(matches!(parse_err(&b), FormatError::BadLayout(_)), "field at {field}");
+    }
+}
+
+/// Sets a field of module entry 0 and reseals, so only the entry check can catch it.
+fn entry_err(field: usize, value: u32) -> FormatError {
+    let mut b = sample();
+    put32(&mut b, HEADER_SIZE + field, value);
+    reseal_table(&mut b);
+    let a = Archive::parse(&b, &EXPECT).unwrap();
+    a.module(&b, 0).unwrap_err()
+}
+
+#[test]
+fn rejects_every_bad_entry_offset() {
+    for (field, value) in [
+        (entry::NAME, 1 << 20),
+        (entry::NAME_LEN, 1 << 20),
+        (entry::ORIGIN, 1 << 20),
+        (entry::FLAGS, 2),
+        (entry::CODE, 8),
+        (entry::CODE, 1 << 30),
+        (entry::HOT_START, 3),
+        (entry::HOT_END, 1 << 30),
+        (entry::COLD_START, 0),
+        (entry::COLD_END, 1),
+        (entry::RELOC_START, 1 << 30),
+        (entry::RELOC_COUNT, u32::MAX),
+    ] {
+        assert!(matches!(entry_err(field, value), FormatError::BadEntry { index: 0, .. }), "field {field}");
+    }
+    let b = sample();
+    let a = Archive::parse(&b, &EXPECT).unwrap();
+    assert!(matches!(a.module(&b, 3), Err(FormatError::BadEntry { index: 3, .. })));
+}
+
+#[test]
+fn rejects_module_corruption_by_checksum() {
+    let b = sample();
+    let a = Archive::parse(&b, &EXPECT).unwrap();
+    let v = a.module(&b, 0).unwrap();
+    for at in [v.hot.start, v.cold.start + 3, v.relocs.start + 1] {
+        let mut c = b.clone();
+        c[at] ^= 0x10;
+        assert!(matches!(v.verify(&c), Err(FormatError::ModuleChecksum { .. })), "offset {at}");
+    }
+}
+
+/// Rewrites reloc 0 of module 0 and recomputes its checksum, so only the relocation check can catch it.
+fn reloc_err(word: usize, value: u32) -> RelocError {
+    let mut b = sample();
+    let a = Archive::parse(&b, &EXPECT).unwrap();
+    let v = a.module(&b, 0).unwrap();
+    put32(&mut b, v.relocs.start + word * 4, value);
+    let mut fx = FakeFixups { interned: vec![] };
+    apply_relocations(&mut b, &v, &mut fx).unwrap_err()
+}
+
+#[test]
+fn rejects_every_bad_relocation() {
+    assert!(matches!(reloc_err(0, 4), RelocError::SlotOutOfBounds { .. })); // slot in the header
+    assert!(matches!(reloc_err(0, 1 << 30), RelocError::SlotOutOfBounds { .. }));
+    assert!(matches!(reloc_err(1, 8), RelocError::TargetOutOfBounds { .. }));
+    assert!(matches!(reloc_err(1, 1 << 30), RelocError::TargetOutOfBounds { .. }));
+    assert!(matches!(reloc_err(2, 77), RelocError::BadKind { .. }));
+    // An unknown symbol id.
+    let mut b = sample();
+    let a = Archive::parse(&b, &EXPECT).unwrap();
+    let v = a.module(&b, 0).unwrap();
+    put32(&mut b, v.relocs.start + RELOC_SIZE + 4, 5000);
+    let mut fx = FakeFixups { interned: vec![] };
+    assert_eq!(apply_relocations(&mut b, &v, &mut fx).unwrap_err(), RelocError::UnknownSymbol { id: 5000 });
+}
+
+#[test]
+fn bad_relocation_writes_nothing() {
+    let mut b = sample();
+    let a = Archive::parse(&b, &EXPECT).unwrap();
+    let v = a.module(&b, 0).unwrap();
+    put32(&mut b, v.relocs.start + 2 * RELOC_SIZE + 8, 77); // third record's kind
+    let before = b.clone();
+    let mut fx = FakeFixups { interned: vec![] };
+    assert!(apply_relocations(&mut b, &v, &mut fx).is_err());
+    assert_eq!(before, b);
+}
+
+#[test]
+fn every_truncation_and_every_flipped_byte_is_refused_or_harmless() {
+    let b = sample();
+    for len in 0..b.len() {
+        assert!(Archive::parse(&b[..len], &EXPECT).is_err(), "truncated to {len}");
+    }
+    for at in 0..b.len() {
+        let mut c = b.clone();
+        c[at] ^= 0x01;
+        // Either the archive is refused, or every module either fails its
+        // checksum or is byte-identical where it matters (padding).
+        if let Ok(a) = Archive::parse(&c, &EXPECT) {
+            for i in 0..a.module_count() {
+                if let Ok(v) = a.module(&c, i) {
+                    let _ = v.verify(&c);
+                }
+            }
+        }
+    }
+}
