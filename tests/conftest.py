@@ -1,0 +1,95 @@
+"""Shared helpers: every test drives the real patched interpreter named by
+CDS_PYTHON (the Makefile sets it to build/python-X.Y-cds/python) in
+subprocesses, because cds is configured at interpreter start-up."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PYTHON = os.environ.get("CDS_PYTHON") or sys.executable
+DATA = Path(__file__).parent / "data"
+
+
+def clean_env(**extra):
+    """The environment minus anything that would change how Python starts."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "PYCDS"))}
+    env["PYTHONHASHSEED"] = "0"  # set iteration order is compared across runs
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def run(*args, env=None, cwd=None, check=True, timeout=120):
+    """Runs the patched interpreter; returns the CompletedProcess (text)."""
+    proc = subprocess.run(
+        [PYTHON, *map(str, args)],
+        env=env if env is not None else clean_env(),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args!r} exited {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+class Workspace:
+    """A temporary directory with helpers for the trace -> dump -> replay cycle."""
+
+    def __init__(self, path):
+        self.path = path
+        self.lst = path / "mod.lst"
+        self.img = path / "mod.img"
+
+    def write(self, relpath, text):
+        p = self.path / relpath
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        return p
+
+    def trace(self, *args, **kw):
+        return run(f"-Xcds_trace={self.lst}", *args, cwd=self.path, **kw)
+
+    def dump(self):
+        return run("-m", "cds", "dump", self.lst, self.img, cwd=self.path)
+
+    def replay(self, *args, img=None, **kw):
+        return run(f"-Xcds={img or self.img}", *args, cwd=self.path, **kw)
+
+    def plain(self, *args, **kw):
+        return run(*args, cwd=self.path, **kw)
+
+    def archive(self, *args):
+        """Trace `args`, dump, and return the archive path."""
+        self.trace(*args)
+        self.dump()
+        return self.img
+
+    def traced_names(self):
+        return [line.split("\t")[0] for line in self.lst.read_text().splitlines() if line]
+
+
+@pytest.fixture
+def ws(tmp_path):
+    return Workspace(tmp_path)
+
+
+STATS = "import cds, json as _j; print('STATS', _j.dumps(cds.stats()))"
+
+
+def stats_of(proc):
+    """The cds.stats() dict a program printed with STATS."""
+    import json
+
+    for line in proc.stdout.splitlines():
+        if line.startswith("STATS "):
+            return json.loads(line[6:])
+    raise AssertionError(f"no STATS line in:\n{proc.stdout}\n{proc.stderr}")
+
+
+def without_stats(text):
+    """The program's output minus the STATS line, without trailing newlines."""
+    return "\n".join(l for l in text.splitlines() if not l.startswith("STATS ")).rstrip("\n")

@@ -1,0 +1,138 @@
+"""Bad archives and changed sources never change what a program computes:
+one warning line, then a normal import."""
+
+import os
+import time
+
+import pytest
+
+from conftest import STATS, run, stats_of, without_stats
+
+PROG = 'import json; print(json.dumps({"a": [1, 2.5, None]}))'
+EXPECTED = '{"a": [1, 2.5, null]}'
+
+
+def assert_falls_back(ws, img, reason_part):
+    proc = ws.replay("-c", PROG + "\n" + STATS, img=img)
+    assert without_stats(proc.stdout) == EXPECTED
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("cds: warning: cannot use archive") and str(img) in lines[0]
+    assert reason_part in lines[0], lines[0]
+    stats = stats_of(proc)
+    assert stats["archive"] is None and stats["served"] == []
+
+
+def test_missing_archive(ws):
+    assert_falls_back(ws, ws.path / "nope.img", "No such file")
+
+
+def test_empty_file(ws):
+    (ws.path / "empty.img").write_bytes(b"")
+    assert_falls_back(ws, ws.path / "empty.img", "empty")
+
+
+def test_directory(ws):
+    (ws.path / "dir.img").mkdir()
+    assert_falls_back(ws, ws.path / "dir.img", "directory")
+
+
+def test_fifo(ws):
+    os.mkfifo(ws.path / "fifo.img")
+    assert_falls_back(ws, ws.path / "fifo.img", "not a regular file")
+
+
+def test_foreign_file(ws):
+    (ws.path / "text.img").write_text("#!/bin/sh\necho not an archive\n" * 20)
+    assert_falls_back(ws, ws.path / "text.img", "not a cds archive")
+
+
+@pytest.mark.parametrize("cut", [16, 127, 128, 4096, -1])
+def test_truncated_archive(ws, cut):
+    data = ws.archive("-c", "import json").read_bytes()
+    bad = ws.path / "cut.img"
+    bad.write_bytes(data[:cut])
+    assert_falls_back(ws, bad, "truncated")
+
+
+@pytest.mark.parametrize("offset,reason", [(8, "format version"), (20, "checksum"), (60, "checksum"), (200, "checksum")])
+def test_flipped_header_or_table_byte(ws, offset, reason):
+    data = bytearray(ws.archive("-c", "import json").read_bytes())
+    data[offset] ^= 0x5A
+    bad = ws.path / "flip.img"
+    bad.write_bytes(bytes(data))
+    assert_falls_back(ws, bad, reason)
+
+
+def test_flipped_object_byte_rejects_only_that_module(ws):
+    img = ws.archive("-c", "import json")
+    data = bytearray(img.read_bytes())
+    # Corrupt the last byte of the object regions: it belongs to the
+    # last module written, whichever that is; every module is checksummed.
+    data[-1] ^= 0xFF
+    img.write_bytes(bytes(data))
+    proc = ws.replay("-c", PROG + "\n" + STATS)
+    assert without_stats(proc.stdout) == EXPECTED
+    stats = stats_of(proc)
+    if stats["rejected"]:  # the last byte may be padding of the final page
+        (name, why), = stats["rejected"].items()
+        assert "checksum" in why
+        assert f"module {name} not used" in proc.stderr
+
+
+def test_mode_on_exits_with_the_message(ws):
+    proc = run("-Xcds=" + str(ws.path / "nope.img"), "-Xcds_mode=on", "-c", "print('ran')", cwd=ws.path, check=False)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("cds: error: cannot use archive") and len(proc.stderr.splitlines()) == 1
+
+
+def test_mode_off_ignores_the_archive(ws):
+    ws.archive("-c", "import json")
+    proc = ws.replay("-Xcds_mode=off", "-c", PROG + "\n" + STATS)
+    assert stats_of(proc)["served"] == [] and proc.stderr == ""
+
+
+def test_changed_source_falls_back_for_that_module_only(ws):
+    mod = ws.write("mymod.py", "VALUE = 1\n")
+    ws.write("other.py", "VALUE = 2\n")
+    ws.archive("-c", "import mymod, other")
+    # Same size, new mtime.
+    st = mod.stat()
+    mod.write_text("VALUE = 3\n")
+    os.utime(mod, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    proc = ws.replay("-c", "import mymod, other; print(mymod.VALUE, other.VALUE)\n" + STATS)
+    assert without_stats(proc.stdout) == "3 2"
+    stats = stats_of(proc)
+    assert "other" in stats["served"] and "mymod" not in stats["served"]
+    assert "changed" in stats["rejected"]["mymod"]
+
+
+def test_changed_size_and_deleted_source(ws):
+    mod = ws.write("mymod.py", "VALUE = 1\n")
+    gone = ws.write("gone.py", "VALUE = 2\n")
+    ws.archive("-c", "import mymod, gone")
+    time.sleep(0.01)
+    mod.write_text("VALUE = 12345\n")
+    gone.unlink()
+    proc = ws.replay("-c", "import mymod; print(mymod.VALUE)\ntry:\n import gone\nexcept ImportError: print('gone')\n" + STATS)
+    assert without_stats(proc.stdout) == "12345\ngone"
+    stats = stats_of(proc)
+    assert "changed" in stats["rejected"]["mymod"]
+    assert "missing" in stats["rejected"]["gone"]
+
+
+def test_archive_replaced_while_in_use_is_atomic(ws):
+    """Dumping over an archive another process has mapped does not disturb it."""
+    img = ws.archive("-c", "import json")
+    prog = (
+        "import json, subprocess, sys\n"
+        "subprocess.run([sys.executable, '-m', 'cds', 'dump', 'mod.lst', 'mod.img'], check=True)\n"
+        "import json.tool\n"
+        "print(json.dumps([1]))\n" + STATS
+    )
+    proc = ws.replay("-c", prog)
+    assert "[1]" in proc.stdout
+    assert "json.decoder" in stats_of(proc)["served"]
+    # No temporary file is left behind.
+    assert sorted(p.name for p in ws.path.iterdir() if p.name.startswith(".")) == []
