@@ -1,0 +1,70 @@
+# cds: class-data-sharing for CPython. Top-level entry points; the real work
+# is in harness/ (see harness/build.sh for the build pipeline and its cache).
+SHELL := /bin/bash
+
+# Supported CPython minor versions (each needs patches/X.Y/, a pin in
+# harness/versions.txt and harness/pyo3-config-X.Y.txt).
+VERSIONS ?= 3.11
+DEMO_VERSION ?= 3.11
+
+CDS_CACHE ?= $(HOME)/.cache/cds
+export CDS_CACHE
+
+# pytest runs inside the cds interpreters, which have no pip: its (pure
+# Python) packages are installed once by the host python into a cache dir
+# named after the spec, and put on PYTHONPATH.
+PYTEST_SPEC ?= pytest==9.2.0
+PYTEST_DEPS := $(CDS_CACHE)/pytest-deps/$(subst ==,-,$(PYTEST_SPEC))
+PYTEST_ARGS ?= -q
+HOST_PYTHON ?= python3
+
+CDS_TARGETS := $(VERSIONS:%=python-%-cds)
+CDS_DEBUG_TARGETS := $(VERSIONS:%=python-%-cds-debug)
+
+.DEFAULT_GOAL := help
+.PHONY: help all-cds test demo bench clean pytest-deps $(CDS_TARGETS) $(CDS_DEBUG_TARGETS)
+
+help:
+	@echo "cds make targets:"
+	@echo "  python-X.Y-cds        build the patched interpreter -> build/python-X.Y-cds/python"
+	@echo "                        (supported: $(VERSIONS))"
+	@echo "  python-X.Y-cds-debug  same with --with-pydebug -> build/python-X.Y-cds-debug/python"
+	@echo "  all-cds               build every supported version"
+	@echo "  test                  cargo test, then pytest tests/ under each cds interpreter"
+	@echo "  demo                  trace, dump and replay an import-heavy command; time it"
+	@echo "  bench                 (not yet)"
+	@echo "  clean                 remove build/ and target/ (the cache $(CDS_CACHE) stays)"
+	@echo "variables: VERSIONS, CDS_CACHE, CPYTHON_TARBALL, CDS_CONFIGURE_FLAGS, PYTEST_ARGS"
+
+# Always run the harness: it decides (quickly) whether anything is stale.
+$(CDS_TARGETS): python-%-cds:
+	@harness/build.sh $*
+
+$(CDS_DEBUG_TARGETS): python-%-cds-debug:
+	@CDS_CONFIGURE_FLAGS="--with-pydebug $(CDS_CONFIGURE_FLAGS)" CDS_BUILD_SUFFIX=-debug harness/build.sh $*
+
+all-cds: $(CDS_TARGETS)
+
+pytest-deps: $(PYTEST_DEPS)/.installed
+
+$(PYTEST_DEPS)/.installed:
+	rm -rf $(PYTEST_DEPS)
+	$(HOST_PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-compile --target $(PYTEST_DEPS) '$(PYTEST_SPEC)'
+	touch $@
+
+test: pytest-deps
+	cargo test -p cds-core
+	@set -eo pipefail; for v in $(VERSIONS); do \
+	  py=$$(harness/build.sh $$v | tail -n 1); \
+	  echo "== pytest tests/ with $$py"; \
+	  CDS_PYTHON=$(CURDIR)/$$py PYTHONPATH=$(PYTEST_DEPS) $$py -m pytest $(PYTEST_ARGS) tests/; \
+	done
+
+demo: python-$(DEMO_VERSION)-cds
+	harness/demo.sh $(DEMO_VERSION)
+
+bench:
+	@echo "bench: not yet (see benches/ once it exists)"
+
+clean:
+	rm -rf build target

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Builds the cds-patched CPython for one minor version:
+#
+#   harness/build.sh 3.11
+#
+# pristine tarball (pinned sha256) -> patched + configured tree (cached, keyed)
+# -> Rust core built against that tree -> make -> build/python-3.11-cds symlink.
+# The last line printed is the interpreter path, build/python-3.11-cds/python.
+#
+# Everything expensive lives in CDS_CACHE (default ~/.cache/cds), outside the
+# clone, so `make clean` or a fresh clone does not throw away a CPython build.
+# Re-running with nothing changed is a cargo no-op plus a make no-op; a change
+# under core/ rebuilds the static library and relinks python only.
+#
+# Environment:
+#   CDS_CACHE            cache root (tarballs/, trees/, cargo-target/)
+#   CPYTHON_TARBALL      use this tarball instead of fetching Debian's
+#   CDS_CONFIGURE_FLAGS  extra ./configure flags (e.g. --with-pydebug); part
+#                        of the tree key, so each flag set gets its own tree
+#   CDS_BUILD_SUFFIX     suffix for the build/ symlink (e.g. -debug)
+set -euo pipefail
+
+die() { echo "build.sh: error: $*" >&2; exit 1; }
+say() { echo "build.sh: $*" >&2; }
+
+[ $# -eq 1 ] || die "usage: harness/build.sh VERSION   (e.g. 3.11)"
+ver=$1
+root=$(cd "$(dirname "$0")/.." && pwd)
+harness=$root/harness
+patches=$root/patches/$ver
+CDS_CACHE=${CDS_CACHE:-$HOME/.cache/cds}
+configure_flags=${CDS_CONFIGURE_FLAGS:-}
+link=$root/build/python-$ver-cds${CDS_BUILD_SUFFIX:-}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# --- pins -------------------------------------------------------------------
+# One line per version in versions.txt; nothing else in the harness hardcodes
+# a release, so moving to a new point release is a one-line change.
+pin=$(awk -v v="$ver" '$1 == v' "$harness/versions.txt")
+[ -n "$pin" ] || die "version $ver is not pinned in harness/versions.txt"
+read -r _ deb_pkg orig_name upstream_name pin_sha src_dir <<<"$pin"
+[ -f "$patches/series" ] || die "no patch series for $ver ($patches/series)"
+[ -f "$harness/pyo3-config-$ver.txt" ] || die "missing harness/pyo3-config-$ver.txt"
+
+mkdir -p "$CDS_CACHE/tarballs" "$CDS_CACHE/trees" "$CDS_CACHE/cargo-target"
+
+# Two builds of the same version at once would race on the tree and the
+# cargo target dir; serialise them.
+exec 9>"$CDS_CACHE/.lock-$ver"
+flock 9
+
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# --- 1. pristine tarball ----------------------------------------------------
+if [ -n "${CPYTHON_TARBALL:-}" ]; then
+  tarball=$(realpath "$CPYTHON_TARBALL")
+  [ -f "$tarball" ] || die "CPYTHON_TARBALL=$CPYTHON_TARBALL does not exist"
+  tar_sha=$(sha256 "$tarball")
+  case "$(basename "$tarball")" in
+    "$orig_name"|"$upstream_name")
+      [ "$tar_sha" = "$pin_sha" ] ||
+        die "sha256 mismatch for $tarball: got $tar_sha, pinned $pin_sha (harness/versions.txt)" ;;
+    *)
+      say "warning: $tarball is not the pinned release ($upstream_name); using it unpinned (sha256 $tar_sha)" ;;
+  esac
+else
+  tarball=$CDS_CACHE/tarballs/$orig_name
+  if [ -f "$tarball" ] && [ "$(sha256 "$tarball")" != "$pin_sha" ]; then
+    say "cached $tarball does not match its pin; fetching it again"
+    rm -f "$tarball"
+  fi
+  if [ ! -f "$tarball" ]; then
+    # Debian's orig tarball is the upstream release, fetched from a signed
+    # archive; deb-src lines are needed for apt-get source.
+    [ "$(id -u)" = 0 ] || die "need root to fetch $deb_pkg sources with apt (or set CPYTHON_TARBALL=/path/to/$upstream_name)"
+    "$harness/apt-sources.sh"
+    dl=$(mktemp -d)
+    say "fetching $orig_name (apt-get source --download-only $deb_pkg)"
+    (cd "$dl" && apt-get source -qq --download-only "$deb_pkg" >/dev/null 2>&1) ||
+      { rm -rf "$dl"; die "apt-get source --download-only $deb_pkg failed"; }
+    [ -f "$dl/$orig_name" ] || { ls "$dl" >&2; rm -rf "$dl"; die "apt did not deliver $orig_name (did the Debian version change? update harness/versions.txt)"; }
+    mv "$dl/$orig_name" "$tarball.part"
+    rm -rf "$dl"
+    mv "$tarball.part" "$tarball"
+  fi
+  tar_sha=$(sha256 "$tarball")
+  [ "$tar_sha" = "$pin_sha" ] ||
+    die "sha256 mismatch for $tarball: got $tar_sha, pinned $pin_sha (harness/versions.txt)"
+fi
+
+# --- 2. patched, configured tree --------------------------------------------
+# The key covers everything that shapes the tree before make: the source, the
+# patches (series order and content) and the configure flags. Rust and
+# pylib/cds changes are not in it; they are synced into the tree below.
+series=$(grep -v '^[[:space:]]*#' "$patches/series" | awk 'NF {print $1}')
+key=$( {
+  echo "version $ver"
+  echo "tarball $tar_sha"
+  echo "configure $configure_flags"
+  echo "series"; cat "$patches/series"
+  for p in $series; do echo "patch $p"; cat "$patches/$p"; done
+} | sha256sum | cut -c1-16 )
+tree=$CDS_CACHE/trees/python-$ver-$key
+
+if [ ! -d "$tree" ]; then
+  # Unpack and patch in a scratch dir next to the final one, then rename: an
+  # interrupted run leaves only a .tmp dir, never a half-patched tree.
+  tmp=$(mktemp -d "$CDS_CACHE/trees/.tmp-python-$ver-XXXXXX")
+  trap 'rm -rf "$tmp"' EXIT
+  say "unpacking $(basename "$tarball")"
+  tar -xf "$tarball" -C "$tmp"
+  top=$(ls "$tmp")
+  [ "$(echo "$top" | wc -l)" = 1 ] && [ -d "$tmp/$top" ] || die "$tarball does not unpack to one directory"
+  for p in $series; do
+    [ -f "$patches/$p" ] || die "series names $p but $patches/$p does not exist"
+    (cd "$tmp/$top" && patch -p1 --forward --batch --quiet < "$patches/$p") >&2 ||
+      die "patch $p (patches/$ver) does not apply to $(basename "$tarball")"
+  done
+  mv "$tmp/$top" "$tree"
+  rm -rf "$tmp"
+  trap - EXIT
+  say "patched tree: $tree"
+fi
+
+# configure runs in the final location (the Makefile records absolute paths),
+# so it gets its own stamp: an interrupted configure is simply redone.
+if [ ! -f "$tree/.cds-configured" ]; then
+  say "configuring $ver${configure_flags:+ ($configure_flags)} ..."
+  # shellcheck disable=SC2086  # flags are meant to word-split
+  (cd "$tree" && ./configure -q $configure_flags >cds-configure.log 2>&1) ||
+    { tail -n 30 "$tree/cds-configure.log" >&2; die "configure failed (log: $tree/cds-configure.log)"; }
+  touch "$tree/.cds-configured"
+fi
+
+# --- 3. pylib/cds -> Lib/cds ------------------------------------------------
+# Copy only files whose content differs, so their mtimes (and make, and the
+# .pyc files) stay put when nothing changed. Files removed from pylib/cds are
+# removed from the tree too.
+sync_dir() {  # sync_dir SRC DST
+  local src=$1 dst=$2 rel
+  mkdir -p "$dst"
+  [ -d "$src" ] || return 0
+  (cd "$src" && find . -name '__pycache__' -prune -o -type f -name '*.py' -print) |
+  while read -r rel; do
+    mkdir -p "$dst/$(dirname "$rel")"
+    cmp -s "$src/$rel" "$dst/$rel" || cp "$src/$rel" "$dst/$rel"
+  done
+  (cd "$dst" && find . -name '__pycache__' -prune -o -type f -name '*.py' -print) |
+  while read -r rel; do
+    [ -f "$src/$rel" ] || rm -f "$dst/$rel"
+  done
+}
+sync_dir "$root/pylib/cds" "$tree/Lib/cds"
+
+# --- 4. Rust core -------------------------------------------------------------
+# One cargo target dir per tree: the bindings depend on the tree's headers and
+# pyconfig.h, so sharing one would rebuild cpython-sys on every switch.
+target=$CDS_CACHE/cargo-target/$ver-$key
+say "building Rust core (cargo, target $target)"
+(cd "$root" &&
+  CDS_PYTHON_SRC=$tree \
+  PYO3_CONFIG_FILE=$harness/pyo3-config-$ver.txt \
+  CARGO_TARGET_DIR=$target \
+  cargo build --release --quiet -p cds-core --features python) ||
+  die "cargo build of cds-core failed"
+mkdir -p "$tree/Modules/cds"
+# Copy only when it changed: the python link depends on this file's mtime.
+if ! cmp -s "$target/release/libcds_core.a" "$tree/Modules/cds/libcds_core.a"; then
+  cp "$target/release/libcds_core.a" "$tree/Modules/cds/libcds_core.a"
+  say "core library updated; python will be relinked"
+fi
+
+# --- 5. make ------------------------------------------------------------------
+# The build runs the fresh interpreter (setup.py, sysconfig, compileall): keep
+# a cds archive or trace from the caller's environment out of it.
+unset PYTHONCDS PYTHONCDSTRACE
+say "make -j$jobs in $tree"
+(cd "$tree" && make -j"$jobs" >cds-make.log 2>&1) ||
+  { tail -n 40 "$tree/cds-make.log" >&2; die "make failed (log: $tree/cds-make.log)"; }
+
+# --- 6. byte-compile the stdlib once per tree ------------------------------------
+# So benchmarks compare cds against up-to-date .pyc files rather than against
+# a first run that compiles. Failures come from deliberately broken test files.
+if [ ! -f "$tree/.cds-compiled" ]; then
+  say "byte-compiling Lib (once per tree)"
+  (cd "$tree" && env -u PYTHONDONTWRITEBYTECODE ./python -E -m compileall -q -j0 \
+      -x 'bad_coding|badsyntax|lib2to3/tests/data' Lib >/dev/null 2>&1) || true
+  touch "$tree/.cds-compiled"
+fi
+
+# --- 7. build/ symlink ------------------------------------------------------------
+mkdir -p "$root/build"
+ln -sfn "$tree" "$link"
+echo "build/$(basename "$link")/python"
