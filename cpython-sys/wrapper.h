@@ -5,3 +5,4 @@
 #include "frameobject.h"
 #include "internal/pycore_gc.h"
 #include "internal/pycore_code.h"
+#include "internal/pycore_interp.h"

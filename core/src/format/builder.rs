@@ -44,6 +44,9 @@ pub enum Target {
     Symbol(u32),
     /// A frozenset rebuilt at load from the archived tuple.
     FrozenSet(RegionRef),
+    /// Not a pointer: the slot is a code object that gets its per-process
+    /// state at load (see `Fixups::init_code`).
+    CodeInit,
 }
 
 /// What the table says of a module besides its objects.
@@ -160,6 +163,7 @@ impl ArchiveBuilder {
                 Target::InternedStr(t) => (RelocKind::InternedStr, file_offset(t)),
                 Target::Symbol(id) => (RelocKind::Symbol, id),
                 Target::FrozenSet(t) => (RelocKind::FrozenSet, file_offset(t)),
+                Target::CodeInit => (RelocKind::CodeInit, 0),
             };
             let at = relocs_off + i * RELOC_SIZE;
             put_u32(&mut out, at, file_offset(r.slot));

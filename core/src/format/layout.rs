@@ -80,6 +80,9 @@ pub enum RelocKind {
     /// A frozenset built at load from the archived tuple at `target`: set
     /// layout depends on the per-process hash secret, so it is never archived.
     FrozenSet = 4,
+    /// Not a pointer: `slot` is the start of a code object that receives its
+    /// per-process state (e.g. 3.13's `co_version`) once relocated.
+    CodeInit = 5,
 }
 
 impl RelocKind {
@@ -89,12 +92,13 @@ impl RelocKind {
             2 => Self::InternedStr,
             3 => Self::Symbol,
             4 => Self::FrozenSet,
+            5 => Self::CodeInit,
             _ => return None,
         })
     }
     /// Whether `target` is a file offset of an archived object.
     pub fn targets_object(self) -> bool {
-        !matches!(self, Self::Symbol)
+        !matches!(self, Self::Symbol | Self::CodeInit)
     }
 }
 

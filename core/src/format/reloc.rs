@@ -28,6 +28,11 @@ pub trait Fixups {
     /// # Safety
     /// `tuple` is the address of a fully relocated archived tuple.
     unsafe fn frozenset(&mut self, tuple: usize) -> Result<usize, String>;
+    /// Gives the relocated code object at `code` its per-process state.
+    ///
+    /// # Safety
+    /// `code` is the address of a fully relocated archived code object.
+    unsafe fn init_code(&mut self, _code: usize) {}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +65,8 @@ pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Vec<Reloc>,
         let slot = get_u32(rec, 0);
         let target = get_u32(rec, 4);
         let kind = RelocKind::from_u32(get_u32(rec, 8)).ok_or(RelocError::BadKind { index })?;
-        if slot as usize % 8 != 0 || !module.owns(slot as usize, 8) {
+        let (align, len) = if kind == RelocKind::CodeInit { (OBJECT_ALIGN, MIN_OBJECT) } else { (8, 8) };
+        if slot as usize % align != 0 || !module.owns(slot as usize, len) {
             return Err(RelocError::SlotOutOfBounds { index });
         }
         if kind.targets_object() && (target as usize % OBJECT_ALIGN != 0 || !module.owns(target as usize, MIN_OBJECT)) {
@@ -89,6 +95,7 @@ pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut imp
             RelocKind::Symbol => *sym,
             RelocKind::Object | RelocKind::InternedStr => base + r.target as usize,
             RelocKind::FrozenSet => 0, // filled in below, once its items are relocated
+            RelocKind::CodeInit => continue, // not a pointer slot
         };
         put_u64(bytes, r.slot as usize, value as u64);
     }
@@ -104,6 +111,11 @@ pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut imp
         // including the tuple's items, are relocated by now.
         let set = unsafe { fixups.frozenset(base as usize + r.target as usize) }.map_err(RelocError::Runtime)?;
         put_u64(bytes, r.slot as usize, set as u64);
+    }
+    for r in relocs.iter().filter(|r| r.kind == RelocKind::CodeInit) {
+        // SAFETY: the slot is a 16-aligned object start inside the module
+        // (checked above), and the module is fully relocated.
+        unsafe { fixups.init_code(base as usize + r.slot as usize) };
     }
     Ok(())
 }

@@ -6,9 +6,10 @@
 //! inside a module (by identity, as marshal shares them) are emitted once;
 //! runtime singletons are referenced by symbol, never copied.
 
-use super::objects::{self, put, GC_HEAD, OB_REFCNT, OB_TYPE};
+use super::objects::{self, put, GC_HEAD, OB_TYPE};
 use super::symbols::{self, symbol_of};
-use super::{ffi, sys, version};
+use super::version::{self, OB_REFCNT};
+use super::{ffi, sys};
 use crate::format::{ModuleBuilder, Region, RegionRef, Target};
 use std::collections::HashMap;
 use std::ptr::addr_of_mut;
@@ -87,7 +88,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
                     version::reset_bytes_runtime_fields(self.module.bytes_mut(at, objects::bytes_size(n)));
                     Target::Object(at)
                 } else if ty == addr_of_mut!(sys::PyLong_Type) {
-                    let size = objects::long_size(objects::var_size(op));
+                    let size = version::long_size(op);
                     Target::Object(self.copy(op, Region::Cold, size, symbols::TYPE_INT, false))
                 } else if ty == addr_of_mut!(sys::PyFloat_Type) {
                     let size = std::mem::size_of::<sys::PyFloatObject>();
@@ -185,27 +186,10 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
                 .iter()
                 .map(|&off| (off, op.cast::<u8>().add(off).cast::<*mut sys::PyObject>().read()))
                 .collect();
-            // The deoptimised bytecode: what a fresh code object would hold.
-            let code_bytes = ffi::PyObject_GetAttrString(op.cast(), c"co_code".as_ptr());
-            if code_bytes.is_null() {
-                ffi::PyErr_Clear();
-                return Err(DumpError("cannot read co_code".into()));
-            }
-            let plain = std::slice::from_raw_parts(
-                ffi::PyBytes_AsString(code_bytes).cast::<u8>(),
-                ffi::PyBytes_Size(code_bytes) as usize,
-            )
-            .to_vec();
-            ffi::Py_DECREF(code_bytes);
-
             let at = self.copy(op, Region::Hot, size, symbols::TYPE_CODE, false);
-            let bytes = self.module.bytes_mut(at, size);
-            version::reset_code_runtime_fields(bytes);
-            let adaptive = ty.tp_basicsize as usize;
-            if adaptive + plain.len() != size {
-                return Err(DumpError("co_code does not match the code object's size".into()));
-            }
-            bytes[adaptive..].copy_from_slice(&plain);
+            version::prepare_code_copy(op, self.module.bytes_mut(at, size)).map_err(DumpError)?;
+            // Per-process state (3.13: co_version) is given at load.
+            self.module.reloc(at, Target::CodeInit);
             for (off, child) in children {
                 put(self.module.bytes_mut(at, size), off, 0usize);
                 if !child.is_null() {

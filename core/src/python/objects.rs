@@ -22,8 +22,7 @@ pub fn get<T: Copy>(bytes: &[u8], offset: usize) -> T {
     unsafe { std::ptr::read_unaligned(bytes.as_ptr().add(offset).cast::<T>()) }
 }
 
-/// Offset of the refcount and the type pointer in every object.
-pub const OB_REFCNT: usize = offset_of!(sys::PyObject, ob_refcnt);
+/// Offset of the type pointer in every object.
 pub const OB_TYPE: usize = offset_of!(sys::PyObject, ob_type);
 /// Size of the GC header that precedes GC-tracked objects (tuples).
 pub const GC_HEAD: usize = size_of::<sys::PyGC_Head>();
@@ -47,8 +46,4 @@ pub fn tuple_item_offset(i: usize) -> usize {
 
 pub fn bytes_size(n: usize) -> usize {
     offset_of!(sys::PyBytesObject, ob_sval) + n + 1
-}
-
-pub fn long_size(digits: usize) -> usize {
-    offset_of!(sys::_longobject, ob_digit) + digits.max(1) * size_of::<sys::digit>()
 }

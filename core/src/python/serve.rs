@@ -9,7 +9,7 @@
 //! may be referenced until the very end of the process.
 
 use super::symbols::SymbolTable;
-use super::{ffi, sys};
+use super::{ffi, sys, version};
 use crate::format::{apply_relocations, Archive, Expectations, Fixups, ModuleView};
 use memmap2::{MmapMut, MmapOptions};
 use std::collections::{HashMap, HashSet};
@@ -229,6 +229,17 @@ impl Fixups for RuntimeFixups<'_> {
             ffi::PyUnicode_InternInPlace(s);
         }
         Ok(())
+    }
+
+    unsafe fn init_code(&mut self, code: usize) {
+        // SAFETY: the trait contract: a relocated archived code object; GIL held.
+        // Check the type before touching version-specific fields.
+        unsafe {
+            let op = code as *mut sys::PyObject;
+            if (*op).ob_type == std::ptr::addr_of_mut!(sys::PyCode_Type) {
+                version::init_code(op);
+            }
+        }
     }
 
     unsafe fn frozenset(&mut self, tuple: usize) -> Result<usize, String> {

@@ -1,0 +1,118 @@
+//! CPython 3.11: no immortal objects, lazy quickening (`co_warmup`), str with
+//! `wstr` and `ready`, longs with a signed `ob_size` digit count.
+
+use super::StrLayout;
+use crate::python::objects::{get, put};
+use crate::python::{ffi, sys};
+use std::mem::{offset_of, size_of};
+use std::ptr::null_mut;
+
+type Code = sys::PyCodeObject;
+
+/// 3.11 has no immortal objects: the count is biased far above anything a
+/// program can reach, so decrements never bring it to zero (`_Py_Dealloc`'s
+/// guard is only a last defence). Every INCREF/DECREF still writes it.
+pub const ARCHIVED_REFCNT: sys::Py_ssize_t = 1 << 40;
+
+/// Offset of `ob_refcnt`.
+pub const OB_REFCNT: usize = offset_of!(sys::PyObject, ob_refcnt);
+
+pub const CODE_OBJECT_FIELDS: &[usize] = &[
+    offset_of!(Code, co_consts),
+    offset_of!(Code, co_names),
+    offset_of!(Code, co_exceptiontable),
+    offset_of!(Code, co_localsplusnames),
+    offset_of!(Code, co_localspluskinds),
+    offset_of!(Code, co_filename),
+    offset_of!(Code, co_name),
+    offset_of!(Code, co_qualname),
+    offset_of!(Code, co_linetable),
+];
+
+/// Makes the copy `bytes` of live code object `op` look freshly created:
+/// deoptimised bytecode (quickening starts over after `co_warmup` calls) and
+/// no per-process caches.
+///
+/// # Safety
+/// `op` is a live code object, `bytes` its copy; GIL held.
+pub unsafe fn prepare_code_copy(op: *mut sys::PyObject, bytes: &mut [u8]) -> Result<(), String> {
+    // SAFETY: forwarded from the caller; co_code is a new bytes reference we release.
+    let plain = unsafe {
+        let co_code = ffi::PyObject_GetAttrString(op.cast(), c"co_code".as_ptr());
+        if co_code.is_null() {
+            ffi::PyErr_Clear();
+            return Err("cannot read co_code".into());
+        }
+        let data = std::slice::from_raw_parts(ffi::PyBytes_AsString(co_code).cast::<u8>(), ffi::PyBytes_Size(co_code) as usize)
+            .to_vec();
+        ffi::Py_DECREF(co_code);
+        data
+    };
+    let start = offset_of!(Code, co_code_adaptive);
+    if start + plain.len() != bytes.len() {
+        return Err("co_code does not match the code object's size".into());
+    }
+    bytes[start..].copy_from_slice(&plain);
+    put(bytes, offset_of!(Code, co_weakreflist), null_mut::<sys::PyObject>());
+    put(bytes, offset_of!(Code, _co_code), null_mut::<sys::PyObject>());
+    put(bytes, offset_of!(Code, _co_linearray), null_mut::<std::ffi::c_char>());
+    put(bytes, offset_of!(Code, co_extra), null_mut::<std::ffi::c_void>());
+    put(bytes, offset_of!(Code, co_warmup), sys::QUICKENING_INITIAL_WARMUP_VALUE as std::ffi::c_short);
+    Ok(())
+}
+
+/// Nothing in a 3.11 code object is per process beyond what the copy reset.
+///
+/// # Safety
+/// `_code` is a relocated archived code object; GIL held.
+pub unsafe fn init_code(_code: *mut sys::PyObject) {}
+
+/// # Safety
+/// `op` is a live exact str.
+pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
+    // SAFETY: op is a live str (caller), whose header is a PyASCIIObject.
+    let s = unsafe { &*op.cast::<sys::PyASCIIObject>() };
+    if s.state.compact() == 0 || s.state.ready() == 0 {
+        return None;
+    }
+    let len = s.length as usize;
+    let ascii = s.state.ascii() != 0;
+    let size = if ascii {
+        size_of::<sys::PyASCIIObject>() + len + 1
+    } else {
+        size_of::<sys::PyCompactUnicodeObject>() + (len + 1) * s.state.kind() as usize
+    };
+    Some(StrLayout { size, ascii, interned: s.state.interned() != 0 })
+}
+
+/// Clears what a str caches per process: its hash (randomised per process),
+/// its interned state (interning happens again at load), derived buffers.
+pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) {
+    type Ascii = sys::PyASCIIObject;
+    type Compact = sys::PyCompactUnicodeObject;
+    put(bytes, offset_of!(Ascii, hash), -1 as sys::Py_hash_t);
+    let mut state: sys::PyASCIIObject__bindgen_ty_1 = get(bytes, offset_of!(Ascii, state));
+    state.set_interned(sys::SSTATE_NOT_INTERNED);
+    put(bytes, offset_of!(Ascii, state), state);
+    put(bytes, offset_of!(Ascii, wstr), null_mut::<sys::wchar_t>());
+    if !ascii {
+        put(bytes, offset_of!(Compact, utf8_length), 0 as sys::Py_ssize_t);
+        put(bytes, offset_of!(Compact, utf8), null_mut::<std::ffi::c_char>());
+        put(bytes, offset_of!(Compact, wstr_length), 0 as sys::Py_ssize_t);
+    }
+}
+
+/// Clears a bytes object's cached hash.
+pub fn reset_bytes_runtime_fields(bytes: &mut [u8]) {
+    put(bytes, offset_of!(sys::PyBytesObject, ob_shash), -1 as sys::Py_hash_t);
+}
+
+/// Size of a live int: `ob_size` is the signed digit count.
+///
+/// # Safety
+/// `op` is a live exact int.
+pub unsafe fn long_size(op: *mut sys::PyObject) -> usize {
+    // SAFETY: op is a live int (caller), a PyVarObject in 3.11.
+    let digits = unsafe { (*op.cast::<sys::PyVarObject>()).ob_size.unsigned_abs() };
+    offset_of!(sys::_longobject, ob_digit) + digits.max(1) * size_of::<sys::digit>()
+}

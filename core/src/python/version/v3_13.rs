@@ -1,0 +1,119 @@
+//! CPython 3.13: immortal objects (PEP 683), eager quickening at creation,
+//! per-interpreter code versions, monitoring/executor fields, str without
+//! `wstr`, longs with a tagged digit count (`lv_tag`).
+
+use super::StrLayout;
+use crate::python::objects::{get, put};
+use crate::python::sys;
+use std::mem::{offset_of, size_of};
+use std::ptr::null_mut;
+
+type Code = sys::PyCodeObject;
+
+/// `_Py_IMMORTAL_REFCNT` of Include/object.h (64-bit: UINT_MAX). INCREF and
+/// DECREF see the low 32 bits as negative and never store: no refcount write
+/// ever touches an archived page.
+pub const ARCHIVED_REFCNT: sys::Py_ssize_t = u32::MAX as sys::Py_ssize_t;
+
+/// Offset of `ob_refcnt` (inside an anonymous union in 3.13).
+pub const OB_REFCNT: usize = offset_of!(sys::PyObject, __bindgen_anon_1);
+
+pub const CODE_OBJECT_FIELDS: &[usize] = &[
+    offset_of!(Code, co_consts),
+    offset_of!(Code, co_names),
+    offset_of!(Code, co_exceptiontable),
+    offset_of!(Code, co_localsplusnames),
+    offset_of!(Code, co_localspluskinds),
+    offset_of!(Code, co_filename),
+    offset_of!(Code, co_name),
+    offset_of!(Code, co_qualname),
+    offset_of!(Code, co_linetable),
+];
+
+/// Makes the copy `bytes` of live code object `op` look freshly created.
+/// 3.13 quickens at creation (`_PyCode_Quicken` writes warm-up counters into
+/// the inline caches), and the dumped code object was never executed, so its
+/// `co_code_adaptive` is exactly what a new code object holds: it is kept.
+/// Executors, monitoring data, cached attributes and the instrumentation
+/// version start empty, so tier 2, `sys.monitoring` and `sys.settrace`
+/// instrument archived code as they would a new code object.
+///
+/// # Safety
+/// `op` is a live code object, `bytes` its copy; GIL held.
+pub unsafe fn prepare_code_copy(_op: *mut sys::PyObject, bytes: &mut [u8]) -> Result<(), String> {
+    put(bytes, offset_of!(Code, co_weakreflist), null_mut::<sys::PyObject>());
+    put(bytes, offset_of!(Code, co_executors), null_mut::<sys::_PyExecutorArray>());
+    put(bytes, offset_of!(Code, _co_cached), null_mut::<sys::_PyCoCached>());
+    put(bytes, offset_of!(Code, _co_instrumentation_version), 0usize);
+    put(bytes, offset_of!(Code, _co_monitoring), null_mut::<sys::_PyCoMonitoringData>());
+    put(bytes, offset_of!(Code, co_extra), null_mut::<std::ffi::c_void>());
+    put(bytes, offset_of!(Code, co_version), 0u32);
+    Ok(())
+}
+
+/// Gives an archived code object a fresh `co_version` from this interpreter,
+/// as `init_code` does: function-version caches are keyed by it, so a version
+/// copied from the dumping process could collide with a live one.
+///
+/// # Safety
+/// `code` is a relocated archived code object; GIL held.
+pub unsafe fn init_code(code: *mut sys::PyObject) {
+    // SAFETY: GIL held, so the interpreter state is ours to update as
+    // init_code in Objects/codeobject.c does (default build: no mutex).
+    unsafe {
+        let interp = sys::PyInterpreterState_Get();
+        let state = &mut (*interp).func_state;
+        (*code.cast::<Code>()).co_version = state.next_version;
+        if state.next_version != 0 {
+            state.next_version += 1;
+        }
+    }
+}
+
+/// # Safety
+/// `op` is a live exact str.
+pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
+    // SAFETY: op is a live str (caller), whose header is a PyASCIIObject.
+    let s = unsafe { &*op.cast::<sys::PyASCIIObject>() };
+    if s.state.compact() == 0 || s.state.statically_allocated() != 0 {
+        return None;
+    }
+    let len = s.length as usize;
+    let ascii = s.state.ascii() != 0;
+    let size = if ascii {
+        size_of::<sys::PyASCIIObject>() + len + 1
+    } else {
+        size_of::<sys::PyCompactUnicodeObject>() + (len + 1) * s.state.kind() as usize
+    };
+    Some(StrLayout { size, ascii, interned: s.state.interned() != 0 })
+}
+
+/// Clears what a str caches per process: hash, interned state, UTF-8 buffer.
+pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) {
+    type Ascii = sys::PyASCIIObject;
+    type Compact = sys::PyCompactUnicodeObject;
+    put(bytes, offset_of!(Ascii, hash), -1 as sys::Py_hash_t);
+    let mut state: sys::PyASCIIObject__bindgen_ty_1 = get(bytes, offset_of!(Ascii, state));
+    state.set_interned(sys::SSTATE_NOT_INTERNED);
+    put(bytes, offset_of!(Ascii, state), state);
+    if !ascii {
+        put(bytes, offset_of!(Compact, utf8_length), 0 as sys::Py_ssize_t);
+        put(bytes, offset_of!(Compact, utf8), null_mut::<std::ffi::c_char>());
+    }
+}
+
+/// Clears a bytes object's cached hash (deprecated field, still present).
+pub fn reset_bytes_runtime_fields(bytes: &mut [u8]) {
+    put(bytes, offset_of!(sys::PyBytesObject, ob_shash), -1 as sys::Py_hash_t);
+}
+
+/// Size of a live int: the digit count is `lv_tag >> _PyLong_NON_SIZE_BITS`.
+///
+/// # Safety
+/// `op` is a live exact int.
+pub unsafe fn long_size(op: *mut sys::PyObject) -> usize {
+    // SAFETY: op is a live int (caller).
+    let tag = unsafe { (*op.cast::<sys::_longobject>()).long_value.lv_tag };
+    let digits = tag >> sys::_PyLong_NON_SIZE_BITS;
+    offset_of!(sys::_longobject, long_value) + offset_of!(sys::_PyLongValue, ob_digit) + digits.max(1) * size_of::<sys::digit>()
+}
