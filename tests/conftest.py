@@ -93,3 +93,24 @@ def stats_of(proc):
 def without_stats(text):
     """The program's output minus the STATS line, without trailing newlines."""
     return "\n".join(l for l in text.splitlines() if not l.startswith("STATS ")).rstrip("\n")
+
+
+def other_interpreters():
+    """The other patched interpreters built in this checkout (build/python-X.Y-cds/python)."""
+    root = Path(__file__).resolve().parent.parent / "build"
+    mine = Path(PYTHON).resolve()
+    found = []
+    for p in sorted(root.glob("python-*-cds/python")):
+        if p.resolve() != mine and p.exists():
+            found.append(str(p))
+    return found
+
+
+def version_of(python):
+    import subprocess
+
+    out = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True)
+    return tuple(map(int, out.stdout.split()))
+
+
+VERSION = version_of(PYTHON)

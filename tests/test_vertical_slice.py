@@ -13,7 +13,7 @@ def test_trace_lists_imported_modules(ws):
     # Each line carries the source path the module was loaded from.
     for line in ws.lst.read_text().splitlines():
         name, path = line.split("\t")
-        assert path.endswith(".py"), line
+        assert path.endswith(".py") or path == "<frozen>", line
 
 
 def test_dump_then_replay_json_is_served_and_identical(ws):
@@ -22,7 +22,7 @@ def test_dump_then_replay_json_is_served_and_identical(ws):
     assert "modules" in out.stdout
     plain = ws.plain("-c", JSON_PROGRAM)
     cds = ws.replay("-c", JSON_PROGRAM + "\n" + STATS)
-    assert without_stats(cds.stdout) == plain.stdout.rstrip("\n") == '{"a": [1, 2.5, null]}'
+    assert without_stats(cds.stdout) == without_stats(plain.stdout) == '{"a": [1, 2.5, null]}'
     assert cds.stderr == ""
     stats = stats_of(cds)
     assert stats["archive"] == str(ws.img)
@@ -42,7 +42,7 @@ def test_served_modules_have_the_attributes_of_a_normal_import(ws):
     ws.archive("-c", "import json")
     plain = ws.plain("-c", probe)
     cds = ws.replay("-c", probe + STATS)
-    assert without_stats(cds.stdout) == plain.stdout.rstrip("\n")
+    assert without_stats(cds.stdout) == without_stats(plain.stdout)
     assert {"json", "json.decoder"} <= set(stats_of(cds)["served"])
 
 

@@ -64,6 +64,7 @@ fn sample() -> Vec<u8> {
         m.reloc(code.add(16), Target::Object(s));
         m.reloc(code.add(24), Target::InternedStr(s));
         m.reloc(code.add(32), Target::FrozenSet(tuple));
+        m.reloc(code, Target::CodeInit);
         m.finish(code);
     }
     b.finish(HEX, ID).unwrap()
@@ -97,6 +98,9 @@ impl Fixups for FakeFixups {
     unsafe fn frozenset(&mut self, tuple: usize) -> Result<usize, String> {
         assert!(self.owns(tuple, 16), "frozenset tuple outside the module");
         Ok(0x5a5a_0000)
+    }
+    unsafe fn init_code(&mut self, code: usize) {
+        assert!(self.owns(code, 16) && (code - self.base).is_multiple_of(OBJECT_ALIGN), "code object misplaced");
     }
 }
 
@@ -379,5 +383,7 @@ fn random_mutations_are_refused_or_harmless() {
     assert!(parsed > 5_000, "only {parsed} mutants parsed");
     assert!(relocated > 5_000, "only {relocated} modules relocated");
     assert!(refused_later > 1_000, "only {refused_later} modules refused by verify or relocation");
-    eprintln!("{parsed} mutants parsed, {relocated} modules relocated, {refused_later} refused after parsing");
+    eprintln!(
+        "{parsed} mutants parsed, {relocated} modules relocated, {refused_later} refused by verify or relocation"
+    );
 }

@@ -55,8 +55,28 @@ def _resolve(name):
     return spec.origin if spec is not None and spec.has_location else None
 
 
+FROZEN = "<frozen>"
+
+
+def _frozen_entry(name):
+    """The entry of a frozen module (3.13+ unmarshals these at every start).
+
+    Its code is the interpreter's own frozen bytes; the archive's build id
+    ties it to this binary, so there is no source to check."""
+    import _imp
+
+    try:
+        code = _imp.get_frozen_object(name)
+    except ImportError as e:
+        raise ImportError(f"frozen module not available here ({e}); dump with -X frozen_modules=on") from None
+    is_package = _imp.is_frozen_package(name)
+    return (name, FROZEN, is_package, 0, 0, code)
+
+
 def _entry(name, origin):
     """(name, origin, is_package, mtime_ns, size, code) for one source module."""
+    if origin == FROZEN:
+        return _frozen_entry(name)
     if origin is None:
         origin = _resolve(name)
         if origin is None:

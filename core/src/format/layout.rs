@@ -63,6 +63,10 @@ pub mod entry {
     pub const CHECKSUM: usize = 64; // u64 over hot range, cold range, relocs
 }
 pub const MODULE_IS_PACKAGE: u32 = 1;
+/// Origin of modules whose code comes from the interpreter's frozen modules
+/// (3.13+ unmarshals them at every start). They have no source to check: the
+/// build id already ties the archive to the binary that holds them.
+pub const FROZEN_ORIGIN: &str = "<frozen>";
 
 /// Size of one relocation record: slot u32, target u32, kind u32.
 pub const RELOC_SIZE: usize = 12;

@@ -283,6 +283,11 @@ impl ModuleView {
         std::str::from_utf8(&bytes[self.origin.clone()]).unwrap_or("")
     }
 
+    /// Whether this is a frozen module's code (origin `<frozen>`).
+    pub fn is_frozen(&self, bytes: &[u8]) -> bool {
+        self.origin(bytes) == FROZEN_ORIGIN
+    }
+
     /// Checks the module's objects and relocations against its checksum.
     /// Must run before the module is relocated (relocation rewrites the bytes).
     pub fn verify(&self, bytes: &[u8]) -> Result<(), FormatError> {

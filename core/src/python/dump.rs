@@ -163,12 +163,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         // The set's table depends on this process's hash secret: archive its
         // items as a tuple and rebuild the set at load.
         // SAFETY: op is a live frozenset; GIL held.
-        let items = unsafe { ffi::PySequence_Tuple(op.cast()) };
-        if items.is_null() {
-            // SAFETY: GIL held; the error is reported as a DumpError instead.
-            unsafe { ffi::PyErr_Clear() };
-            return Err(DumpError("cannot read a frozenset constant".into()));
-        }
+        let items = unsafe { insertion_order(op.cast()) }.ok_or_else(|| DumpError("cannot read a frozenset constant".into()))?;
         self.temporaries.push(items);
         // SAFETY: items is a live tuple we own.
         match unsafe { self.emit(items.cast()) }? {
@@ -198,5 +193,77 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
             }
             Ok(at)
         }
+    }
+}
+
+/// The items of frozenset `set` in an order that, inserted into a new set in
+/// a process with the same hash secret, gives back the same iteration order.
+/// That is what a normal import produces (marshal inserts the items in the
+/// order they were written); plain iteration order only reproduces itself
+/// when no two items collided. Returns a new tuple reference.
+///
+/// # Safety
+/// `set` is a live frozenset; GIL held.
+unsafe fn insertion_order(set: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+    /// Beyond this many items, try only the iteration order (n! permutations).
+    const MAX_SEARCH: usize = 7;
+    // SAFETY: GIL held; every new reference is released or returned.
+    unsafe {
+        let target = ffi::PySequence_Tuple(set);
+        if target.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let n = ffi::PyTuple_Size(target) as usize;
+        let reproduces = |candidate: *mut ffi::PyObject| -> bool {
+            let rebuilt = ffi::PyFrozenSet_New(candidate);
+            if rebuilt.is_null() {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            let order = ffi::PySequence_Tuple(rebuilt);
+            ffi::Py_DECREF(rebuilt);
+            if order.is_null() {
+                ffi::PyErr_Clear();
+                return false;
+            }
+            let same = (0..n).all(|i| ffi::PyTuple_GetItem(order, i as _) == ffi::PyTuple_GetItem(target, i as _));
+            ffi::Py_DECREF(order);
+            same
+        };
+        if n <= 1 || n > MAX_SEARCH || reproduces(target) {
+            return Some(target);
+        }
+        // Heap's algorithm over the item indices.
+        let mut perm: Vec<usize> = (0..n).collect();
+        let mut c = vec![0usize; n];
+        let mut i = 0;
+        while i < n {
+            if c[i] < i {
+                perm.swap(if i % 2 == 0 { 0 } else { c[i] }, i);
+                let candidate = ffi::PyTuple_New(n as _);
+                if candidate.is_null() {
+                    ffi::PyErr_Clear();
+                    break;
+                }
+                for (slot, &from) in perm.iter().enumerate() {
+                    let item = ffi::PyTuple_GetItem(target, from as _);
+                    ffi::Py_INCREF(item);
+                    ffi::PyTuple_SetItem(candidate, slot as _, item);
+                }
+                if reproduces(candidate) {
+                    ffi::Py_DECREF(target);
+                    return Some(candidate);
+                }
+                ffi::Py_DECREF(candidate);
+                c[i] += 1;
+                i = 0;
+            } else {
+                c[i] = 0;
+                i += 1;
+            }
+        }
+        // No order reproduces it (cannot happen for sets built by insertion); keep iteration order.
+        Some(target)
     }
 }

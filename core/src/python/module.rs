@@ -4,6 +4,7 @@
 //! - `find(name, path)`: `(origin, is_package)` or None, for `CdsFinder`.
 //! - `get_code(name, source_path)`: the archived code object or None, for
 //!   `SourceLoader.get_code` (also records the module when tracing).
+//! - `get_frozen_code(name)`: the same for `FrozenImporter` (3.13+).
 //! - `stats()`: archive path, served modules, rejected modules with reasons.
 //! - `dump(entries, path)`: writes an archive; returns the entries left out.
 //! - `build_id()`: the id archives made by this interpreter carry.
@@ -220,6 +221,31 @@ unsafe extern "C" fn cds_get_code(_m: *mut ffi::PyObject, args: *mut ffi::PyObje
     }
 }
 
+unsafe extern "C" fn cds_get_frozen_code(_m: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: GIL held; name is the single argument (METH_O), borrowed.
+    unsafe {
+        let Some(name) = str_value(name) else {
+            return raise(ffi::PyExc_TypeError, "get_frozen_code(name): name must be a str");
+        };
+        let code = {
+            let mut guard = state();
+            let Some(st) = guard.as_mut() else { return none() };
+            if let Some(t) = st.tracer.as_mut() {
+                t.record(&name, crate::format::FROZEN_ORIGIN);
+            }
+            st.served.as_mut().and_then(|s| s.get_frozen_code(&name))
+        };
+        match code {
+            Some(op) => {
+                let op: *mut ffi::PyObject = op.cast();
+                ffi::Py_INCREF(op);
+                op
+            }
+            None => none(),
+        }
+    }
+}
+
 unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: GIL held; every new reference is either stored in the dict
     // (PyDict_SetItemString does not steal, so we release ours) or released.
@@ -371,11 +397,12 @@ const fn method(
     }
 }
 
-static mut METHODS: [ffi::PyMethodDef; 8] = [
+static mut METHODS: [ffi::PyMethodDef; 9] = [
     method(c"tracing", cds_tracing, ffi::METH_NOARGS, c"True when -X cds_trace records loaded modules."),
     method(c"serving", cds_serving, ffi::METH_NOARGS, c"True when a valid archive is mapped."),
     method(c"find", cds_find, ffi::METH_VARARGS, c"find(name, path) -> (origin, is_package) or None"),
     method(c"get_code", cds_get_code, ffi::METH_VARARGS, c"get_code(name, source_path) -> code or None"),
+    method(c"get_frozen_code", cds_get_frozen_code, ffi::METH_O, c"get_frozen_code(name) -> code or None (3.13+ frozen modules)"),
     method(c"stats", cds_stats, ffi::METH_NOARGS, c"stats() -> dict: archive, served, rejected, modules, tracing"),
     method(c"dump", cds_dump, ffi::METH_VARARGS, c"dump(entries, path) -> list of (name, reason) left out"),
     method(c"build_id", cds_build_id, ffi::METH_NOARGS, c"The interpreter build id archives must carry."),

@@ -119,6 +119,9 @@ impl Served {
     /// served, after checking its source and fixing its objects up.
     pub fn find(&mut self, name: &str, search_path: Option<&[String]>) -> Option<(String, bool)> {
         let view = self.lookup(name)?;
+        if view.is_frozen(&self.map) {
+            return None; // served through FrozenImporter, which keeps its own spec
+        }
         let origin = view.origin(&self.map).to_owned();
         if let Some(dirs) = search_path {
             let dir = parent(if view.is_package { parent(&origin) } else { &origin });
@@ -144,20 +147,39 @@ impl Served {
             _ => self.prepare(&view, name)?,
         };
         self.states.insert(view.index, ModuleState::Ready { code, fresh: false });
+        self.note_served(name);
+        Some(code as *mut sys::PyObject)
+    }
+
+    /// For `FrozenImporter.exec_module` (3.13+): the archived code of frozen
+    /// module `name`, instead of unmarshalling the frozen bytes.
+    pub fn get_frozen_code(&mut self, name: &str) -> Option<*mut sys::PyObject> {
+        let view = self.lookup(name)?;
+        if !view.is_frozen(&self.map) {
+            return None;
+        }
+        let code = self.prepare(&view, name)?;
+        self.states.insert(view.index, ModuleState::Ready { code, fresh: false });
+        self.note_served(name);
+        Some(code as *mut sys::PyObject)
+    }
+
+    fn note_served(&mut self, name: &str) {
         if self.served_names.insert(name.to_owned()) {
             self.served.push(name.to_owned());
         }
         self.rejected.retain(|(n, _)| n != name);
-        Some(code as *mut sys::PyObject)
     }
 
     /// Checks the source, then (first time only) the module's checksum and
     /// relocations. Returns the code object's address.
     fn prepare(&mut self, view: &ModuleView, name: &str) -> Option<usize> {
-        let origin = view.origin(&self.map).to_owned();
-        if let Err(why) = source_unchanged(&origin, view) {
-            self.reject(name, why);
-            return None;
+        if !view.is_frozen(&self.map) {
+            let origin = view.origin(&self.map).to_owned();
+            if let Err(why) = source_unchanged(&origin, view) {
+                self.reject(name, why);
+                return None;
+            }
         }
         match self.states.get(&view.index) {
             Some(ModuleState::Ready { code, .. }) => return Some(*code),

@@ -75,7 +75,7 @@ pub unsafe fn init_code(code: *mut sys::PyObject) {
 pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
     // SAFETY: op is a live str (caller), whose header is a PyASCIIObject.
     let s = unsafe { &*op.cast::<sys::PyASCIIObject>() };
-    if s.state.compact() == 0 || s.state.statically_allocated() != 0 {
+    if s.state.compact() == 0 {
         return None;
     }
     let len = s.length as usize;
@@ -85,6 +85,9 @@ pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
     } else {
         size_of::<sys::PyCompactUnicodeObject>() + (len + 1) * s.state.kind() as usize
     };
+    // Statically allocated strings (`_Py_ID`, `_Py_STR`) are interned
+    // immortal-static: the archived copy is interned at load, which swaps in
+    // this process's static object.
     Some(StrLayout { size, ascii, interned: s.state.interned() != 0 })
 }
 
@@ -95,6 +98,8 @@ pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) {
     put(bytes, offset_of!(Ascii, hash), -1 as sys::Py_hash_t);
     let mut state: sys::PyASCIIObject__bindgen_ty_1 = get(bytes, offset_of!(Ascii, state));
     state.set_interned(sys::SSTATE_NOT_INTERNED);
+    // A copy of a static string is an ordinary (immortal) heap-like string.
+    state.set_statically_allocated(0);
     put(bytes, offset_of!(Ascii, state), state);
     if !ascii {
         put(bytes, offset_of!(Compact, utf8_length), 0 as sys::Py_ssize_t);
