@@ -3,8 +3,10 @@
 SHELL := /bin/bash
 
 # Supported CPython minor versions (each needs patches/X.Y/, a pin in
-# harness/versions.txt and harness/pyo3-config-X.Y.txt).
-VERSIONS ?= 3.11
+# harness/versions.txt and harness/pyo3-config-X.Y.txt; docs/PORTING.md).
+# all-cds and test cover these; python-X.Y-cds works for any X.Y the harness
+# can build, e.g. a port in progress with CPYTHON_TARBALL=/path/Python-X.Y.N.tar.xz.
+VERSIONS ?= 3.11 3.13
 DEMO_VERSION ?= 3.11
 
 CDS_CACHE ?= $(HOME)/.cache/cds
@@ -22,28 +24,35 @@ CDS_TARGETS := $(VERSIONS:%=python-%-cds)
 CDS_DEBUG_TARGETS := $(VERSIONS:%=python-%-cds-debug)
 
 .DEFAULT_GOAL := help
-.PHONY: help all-cds test demo bench clean pytest-deps $(CDS_TARGETS) $(CDS_DEBUG_TARGETS)
+.PHONY: help all-cds all-cds-debug test demo bench clean pytest-deps FORCE
 
 help:
 	@echo "cds make targets:"
 	@echo "  python-X.Y-cds        build the patched interpreter -> build/python-X.Y-cds/python"
 	@echo "                        (supported: $(VERSIONS))"
 	@echo "  python-X.Y-cds-debug  same with --with-pydebug -> build/python-X.Y-cds-debug/python"
-	@echo "  all-cds               build every supported version"
+	@echo "  all-cds               build every supported version (all-cds-debug: debug builds)"
 	@echo "  test                  cargo test, then pytest tests/ under each cds interpreter"
 	@echo "  demo                  trace, dump and replay an import-heavy command; time it"
 	@echo "  bench                 (not yet)"
 	@echo "  clean                 remove build/ and target/ (the cache $(CDS_CACHE) stays)"
 	@echo "variables: VERSIONS, CDS_CACHE, CPYTHON_TARBALL, CDS_CONFIGURE_FLAGS, PYTEST_ARGS"
 
-# Always run the harness: it decides (quickly) whether anything is stale.
-$(CDS_TARGETS): python-%-cds:
-	@harness/build.sh $*
-
-$(CDS_DEBUG_TARGETS): python-%-cds-debug:
+# Always run the harness (FORCE): it decides (quickly) whether anything is
+# stale. Pattern rules, not a fixed list, so that a version outside VERSIONS
+# (a port in progress) can be built too; the harness rejects what it cannot
+# build. (Pattern rules are never tried for .PHONY targets, hence FORCE.)
+python-%-cds-debug: FORCE
 	@CDS_CONFIGURE_FLAGS="--with-pydebug $(CDS_CONFIGURE_FLAGS)" CDS_BUILD_SUFFIX=-debug harness/build.sh $*
 
+python-%-cds: FORCE
+	@harness/build.sh $*
+
+FORCE:
+
 all-cds: $(CDS_TARGETS)
+
+all-cds-debug: $(CDS_DEBUG_TARGETS)
 
 pytest-deps: $(PYTEST_DEPS)/.installed
 
@@ -52,13 +61,20 @@ $(PYTEST_DEPS)/.installed:
 	$(HOST_PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-compile --target $(PYTEST_DEPS) '$(PYTEST_SPEC)'
 	touch $@
 
+# Every version is built and tested even when an earlier one fails; the
+# target fails at the end, naming the versions that did.
 test: pytest-deps
 	cargo test -p cds-core
-	@set -eo pipefail; for v in $(VERSIONS); do \
-	  py=$$(harness/build.sh $$v | tail -n 1); \
+	@set -o pipefail; failed=; for v in $(VERSIONS); do \
+	  echo "== CPython $$v: build"; \
+	  if ! py=$$(harness/build.sh $$v | tail -n 1); then \
+	    echo "== CPython $$v: build FAILED"; failed="$$failed $$v(build)"; continue; \
+	  fi; \
 	  echo "== pytest tests/ with $$py"; \
-	  CDS_PYTHON=$(CURDIR)/$$py PYTHONPATH=$(PYTEST_DEPS) $$py -m pytest $(PYTEST_ARGS) tests/; \
-	done
+	  CDS_PYTHON=$(CURDIR)/$$py PYTHONPATH=$(PYTEST_DEPS) $$py -m pytest $(PYTEST_ARGS) tests/ || \
+	    failed="$$failed $$v(pytest)"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "== test: failed for:$$failed"; exit 1; fi
 
 demo: python-$(DEMO_VERSION)-cds
 	harness/demo.sh $(DEMO_VERSION)

@@ -14,7 +14,10 @@
 #
 # Environment:
 #   CDS_CACHE            cache root (tarballs/, trees/, cargo-target/)
-#   CPYTHON_TARBALL      use this tarball instead of fetching Debian's
+#   CPYTHON_TARBALL      use this tarball instead of fetching Debian's; for a
+#                        version with no pin in versions.txt (a port in
+#                        progress, docs/PORTING.md) it is the only source,
+#                        used unpinned with a warning
 #   CDS_CONFIGURE_FLAGS  extra ./configure flags (e.g. --with-pydebug); part
 #                        of the tree key, so each flag set gets its own tree
 #   CDS_BUILD_SUFFIX     suffix for the build/ symlink (e.g. -debug)
@@ -25,6 +28,7 @@ say() { echo "build.sh: $*" >&2; }
 
 [ $# -eq 1 ] || die "usage: harness/build.sh VERSION   (e.g. 3.11)"
 ver=$1
+[[ $ver =~ ^3\.[0-9]+$ ]] || die "VERSION must be a CPython minor version such as 3.13, not '$ver'"
 root=$(cd "$(dirname "$0")/.." && pwd)
 harness=$root/harness
 patches=$root/patches/$ver
@@ -33,14 +37,25 @@ configure_flags=${CDS_CONFIGURE_FLAGS:-}
 link=$root/build/python-$ver-cds${CDS_BUILD_SUFFIX:-}
 jobs=$(nproc 2>/dev/null || echo 2)
 
+# --- what a version needs ------------------------------------------------------
+# patches/X.Y/series and harness/pyo3-config-X.Y.txt always (docs/PORTING.md);
+# a pin in versions.txt unless CPYTHON_TARBALL names the source.
+[ -f "$patches/series" ] ||
+  die "no patch series for CPython $ver: patches/$ver/series does not exist (porting to a new version starts there, see docs/PORTING.md)"
+[ -f "$harness/pyo3-config-$ver.txt" ] ||
+  die "missing harness/pyo3-config-$ver.txt (copy another version's and change version=, see docs/PORTING.md)"
+
 # --- pins -------------------------------------------------------------------
 # One line per version in versions.txt; nothing else in the harness hardcodes
 # a release, so moving to a new point release is a one-line change.
 pin=$(awk -v v="$ver" '$1 == v' "$harness/versions.txt")
-[ -n "$pin" ] || die "version $ver is not pinned in harness/versions.txt"
-read -r _ deb_pkg orig_name upstream_name pin_sha src_dir <<<"$pin"
-[ -f "$patches/series" ] || die "no patch series for $ver ($patches/series)"
-[ -f "$harness/pyo3-config-$ver.txt" ] || die "missing harness/pyo3-config-$ver.txt"
+if [ -n "$pin" ]; then
+  read -r _ deb_pkg orig_name upstream_name pin_sha src_dir <<<"$pin"
+elif [ -n "${CPYTHON_TARBALL:-}" ]; then
+  deb_pkg= orig_name= upstream_name= pin_sha= src_dir=
+else
+  die "CPython $ver is not pinned in harness/versions.txt; pin it, or set CPYTHON_TARBALL=/path/to/Python-$ver.N.tar.xz to build from an unpinned tarball"
+fi
 
 mkdir -p "$CDS_CACHE/tarballs" "$CDS_CACHE/trees" "$CDS_CACHE/cargo-target"
 
@@ -56,13 +71,18 @@ if [ -n "${CPYTHON_TARBALL:-}" ]; then
   tarball=$(realpath "$CPYTHON_TARBALL")
   [ -f "$tarball" ] || die "CPYTHON_TARBALL=$CPYTHON_TARBALL does not exist"
   tar_sha=$(sha256 "$tarball")
-  case "$(basename "$tarball")" in
-    "$orig_name"|"$upstream_name")
-      [ "$tar_sha" = "$pin_sha" ] ||
-        die "sha256 mismatch for $tarball: got $tar_sha, pinned $pin_sha (harness/versions.txt)" ;;
-    *)
-      say "warning: $tarball is not the pinned release ($upstream_name); using it unpinned (sha256 $tar_sha)" ;;
-  esac
+  if [ -z "$pin" ]; then
+    say "warning: UNPINNED: CPython $ver has no pin in harness/versions.txt; building from $tarball as given (sha256 $tar_sha), nothing verifies it is a pristine release"
+  else
+    case "$(basename "$tarball")" in
+      "$orig_name"|"$upstream_name")
+        [ "$tar_sha" = "$pin_sha" ] ||
+          die "sha256 mismatch for $tarball: got $tar_sha, pinned $pin_sha (harness/versions.txt)" ;;
+      *)
+        [ "$tar_sha" = "$pin_sha" ] ||
+          say "warning: UNPINNED: $tarball is not the pinned release ($upstream_name); using it unpinned (sha256 $tar_sha)" ;;
+    esac
+  fi
 else
   tarball=$CDS_CACHE/tarballs/$orig_name
   if [ -f "$tarball" ] && [ "$(sha256 "$tarball")" != "$pin_sha" ]; then
@@ -111,9 +131,16 @@ if [ ! -d "$tree" ]; then
   tar -xf "$tarball" -C "$tmp"
   top=$(ls "$tmp")
   [ "$(echo "$top" | wc -l)" = 1 ] && [ -d "$tmp/$top" ] || die "$tarball does not unpack to one directory"
+  # The patches are per minor version: refuse a tarball of another one
+  # (matters when CPYTHON_TARBALL is unpinned).
+  tar_ver=$(awk '$1 == "#define" && $2 == "PY_MAJOR_VERSION" {M=$3}
+                 $1 == "#define" && $2 == "PY_MINOR_VERSION" {m=$3}
+                 END {if (M != "" && m != "") print M "." m}' "$tmp/$top/Include/patchlevel.h" 2>/dev/null || true)
+  [ "$tar_ver" = "$ver" ] ||
+    die "$(basename "$tarball") is CPython ${tar_ver:-(unknown version)}, not $ver"
   for p in $series; do
     [ -f "$patches/$p" ] || die "series names $p but $patches/$p does not exist"
-    (cd "$tmp/$top" && patch -p1 --forward --batch --quiet < "$patches/$p") >&2 ||
+    (cd "$tmp/$top" && patch -p1 --forward --batch --fuzz=0 --quiet < "$patches/$p") >&2 ||
       die "patch $p (patches/$ver) does not apply to $(basename "$tarball")"
   done
   mv "$tmp/$top" "$tree"
@@ -173,7 +200,7 @@ fi
 # --- 5. make ------------------------------------------------------------------
 # The build runs the fresh interpreter (setup.py, sysconfig, compileall): keep
 # a cds archive or trace from the caller's environment out of it.
-unset PYTHONCDS PYTHONCDSTRACE
+unset PYTHONCDS PYTHONCDSTRACE PYTHONCDSMODE PYCDSMODE PYCDSLIST PYCDSARCHIVE
 say "make -j$jobs in $tree"
 (cd "$tree" && make -j"$jobs" >cds-make.log 2>&1) ||
   { tail -n 40 "$tree/cds-make.log" >&2; die "make failed (log: $tree/cds-make.log)"; }

@@ -24,7 +24,7 @@ runs=${CDS_DEMO_RUNS:-20}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-unset PYTHONCDS PYTHONCDSTRACE
+unset PYTHONCDS PYTHONCDSTRACE PYTHONCDSMODE PYCDSMODE PYCDSLIST PYCDSARCHIVE
 
 echo "== trace: $code"
 "$py" -X cds_trace=mod.lst -c "$code"

@@ -14,6 +14,7 @@ fn meta(name: &str) -> ModuleMeta {
         is_package: name == "pkg",
         source_mtime_ns: 1_700_000_000_123_456_789,
         source_size: 4321,
+        source_hash: 0,
     }
 }
 

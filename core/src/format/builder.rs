@@ -57,6 +57,8 @@ pub struct ModuleMeta {
     pub is_package: bool,
     pub source_mtime_ns: i64,
     pub source_size: u64,
+    /// xxh3-64 of the source file's bytes, for `-X cds_check=hash`.
+    pub source_hash: u64,
 }
 
 struct PendingReloc {
@@ -197,6 +199,7 @@ impl ArchiveBuilder {
             put_u32(e, entry::RELOC_START, m.relocs.start as u32);
             put_u32(e, entry::RELOC_COUNT, m.relocs.len() as u32);
             put_u64(e, entry::CHECKSUM, sum);
+            put_u64(e, entry::SOURCE_HASH, m.meta.source_hash);
         }
 
         let h = &mut out[..HEADER_SIZE];

@@ -43,7 +43,7 @@ pub mod header {
 }
 
 /// Size of one module table entry.
-pub const MODULE_ENTRY_SIZE: usize = 72;
+pub const MODULE_ENTRY_SIZE: usize = 80;
 pub mod entry {
     //! Field offsets inside a module table entry.
     pub const NAME: usize = 0; // u32 offset into strings
@@ -61,6 +61,7 @@ pub mod entry {
     pub const RELOC_START: usize = 56; // u32 index into the reloc table
     pub const RELOC_COUNT: usize = 60; // u32
     pub const CHECKSUM: usize = 64; // u64 over hot range, cold range, relocs
+    pub const SOURCE_HASH: usize = 72; // u64 xxh3 of the source bytes (0 for frozen)
 }
 pub const MODULE_IS_PACKAGE: u32 = 1;
 /// Origin of modules whose code comes from the interpreter's frozen modules

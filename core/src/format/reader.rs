@@ -89,6 +89,7 @@ pub struct ModuleView {
     pub code: usize,
     pub source_mtime_ns: i64,
     pub source_size: u64,
+    pub source_hash: u64,
     pub hot: Range<usize>,
     pub cold: Range<usize>,
     /// Byte range of the module's relocation records.
@@ -265,6 +266,7 @@ impl Archive {
             code,
             source_mtime_ns: get_u64(e, entry::SOURCE_MTIME_NS) as i64,
             source_size: get_u64(e, entry::SOURCE_SIZE),
+            source_hash: get_u64(e, entry::SOURCE_HASH),
             hot,
             cold,
             relocs,

@@ -18,11 +18,27 @@ pub enum Mode {
     Off,
 }
 
+/// How archived modules are checked against their sources (`-X cds_check`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Check {
+    /// Size and mtime of the source, and that a normal import would find the
+    /// same file (nothing shadows it on the search path). The default.
+    #[default]
+    Stat,
+    /// As `Stat`, but the source's content hash instead of its mtime, for
+    /// trees whose mtimes are not kept (checkouts, copies).
+    Hash,
+    /// No check at all: for immutable deployments (containers, read-only
+    /// images), like unchecked hash-based pycs (PEP 552).
+    None,
+}
+
 #[derive(Debug, Default)]
 pub struct Config {
     pub archive: Option<String>,
     pub trace: Option<String>,
     pub mode: Option<Mode>,
+    pub check: Check,
 }
 
 impl Config {
@@ -44,7 +60,13 @@ impl Config {
             Some("off") => Some(Mode::Off),
             Some(other) => return Err(format!("-X cds_mode={other}: expected auto, on or off")),
         };
-        Ok(Self { archive, trace, mode })
+        let check = match xoption("cds_check").or_else(|| env("PYTHONCDSCHECK")).as_deref() {
+            None | Some("stat") => Check::Stat,
+            Some("hash") => Check::Hash,
+            Some("none") => Check::None,
+            Some(other) => return Err(format!("-X cds_check={other}: expected stat, hash or none")),
+        };
+        Ok(Self { archive, trace, mode, check })
     }
 
     pub fn mode(&self) -> Mode {

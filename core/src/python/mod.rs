@@ -14,6 +14,7 @@ mod config;
 mod dump;
 mod module;
 mod objects;
+mod resolve;
 mod serve;
 mod symbols;
 mod trace;

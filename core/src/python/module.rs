@@ -66,7 +66,7 @@ fn init_state() -> State {
         }
     });
     let served = match (&config.archive, config.mode()) {
-        (Some(path), Mode::Auto | Mode::On) => match Served::open(path, &expectations()) {
+        (Some(path), Mode::Auto | Mode::On) => match Served::open(path, &expectations(), config.check, extension_suffixes()) {
             Ok(s) => Some(s),
             Err(why) if config.mode() == Mode::On => {
                 eprintln!("cds: error: cannot use archive {path}: {why} (-X cds_mode=on)");
@@ -80,6 +80,39 @@ fn init_state() -> State {
         _ => None,
     };
     State { served, tracer }
+}
+
+/// `_imp.extension_suffixes()`: what makes a file an extension module.
+fn extension_suffixes() -> Vec<String> {
+    // SAFETY: GIL held (module init); new references are released.
+    unsafe {
+        let imp = ffi::PyImport_ImportModule(c"_imp".as_ptr());
+        if imp.is_null() {
+            ffi::PyErr_Clear();
+            return Vec::new();
+        }
+        let list = ffi::PyObject_CallMethod(imp, c"extension_suffixes".as_ptr(), std::ptr::null());
+        ffi::Py_DECREF(imp);
+        if list.is_null() {
+            ffi::PyErr_Clear();
+            return Vec::new();
+        }
+        let out = str_list(list).unwrap_or_default();
+        ffi::Py_DECREF(list);
+        out
+    }
+}
+
+/// The current `sys.path` as strings (non-str entries are skipped).
+fn sys_path() -> Vec<String> {
+    // SAFETY: GIL held; sys.path is borrowed.
+    unsafe {
+        let path = ffi::PySys_GetObject(c"path".as_ptr());
+        if path.is_null() {
+            return Vec::new();
+        }
+        str_list(path).unwrap_or_default()
+    }
 }
 
 // ---- argument and result helpers -------------------------------------------------
@@ -174,7 +207,7 @@ unsafe extern "C" fn cds_find(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
             let Some(served) = guard.as_mut().and_then(|s| s.served.as_mut()) else {
                 return none();
             };
-            served.find(&name, path.as_deref())
+            served.find(&name, path.as_deref(), sys_path)
         };
         match found {
             None => none(),
@@ -320,7 +353,13 @@ unsafe fn dump_entry(builder: &mut ArchiveBuilder, entry: *mut ffi::PyObject) ->
             ffi::PyErr_Clear();
             return Err("mtime_ns and size must be ints".into());
         }
-        let meta = ModuleMeta { name, origin, is_package, source_mtime_ns: mtime, source_size: size };
+        // The content hash serves `-X cds_check=hash`; frozen modules have no file.
+        let source_hash = if origin == crate::format::FROZEN_ORIGIN {
+            0
+        } else {
+            std::fs::read(&origin).map(|b| xxhash_rust::xxh3::xxh3_64(&b)).map_err(|e| format!("cannot read {origin}: {e}"))?
+        };
+        let meta = ModuleMeta { name, origin, is_package, source_mtime_ns: mtime, source_size: size, source_hash };
         let mut module = builder.module(meta).map_err(|e| e.to_string())?;
         let code = {
             let mut writer = ObjectWriter::new(&mut module);

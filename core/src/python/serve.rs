@@ -8,6 +8,8 @@
 //! those writes stay in this process. It is never unmapped: archived objects
 //! may be referenced until the very end of the process.
 
+use super::config::Check;
+use super::resolve::DirCache;
 use super::symbols::SymbolTable;
 use super::{ffi, sys, version};
 use crate::format::{apply_relocations, Archive, Expectations, Fixups, ModuleView};
@@ -41,6 +43,8 @@ pub struct Served {
     served_names: HashSet<String>,
     rejected: Vec<(String, String)>,
     symbols: SymbolTable,
+    check: Check,
+    dirs: DirCache,
 }
 
 // SAFETY: the raw addresses held in `states` point into `map`, which moves
@@ -49,7 +53,7 @@ unsafe impl Send for Served {}
 
 impl Served {
     /// Maps and validates the archive at `path`.
-    pub fn open(path: &str, expect: &Expectations) -> Result<Self, String> {
+    pub fn open(path: &str, expect: &Expectations, check: Check, extension_suffixes: Vec<String>) -> Result<Self, String> {
         // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
         let file = OpenOptions::new()
             .read(true)
@@ -86,6 +90,8 @@ impl Served {
             served_names: HashSet::new(),
             rejected: Vec::new(),
             symbols: SymbolTable::new(),
+            check,
+            dirs: DirCache::new(extension_suffixes),
         })
     }
 
@@ -116,17 +122,30 @@ impl Served {
     }
 
     /// For the meta path finder: `(origin, is_package)` when `name` can be
-    /// served, after checking its source and fixing its objects up.
-    pub fn find(&mut self, name: &str, search_path: Option<&[String]>) -> Option<(String, bool)> {
+    /// served, after checking that a normal import would find the same file
+    /// (`search_path` is the parent's `__path__`, or None for top-level
+    /// modules, which search `sys_path()`), checking its source and fixing its
+    /// objects up.
+    pub fn find(
+        &mut self,
+        name: &str,
+        search_path: Option<&[String]>,
+        sys_path: impl FnOnce() -> Vec<String>,
+    ) -> Option<(String, bool)> {
         let view = self.lookup(name)?;
         if view.is_frozen(&self.map) {
             return None; // served through FrozenImporter, which keeps its own spec
         }
         let origin = view.origin(&self.map).to_owned();
-        if let Some(dirs) = search_path {
-            let dir = parent(if view.is_package { parent(&origin) } else { &origin });
-            if !dirs.iter().any(|d| d == dir) {
-                self.reject(name, format!("{dir} is not on the parent package's __path__"));
+        if self.check != Check::None {
+            let home = parent(if view.is_package { parent(&origin) } else { &origin }).to_owned();
+            let tail = name.rsplit('.').next().unwrap_or(name);
+            let resolved = match search_path {
+                Some(dirs) => self.dirs.check(dirs, &home, tail, view.is_package),
+                None => self.dirs.check(&sys_path(), &home, tail, view.is_package),
+            };
+            if let Err(why) = resolved {
+                self.reject(name, why);
                 return None;
             }
         }
@@ -174,9 +193,9 @@ impl Served {
     /// Checks the source, then (first time only) the module's checksum and
     /// relocations. Returns the code object's address.
     fn prepare(&mut self, view: &ModuleView, name: &str) -> Option<usize> {
-        if !view.is_frozen(&self.map) {
+        if !view.is_frozen(&self.map) && self.check != Check::None {
             let origin = view.origin(&self.map).to_owned();
-            if let Err(why) = source_unchanged(&origin, view) {
+            if let Err(why) = source_unchanged(&origin, view, self.check) {
                 self.reject(name, why);
                 return None;
             }
@@ -207,12 +226,23 @@ impl Served {
     }
 }
 
-/// Compares the source file with what the dump recorded (size and mtime, in ns).
-fn source_unchanged(origin: &str, view: &ModuleView) -> Result<(), String> {
+/// Compares the source file with what the dump recorded: size, and mtime (in
+/// ns) or the content hash.
+fn source_unchanged(origin: &str, view: &ModuleView, check: Check) -> Result<(), String> {
     let meta = fs::metadata(origin).map_err(|_| "source file is missing".to_string())?;
+    if meta.len() != view.source_size {
+        return Err("source file changed since the dump (size)".into());
+    }
+    if check == Check::Hash {
+        let bytes = fs::read(origin).map_err(|e| format!("cannot read source: {e}"))?;
+        if xxhash_rust::xxh3::xxh3_64(&bytes) != view.source_hash {
+            return Err("source file changed since the dump (content)".into());
+        }
+        return Ok(());
+    }
     let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
-    if meta.len() != view.source_size || mtime_ns != view.source_mtime_ns as i128 {
-        return Err("source file changed since the dump".into());
+    if mtime_ns != view.source_mtime_ns as i128 {
+        return Err("source file changed since the dump (mtime)".into());
     }
     Ok(())
 }

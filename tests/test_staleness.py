@@ -1,0 +1,101 @@
+"""Per-module staleness: exactly the module whose resolution or source
+changed is imported normally (and reported), the rest are still served."""
+
+import os
+
+from conftest import STATS, clean_env, run, stats_of, without_stats
+
+
+def served_and_rejected(proc):
+    s = stats_of(proc)
+    return set(s["served"]), s["rejected"]
+
+
+def test_new_module_earlier_on_sys_path_shadows(ws):
+    ws.write("lib/mymod.py", "WHERE = 'lib'\n")
+    ws.write("lib/other.py", "WHERE = 'other'\n")
+    env = clean_env(PYTHONPATH=ws.path / "lib")
+    run(f"-Xcds_trace={ws.lst}", "-c", "import mymod, other", env=env, cwd=ws.path)
+    ws.dump()
+    # A module of the same name appears in the current directory, which is
+    # searched first for -c.
+    ws.write("mymod.py", "WHERE = 'cwd'\n")
+    proc = run(f"-Xcds={ws.img}", "-c", "import mymod, other; print(mymod.WHERE, other.WHERE)\n" + STATS, env=env, cwd=ws.path)
+    assert without_stats(proc.stdout) == "cwd other"
+    served, rejected = served_and_rejected(proc)
+    assert "other" in served and "mymod" not in served
+    assert "shadowed" in rejected["mymod"]
+
+
+def test_package_next_to_archived_module_shadows(ws):
+    ws.write("mymod.py", "WHERE = 'module'\n")
+    ws.archive("-c", "import mymod")
+    ws.write("mymod/__init__.py", "WHERE = 'package'\n")
+    proc = ws.replay("-c", "import mymod; print(mymod.WHERE)\n" + STATS)
+    assert without_stats(proc.stdout) == "package"
+    assert "shadowed" in stats_of(proc)["rejected"]["mymod"]
+
+
+def test_submodule_shadowed_inside_its_package(ws):
+    ws.write("pkg/__init__.py", "")
+    ws.write("pkg/sub.py", "WHERE = 'module'\n")
+    ws.archive("-c", "import pkg.sub")
+    ws.write("pkg/sub/__init__.py", "WHERE = 'package'\n")
+    proc = ws.replay("-c", "import pkg.sub; print(pkg.sub.WHERE)\n" + STATS)
+    assert without_stats(proc.stdout) == "package"
+    served, rejected = served_and_rejected(proc)
+    assert "pkg" in served and "shadowed" in rejected["pkg.sub"]
+
+
+def test_directory_leaving_sys_path(ws):
+    ws.write("lib/mymod.py", "WHERE = 'lib'\n")
+    ws.write("lib2/mymod.py", "WHERE = 'lib2'\n")
+    run(f"-Xcds_trace={ws.lst}", "-c", "import mymod", env=clean_env(PYTHONPATH=ws.path / "lib"), cwd=ws.path)
+    ws.dump()
+    proc = run(f"-Xcds={ws.img}", "-c", "import mymod; print(mymod.WHERE)\n" + STATS, env=clean_env(PYTHONPATH=ws.path / "lib2"), cwd=ws.path)
+    assert without_stats(proc.stdout) == "lib2"
+    assert "no longer on the search path" in stats_of(proc)["rejected"]["mymod"]
+
+
+def test_pth_file_change_is_seen(ws):
+    """A change of sys.path by any means (.pth, PYTHONPATH, code) is honoured."""
+    ws.write("a/mymod.py", "WHERE = 'a'\n")
+    ws.write("b/mymod.py", "WHERE = 'b'\n")
+    ws.archive("-c", "import sys; sys.path.insert(0, 'a'); import mymod")
+    proc = ws.replay("-c", "import sys; sys.path.insert(0, 'b'); sys.path.insert(1, 'a'); import mymod; print(mymod.WHERE)\n" + STATS)
+    assert without_stats(proc.stdout) == "b"
+    assert "mymod" in stats_of(proc)["rejected"]
+
+
+def test_hash_check_ignores_mtime_but_sees_content(ws):
+    mod = ws.write("mymod.py", "VALUE = 1\n")
+    ws.write("same.py", "VALUE = 2\n")
+    ws.archive("-c", "import mymod, same")
+    same = ws.path / "same.py"
+    os.utime(same, ns=(same.stat().st_atime_ns, same.stat().st_mtime_ns + 10**10))  # touched, not changed
+    mod.write_text("VALUE = 3\n")  # same size, new content
+    os.utime(mod, ns=(mod.stat().st_atime_ns, mod.stat().st_mtime_ns + 10**10))
+    prog = "import mymod, same; print(mymod.VALUE, same.VALUE)\n" + STATS
+    proc = ws.replay("-Xcds_check=hash", "-c", prog)
+    assert without_stats(proc.stdout) == "3 2"
+    served, rejected = served_and_rejected(proc)
+    assert "same" in served and "content" in rejected["mymod"]
+    # The default check goes by mtime: both are stale.
+    served, rejected = served_and_rejected(ws.replay("-c", prog))
+    assert {"mymod", "same"} <= set(rejected)
+
+
+def test_trust_mode_skips_checks(ws):
+    """-X cds_check=none: for immutable deployments; no stat, no shadow check."""
+    mod = ws.write("mymod.py", "VALUE = 1\n")
+    ws.archive("-c", "import mymod")
+    proc = ws.replay("-Xcds_check=none", "-c", "import mymod; print(mymod.VALUE)\n" + STATS)
+    assert without_stats(proc.stdout) == "1"
+    assert "mymod" in stats_of(proc)["served"]
+    proc = run("-c", STATS, env=clean_env(PYTHONCDS=ws.img, PYTHONCDSCHECK="none"), cwd=ws.path)
+    assert stats_of(proc)["archive"] == str(ws.img)
+
+
+def test_bad_check_value_is_a_clear_error(ws):
+    proc = ws.replay("-Xcds_check=sometimes", "-c", "pass", check=False)
+    assert proc.returncode != 0 and "cds_check=sometimes" in proc.stderr
