@@ -136,3 +136,60 @@ def test_archive_replaced_while_in_use_is_atomic(ws):
     assert "json.decoder" in stats_of(proc)["served"]
     # No temporary file is left behind.
     assert sorted(p.name for p in ws.path.iterdir() if p.name.startswith(".")) == []
+
+
+def sections(data):
+    """(name, start, end) of each section, read from the header (docs/FORMAT.md)."""
+    import struct
+
+    count, table, strings, strings_size, relocs, reloc_count, hot, hot_size, cold, cold_size = struct.unpack_from("<10I", data, 56)
+    return [
+        ("header", 0, 128),
+        ("table", table, strings),
+        ("strings", strings, strings + strings_size),
+        ("relocs", relocs, relocs + 12 * reloc_count),
+        ("hot", hot, hot + hot_size),
+        ("cold", cold, cold + cold_size),
+    ]
+
+
+def test_truncated_at_every_section_boundary(ws):
+    data = ws.archive("-c", "import json").read_bytes()
+    bad = ws.path / "cut.img"
+    for name, start, end in sections(data):
+        for cut in {start, end - 1}:
+            if 0 < cut < len(data):
+                bad.write_bytes(data[:cut])
+                assert_falls_back(ws, bad, "truncated")
+
+
+def test_one_flipped_byte_in_every_section(ws):
+    data = ws.archive("-c", "import json").read_bytes()
+    bad = ws.path / "flip.img"
+    for name, start, end in sections(data):
+        if end <= start:
+            continue
+        flipped = bytearray(data)
+        flipped[(start + end) // 2] ^= 0x20
+        bad.write_bytes(bytes(flipped))
+        proc = ws.replay("-c", PROG + "\n" + STATS, img=bad)
+        assert without_stats(proc.stdout) == EXPECTED, name
+        lines = proc.stderr.splitlines()
+        if name in ("header", "table", "strings"):
+            assert len(lines) == 1 and "cannot use archive" in lines[0], (name, proc.stderr)
+        else:  # one module fails its checksum; the others are still served
+            rejected = stats_of(proc)["rejected"]
+            assert len(lines) == len(rejected) == 1, (name, proc.stderr)
+            assert "checksum" in lines[0] and "checksum" in next(iter(rejected.values()))
+            assert len(stats_of(proc)["served"]) > 0
+
+
+def test_unreadable_archive(ws):
+    img = ws.archive("-c", "import json")
+    img.chmod(0)
+    try:
+        if os.access(img, os.R_OK):
+            pytest.skip("running as root: permissions do not apply")
+        assert_falls_back(ws, img, "Permission denied")
+    finally:
+        img.chmod(0o644)

@@ -183,14 +183,22 @@ unsafe fn str_list(op: *mut ffi::PyObject) -> Option<Vec<String>> {
 
 // ---- module functions ---------------------------------------------------------------
 
+/// cds works in the main interpreter only: archived code objects are shared
+/// by every user, and specialisation rewrites them in place, which is only
+/// safe under one GIL (the reason deepfreeze was main-interpreter only too).
+fn in_main_interpreter() -> bool {
+    // SAFETY: GIL held; both calls only read the runtime's interpreter list.
+    unsafe { ffi::PyInterpreterState_Get() == ffi::PyInterpreterState_Main() }
+}
+
 unsafe extern "C" fn cds_tracing(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    let on = state().as_ref().is_some_and(|s| s.tracer.is_some());
+    let on = in_main_interpreter() && state().as_ref().is_some_and(|s| s.tracer.is_some());
     // SAFETY: GIL held.
     unsafe { ffi::PyBool_FromLong(on as _) }
 }
 
 unsafe extern "C" fn cds_serving(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    let on = state().as_ref().is_some_and(|s| s.served.is_some());
+    let on = in_main_interpreter() && state().as_ref().is_some_and(|s| s.served.is_some());
     // SAFETY: GIL held.
     unsafe { ffi::PyBool_FromLong(on as _) }
 }
