@@ -1,7 +1,7 @@
 //! CPython 3.11: no immortal objects, lazy quickening (`co_warmup`), str with
 //! `wstr` and `ready`, longs with a signed `ob_size` digit count.
 
-use super::StrLayout;
+use super::{compact_str_size, StrLayout};
 use crate::python::objects::{get, put};
 use crate::python::{ffi, sys};
 use std::mem::{offset_of, size_of};
@@ -16,18 +16,6 @@ pub const ARCHIVED_REFCNT: sys::Py_ssize_t = 1 << 40;
 
 /// Offset of `ob_refcnt`.
 pub const OB_REFCNT: usize = offset_of!(sys::PyObject, ob_refcnt);
-
-pub const CODE_OBJECT_FIELDS: &[usize] = &[
-    offset_of!(Code, co_consts),
-    offset_of!(Code, co_names),
-    offset_of!(Code, co_exceptiontable),
-    offset_of!(Code, co_localsplusnames),
-    offset_of!(Code, co_localspluskinds),
-    offset_of!(Code, co_filename),
-    offset_of!(Code, co_name),
-    offset_of!(Code, co_qualname),
-    offset_of!(Code, co_linetable),
-];
 
 /// Makes the copy `bytes` of live code object `op` look freshly created:
 /// deoptimised bytecode (quickening starts over after `co_warmup` calls) and
@@ -75,13 +63,8 @@ pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
     if s.state.compact() == 0 || s.state.ready() == 0 {
         return None;
     }
-    let len = s.length as usize;
     let ascii = s.state.ascii() != 0;
-    let size = if ascii {
-        size_of::<sys::PyASCIIObject>() + len + 1
-    } else {
-        size_of::<sys::PyCompactUnicodeObject>() + (len + 1) * s.state.kind() as usize
-    };
+    let size = compact_str_size(s.length as usize, ascii, s.state.kind() as usize);
     Some(StrLayout { size, ascii, interned: s.state.interned() != 0 })
 }
 

@@ -2,7 +2,7 @@
 //! per-interpreter code versions, monitoring/executor fields, str without
 //! `wstr`, longs with a tagged digit count (`lv_tag`).
 
-use super::StrLayout;
+use super::{compact_str_size, StrLayout};
 use crate::python::objects::{get, put};
 use crate::python::sys;
 use std::mem::{offset_of, size_of};
@@ -17,18 +17,6 @@ pub const ARCHIVED_REFCNT: sys::Py_ssize_t = u32::MAX as sys::Py_ssize_t;
 
 /// Offset of `ob_refcnt` (inside an anonymous union in 3.13).
 pub const OB_REFCNT: usize = offset_of!(sys::PyObject, __bindgen_anon_1);
-
-pub const CODE_OBJECT_FIELDS: &[usize] = &[
-    offset_of!(Code, co_consts),
-    offset_of!(Code, co_names),
-    offset_of!(Code, co_exceptiontable),
-    offset_of!(Code, co_localsplusnames),
-    offset_of!(Code, co_localspluskinds),
-    offset_of!(Code, co_filename),
-    offset_of!(Code, co_name),
-    offset_of!(Code, co_qualname),
-    offset_of!(Code, co_linetable),
-];
 
 /// Makes the copy `bytes` of live code object `op` look freshly created.
 /// 3.13 quickens at creation (`_PyCode_Quicken` writes warm-up counters into
@@ -78,13 +66,8 @@ pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
     if s.state.compact() == 0 {
         return None;
     }
-    let len = s.length as usize;
     let ascii = s.state.ascii() != 0;
-    let size = if ascii {
-        size_of::<sys::PyASCIIObject>() + len + 1
-    } else {
-        size_of::<sys::PyCompactUnicodeObject>() + (len + 1) * s.state.kind() as usize
-    };
+    let size = compact_str_size(s.length as usize, ascii, s.state.kind() as usize);
     // Statically allocated strings (`_Py_ID`, `_Py_STR`) are interned
     // immortal-static: the archived copy is interned at load, which swaps in
     // this process's static object.
