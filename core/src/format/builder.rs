@@ -11,9 +11,9 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 /// The two object regions. `Hot` holds what the interpreter writes to
-/// (code objects: quickening, co_extra, ...); `Cold` holds constants that are
-/// only read, so their pages can stay clean and shared where the version's
-/// refcounting allows it.
+/// (code objects: quickening, co_extra, ...; interned names: interning and
+/// hashing); `Cold` holds constants that are only read, so their pages can
+/// stay clean and shared where the version's refcounting allows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Region {
     Hot,

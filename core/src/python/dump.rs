@@ -153,8 +153,13 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
     unsafe fn emit_str(&mut self, op: *mut sys::PyObject) -> Result<Target, DumpError> {
         // SAFETY: op is a live exact str (caller).
         let layout = unsafe { version::str_layout(op) }.ok_or_else(|| DumpError("a str is not in compact form".into()))?;
+        // Interning writes the str's state (and, on 3.13, its refcount) at
+        // load, and names are hashed as soon as they are used: they go with
+        // the written objects, leaving docstrings and other constants on
+        // pages that stay clean and shared.
+        let region = if layout.interned { Region::Hot } else { Region::Cold };
         // SAFETY: the layout's size is the str's allocation size.
-        let at = unsafe { self.copy(op, Region::Cold, layout.size, symbols::TYPE_STR, false) };
+        let at = unsafe { self.copy(op, region, layout.size, symbols::TYPE_STR, false) };
         version::reset_str_runtime_fields(self.module.bytes_mut(at, layout.size), layout.ascii);
         Ok(if layout.interned { Target::InternedStr(at) } else { Target::Object(at) })
     }
