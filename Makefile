@@ -24,7 +24,7 @@ CDS_TARGETS := $(VERSIONS:%=python-%-cds)
 CDS_DEBUG_TARGETS := $(VERSIONS:%=python-%-cds-debug)
 
 .DEFAULT_GOAL := help
-.PHONY: help all-cds all-cds-debug test demo bench clean pytest-deps FORCE
+.PHONY: help all-cds all-cds-debug test test-debug demo bench clean pytest-deps FORCE
 
 help:
 	@echo "cds make targets:"
@@ -33,6 +33,7 @@ help:
 	@echo "  python-X.Y-cds-debug  same with --with-pydebug -> build/python-X.Y-cds-debug/python"
 	@echo "  all-cds               build every supported version (all-cds-debug: debug builds)"
 	@echo "  test                  cargo test, then pytest tests/ under each cds interpreter"
+	@echo "  test-debug            pytest tests/ under the --with-pydebug builds"
 	@echo "  demo                  trace, dump and replay an import-heavy command; time it"
 	@echo "  bench                 (not yet)"
 	@echo "  clean                 remove build/ and target/ (the cache $(CDS_CACHE) stays)"
@@ -76,11 +77,25 @@ test: pytest-deps
 	done; \
 	if [ -n "$$failed" ]; then echo "== test: failed for:$$failed"; exit 1; fi
 
+# The pytest suite under --with-pydebug builds (refcount and assertion
+# checks of the interpreter itself; slower, so not part of `make test`).
+test-debug: pytest-deps
+	@set -e; for v in $(VERSIONS); do \
+	  $(MAKE) --no-print-directory python-$$v-cds-debug; \
+	  py=build/python-$$v-cds-debug/python; \
+	  echo "== pytest tests/ with $$py"; \
+	  CDS_PYTHON=$(CURDIR)/$$py PYTHONPATH=$(PYTEST_DEPS) $$py -m pytest $(PYTEST_ARGS) tests/; \
+	done
+
 demo: python-$(DEMO_VERSION)-cds
 	harness/demo.sh $(DEMO_VERSION)
 
-bench:
-	@echo "bench: not yet (see benches/ once it exists)"
+# benches/run.py (host python3) times, for each of VERSIONS: import phase cds
+# vs off vs ideal, whole process, bare startup, memory of 16 processes,
+# whole-stdlib dump; then the criterion benches of the format. Writes
+# bench/results.md and plots; QUICK=1 for fewer runs. docs/PERFORMANCE.md.
+bench: $(CDS_TARGETS)
+	$(HOST_PYTHON) benches/run.py --versions $(VERSIONS) $(if $(QUICK),--quick) --out bench
 
 clean:
 	rm -rf build target

@@ -47,6 +47,8 @@ pub enum Target {
     /// Not a pointer: the slot is a code object that gets its per-process
     /// state at load (see `Fixups::init_code`).
     CodeInit,
+    /// A position inside an object of the same module (not an object start).
+    Interior(RegionRef),
 }
 
 /// What the table says of a module besides its objects.
@@ -166,6 +168,7 @@ impl ArchiveBuilder {
                 Target::Symbol(id) => (RelocKind::Symbol, id),
                 Target::FrozenSet(t) => (RelocKind::FrozenSet, file_offset(t)),
                 Target::CodeInit => (RelocKind::CodeInit, 0),
+                Target::Interior(t) => (RelocKind::Interior, file_offset(t)),
             };
             let at = relocs_off + i * RELOC_SIZE;
             put_u32(&mut out, at, file_offset(r.slot));

@@ -88,6 +88,10 @@ pub enum RelocKind {
     /// Not a pointer: `slot` is the start of a code object that receives its
     /// per-process state (e.g. 3.13's `co_version`) once relocated.
     CodeInit = 5,
+    /// A pointer into an archived object's own body (3.11: a 4-byte-kind
+    /// str's `wstr` is its character data): mapping base + target, where
+    /// target lies inside the module but need not be an object start.
+    Interior = 6,
 }
 
 impl RelocKind {
@@ -98,12 +102,13 @@ impl RelocKind {
             3 => Self::Symbol,
             4 => Self::FrozenSet,
             5 => Self::CodeInit,
+            6 => Self::Interior,
             _ => return None,
         })
     }
     /// Whether `target` is a file offset of an archived object.
     pub fn targets_object(self) -> bool {
-        !matches!(self, Self::Symbol | Self::CodeInit)
+        matches!(self, Self::Object | Self::InternedStr | Self::FrozenSet)
     }
 }
 

@@ -72,6 +72,9 @@ pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Vec<Reloc>,
         if kind.targets_object() && (target as usize % OBJECT_ALIGN != 0 || !module.owns(target as usize, MIN_OBJECT)) {
             return Err(RelocError::TargetOutOfBounds { index });
         }
+        if kind == RelocKind::Interior && !module.owns(target as usize, 1) {
+            return Err(RelocError::TargetOutOfBounds { index });
+        }
         out.push(Reloc { slot, target, kind });
     }
     Ok(out)
@@ -93,7 +96,7 @@ pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut imp
     for (r, sym) in relocs.iter().zip(&symbols) {
         let value = match r.kind {
             RelocKind::Symbol => *sym,
-            RelocKind::Object | RelocKind::InternedStr => base + r.target as usize,
+            RelocKind::Object | RelocKind::InternedStr | RelocKind::Interior => base + r.target as usize,
             RelocKind::FrozenSet => 0, // filled in below, once its items are relocated
             RelocKind::CodeInit => continue, // not a pointer slot
         };

@@ -8,7 +8,8 @@
 //! - `prepare_code_copy(op, bytes)`: turns a copied code object into the state
 //!   of a fresh one (bytecode, caches, per-process fields cleared).
 //! - `init_code(code)`: per-process state given to a code object at load.
-//! - `str_layout(op)` / `reset_str_runtime_fields(bytes, ascii)`.
+//! - `str_layout(op)` / `reset_str_runtime_fields(bytes, ascii)` (which names
+//!   any pointer into the str's own body to relocate).
 //! - `reset_bytes_runtime_fields(bytes)`, `long_size(op)`.
 
 #[cfg(not(Py_3_12))]

@@ -70,7 +70,10 @@ pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
 
 /// Clears what a str caches per process: its hash (randomised per process),
 /// its interned state (interning happens again at load), derived buffers.
-pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) {
+/// Returns `(slot, target)` offsets of a pointer into the str's own body
+/// that must be relocated: a 4-byte-kind str's `wstr` is its data (the
+/// layout `PyUnicode_New` makes and debug builds check).
+pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) -> Option<(usize, usize)> {
     type Ascii = sys::PyASCIIObject;
     type Compact = sys::PyCompactUnicodeObject;
     put(bytes, offset_of!(Ascii, hash), -1 as sys::Py_hash_t);
@@ -78,11 +81,19 @@ pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) {
     state.set_interned(sys::SSTATE_NOT_INTERNED);
     put(bytes, offset_of!(Ascii, state), state);
     put(bytes, offset_of!(Ascii, wstr), null_mut::<sys::wchar_t>());
-    if !ascii {
-        put(bytes, offset_of!(Compact, utf8_length), 0 as sys::Py_ssize_t);
-        put(bytes, offset_of!(Compact, utf8), null_mut::<std::ffi::c_char>());
-        put(bytes, offset_of!(Compact, wstr_length), 0 as sys::Py_ssize_t);
+    if ascii {
+        return None;
     }
+    put(bytes, offset_of!(Compact, utf8_length), 0 as sys::Py_ssize_t);
+    put(bytes, offset_of!(Compact, utf8), null_mut::<std::ffi::c_char>());
+    put(bytes, offset_of!(Compact, wstr_length), 0 as sys::Py_ssize_t);
+    if state.kind() as usize == size_of::<sys::wchar_t>() {
+        let length: sys::Py_ssize_t = get(bytes, offset_of!(Ascii, length));
+        put(bytes, offset_of!(Compact, wstr_length), length);
+        put(bytes, offset_of!(Ascii, wstr), 0usize); // relocated to the data
+        return Some((offset_of!(Ascii, wstr), size_of::<Compact>()));
+    }
+    None
 }
 
 /// Clears a bytes object's cached hash.

@@ -75,7 +75,8 @@ pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
 }
 
 /// Clears what a str caches per process: hash, interned state, UTF-8 buffer.
-pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) {
+/// No str points into itself on 3.13 (`wstr` is gone): returns None.
+pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) -> Option<(usize, usize)> {
     type Ascii = sys::PyASCIIObject;
     type Compact = sys::PyCompactUnicodeObject;
     put(bytes, offset_of!(Ascii, hash), -1 as sys::Py_hash_t);
@@ -88,6 +89,7 @@ pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) {
         put(bytes, offset_of!(Compact, utf8_length), 0 as sys::Py_ssize_t);
         put(bytes, offset_of!(Compact, utf8), null_mut::<std::ffi::c_char>());
     }
+    None
 }
 
 /// Clears a bytes object's cached hash (deprecated field, still present).
