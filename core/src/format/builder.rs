@@ -28,6 +28,8 @@ pub struct RegionRef {
 }
 
 impl RegionRef {
+    /// The position `bytes` further on (a field of the object at `self`).
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, bytes: usize) -> Self {
         Self { region: self.region, offset: self.offset + bytes }
     }

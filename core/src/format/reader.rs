@@ -243,13 +243,13 @@ impl Archive {
         let hot = span(entry::HOT_START, entry::HOT_END);
         let cold = span(entry::COLD_START, entry::COLD_END);
         let inside = |r: &Range<usize>, region: &Range<usize>| {
-            r.start <= r.end && region.start <= r.start && r.end <= region.end && r.start % OBJECT_ALIGN == 0
+            r.start <= r.end && region.start <= r.start && r.end <= region.end && r.start.is_multiple_of(OBJECT_ALIGN)
         };
         if !inside(&hot, &self.hot) || !inside(&cold, &self.cold) {
             return Err(bad("object span out of bounds"));
         }
         let code = get_u32(e, entry::CODE) as usize;
-        if !hot.contains(&code) || code % OBJECT_ALIGN != 0 {
+        if !hot.contains(&code) || !code.is_multiple_of(OBJECT_ALIGN) {
             return Err(bad("code object offset out of bounds"));
         }
         let first = get_u32(e, entry::RELOC_START) as usize;

@@ -66,10 +66,10 @@ pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Vec<Reloc>,
         let target = get_u32(rec, 4);
         let kind = RelocKind::from_u32(get_u32(rec, 8)).ok_or(RelocError::BadKind { index })?;
         let (align, len) = if kind == RelocKind::CodeInit { (OBJECT_ALIGN, MIN_OBJECT) } else { (8, 8) };
-        if slot as usize % align != 0 || !module.owns(slot as usize, len) {
+        if !(slot as usize).is_multiple_of(align) || !module.owns(slot as usize, len) {
             return Err(RelocError::SlotOutOfBounds { index });
         }
-        if kind.targets_object() && (target as usize % OBJECT_ALIGN != 0 || !module.owns(target as usize, MIN_OBJECT)) {
+        if kind.targets_object() && (!(target as usize).is_multiple_of(OBJECT_ALIGN) || !module.owns(target as usize, MIN_OBJECT)) {
             return Err(RelocError::TargetOutOfBounds { index });
         }
         if kind == RelocKind::Interior && !module.owns(target as usize, 1) {
