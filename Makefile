@@ -24,7 +24,7 @@ CDS_TARGETS := $(VERSIONS:%=python-%-cds)
 CDS_DEBUG_TARGETS := $(VERSIONS:%=python-%-cds-debug)
 
 .DEFAULT_GOAL := help
-.PHONY: help all-cds all-cds-debug test test-debug demo bench clean pytest-deps FORCE
+.PHONY: help all-cds all-cds-debug test test-debug demo bench fuzz clean pytest-deps FORCE
 
 help:
 	@echo "cds make targets:"
@@ -35,7 +35,10 @@ help:
 	@echo "  test                  cargo test, then pytest tests/ under each cds interpreter"
 	@echo "  test-debug            pytest tests/ under the --with-pydebug builds"
 	@echo "  demo                  trace, dump and replay an import-heavy command; time it"
-	@echo "  bench                 (not yet)"
+	@echo "  bench                 import/startup/memory/dump benches -> bench/results.md (QUICK=1: fewer runs)"
+	@echo "  fuzz                  fuzz the archive reader (FUZZ_SECONDS per target, default 60)"
+	@echo "  regrtest-X.Y          CPython's test suite (CI subset) with and without cds; same failures?"
+	@echo "  regrtest-full-X.Y     the whole CPython test suite, with and without cds"
 	@echo "  clean                 remove build/ and target/ (the cache $(CDS_CACHE) stays)"
 	@echo "variables: VERSIONS, CDS_CACHE, CPYTHON_TARBALL, CDS_CONFIGURE_FLAGS, PYTEST_ARGS"
 
@@ -97,5 +100,20 @@ demo: python-$(DEMO_VERSION)-cds
 bench: $(CDS_TARGETS)
 	$(HOST_PYTHON) benches/run.py --versions $(VERSIONS) $(if $(QUICK),--quick) --out bench
 
+FUZZ_SECONDS ?= 60
+fuzz:
+	fuzz/run.sh $(FUZZ_SECONDS)
+
 clean:
 	rm -rf build target
+
+# CPython's own regression suite (python -m test) run twice on the patched
+# interpreter, without and with PYTHONCDS=<archive of all of Lib/>; fails when
+# the sets of failing tests differ (harness/regrtest.sh, docs/RELIABILITY.md).
+# regrtest-X.Y: the CI subset, a few minutes; regrtest-full-X.Y: everything.
+# (For regrtest-full-X.Y make picks the rule with the shorter stem.)
+regrtest-full-%: python-%-cds
+	harness/regrtest.sh $* full
+
+regrtest-%: python-%-cds
+	harness/regrtest.sh $*

@@ -24,6 +24,11 @@ fn version_cfgs() {
     for minor in 11..=15 {
         println!("cargo::rustc-check-cfg=cfg(Py_3_{minor})");
     }
+    println!("cargo::rustc-check-cfg=cfg(Py_DEBUG)");
+    println!("cargo:rerun-if-env-changed=DEP_CPYTHON_CDS_PY_DEBUG");
+    if std::env::var("DEP_CPYTHON_CDS_PY_DEBUG").as_deref() == Ok("1") {
+        println!("cargo:rustc-cfg=Py_DEBUG");
+    }
     println!("cargo:rerun-if-env-changed=DEP_CPYTHON_CDS_VERSION_MINOR");
     if let Some(target) = std::env::var("DEP_CPYTHON_CDS_VERSION_MINOR").ok().and_then(|v| v.parse::<u32>().ok()) {
         for minor in (11..=15).filter(|m| *m <= target) {

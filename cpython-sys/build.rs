@@ -6,7 +6,8 @@
 //! 2. otherwise the build fails with a message saying what to set.
 //!
 //! Emits cumulative version cfgs (`Py_3_11`, `Py_3_12`, `Py_3_13`, … meaning
-//! "this version or newer") read from `Include/patchlevel.h`.
+//! "this version or newer") read from `Include/patchlevel.h`, and `Py_DEBUG`
+//! for `--with-pydebug` trees (from `pyconfig.h`).
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ fn main() {
     for minor in KNOWN_MINORS {
         println!("cargo::rustc-check-cfg=cfg(Py_3_{minor})");
     }
+    println!("cargo::rustc-check-cfg=cfg(Py_DEBUG)");
     let src = match env::var_os("CDS_PYTHON_SRC") {
         Some(dir) => PathBuf::from(dir),
         None => panic!(
@@ -42,6 +44,13 @@ fn main() {
         println!("cargo:rustc-cfg=Py_3_{m}");
     }
     println!("cargo:version_minor={minor}");
+    // --with-pydebug builds check invariants the core must respect there.
+    let pyconfig = fs::read_to_string(src.join("pyconfig.h")).unwrap_or_default();
+    let debug = pyconfig.lines().any(|l| l.trim() == "#define Py_DEBUG 1");
+    if debug {
+        println!("cargo:rustc-cfg=Py_DEBUG");
+    }
+    println!("cargo:py_debug={}", debug as u8);
 
     let bindings = bindgen::Builder::default()
         .header("wrapper.h")

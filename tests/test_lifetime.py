@@ -62,3 +62,43 @@ def test_threads_and_fork_import_archived_modules(ws):
     proc = ws.replay("-c", prog)
     assert without_stats(proc.stdout) == "0"
     assert proc.stderr == ""
+
+
+def test_custom_path_hooks_are_honoured(ws):
+    """The archive stands in for FileFinder; a program's own path hooks win."""
+    ws.write("mymod.py", "VALUE = 1\n")
+    ws.write("alt/mymod.py", "VALUE = 2\n")
+    ws.archive("-c", "import mymod, json")
+    prog = (
+        "import sys, os, importlib.machinery as m\n"
+        "details = (m.SourceFileLoader, m.SOURCE_SUFFIXES)\n"
+        "def hook(path):\n"  # the current directory is searched in ./alt instead
+        "    if path not in ('', os.getcwd()): raise ImportError\n"
+        "    return m.FileFinder(os.path.abspath('alt'), details)\n"
+        "sys.path_hooks.insert(0, hook); sys.path_importer_cache.clear()\n"
+        "import mymod\n"
+        "print(mymod.VALUE)\n" + STATS
+    )
+    proc = ws.replay("-c", prog)
+    assert without_stats(proc.stdout) == "2"
+    stats = stats_of(proc)
+    assert "json" in stats["served"] and "mymod" not in stats["served"]
+
+
+def test_embedder_reinitialising_the_runtime(ws):
+    """Py_Finalize then Py_Initialize in one process (CPython's _testembed)."""
+    import os
+    import subprocess
+
+    from conftest import PYTHON, clean_env
+
+    testembed = os.path.join(os.path.dirname(os.path.realpath(PYTHON)), "Programs", "_testembed")
+    if not os.path.exists(testembed):
+        import pytest
+
+        pytest.skip("no Programs/_testembed in this build")
+    ws.archive("-c", "import json")
+    proc = subprocess.run([testembed, "test_repeated_simple_init"], env=clean_env(PYTHONCDS=ws.img),
+                          cwd=os.path.dirname(os.path.dirname(testembed)), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count("Finalized") >= 3

@@ -66,6 +66,7 @@ fn sample() -> Vec<u8> {
         m.reloc(code.add(24), Target::InternedStr(s));
         m.reloc(code.add(32), Target::FrozenSet(tuple));
         m.reloc(code, Target::CodeInit);
+        m.reloc(s.add(8), Target::Interior(s.add(12)));
         m.finish(code);
     }
     b.finish(HEX, ID).unwrap()
@@ -322,7 +323,7 @@ fn mutate(rng: &mut Rng, b: &mut Vec<u8>) {
             5 => (get32(b, header::COLD) + get32(b, header::COLD_SIZE)) as u32,
             6 => old.wrapping_add(rng.below(33) as u32).wrapping_sub(16),
             7 => 1 << rng.below(32),
-            8 => rng.below(6) as u32,
+            8 => rng.below(8) as u32, // relocation kinds, known and not
             _ => rng.u32(),
         }
     };
@@ -367,7 +368,7 @@ fn random_mutations_are_refused_or_harmless() {
     let b = sample();
     let mut rng = Rng(0x00c0_ffee);
     let (mut parsed, mut relocated, mut refused_later) = (0, 0, 0);
-    for iter in 0..50_000 {
+    for iter in 0..20_000 {
         let mut c = b.clone();
         for _ in 0..1 + rng.below(4) {
             mutate(&mut rng, &mut c);
@@ -381,9 +382,9 @@ fn random_mutations_are_refused_or_harmless() {
         refused_later += out.modules - out.relocated.min(out.modules);
     }
     // The mutations must reach the deep checks, or this test proves little.
-    assert!(parsed > 5_000, "only {parsed} mutants parsed");
-    assert!(relocated > 5_000, "only {relocated} modules relocated");
-    assert!(refused_later > 1_000, "only {refused_later} modules refused by verify or relocation");
+    assert!(parsed > 2_000, "only {parsed} mutants parsed");
+    assert!(relocated > 2_000, "only {relocated} modules relocated");
+    assert!(refused_later > 500, "only {refused_later} modules refused by verify or relocation");
     eprintln!(
         "{parsed} mutants parsed, {relocated} modules relocated, {refused_later} refused by verify or relocation"
     );

@@ -160,6 +160,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         let region = if layout.interned { Region::Hot } else { Region::Cold };
         // SAFETY: the layout's size is the str's allocation size.
         let at = unsafe { self.copy(op, region, layout.size, symbols::TYPE_STR, false) };
+        put(self.module.bytes_mut(at, layout.size), OB_REFCNT, version::str_refcnt(layout.interned));
         if let Some((slot, target)) = version::reset_str_runtime_fields(self.module.bytes_mut(at, layout.size), layout.ascii) {
             self.module.reloc(at.add(slot), Target::Interior(at.add(target)));
         }

@@ -24,6 +24,10 @@ use std::sync::{Mutex, MutexGuard};
 struct State {
     served: Option<Served>,
     tracer: Option<Tracer>,
+    /// `sys.path_hooks` as it was at the first lookup (identities): the
+    /// archive stands for what FileFinder would find, so once a program
+    /// installs its own path hooks, imports go through them instead.
+    path_hooks: Option<Vec<usize>>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -79,7 +83,19 @@ fn init_state() -> State {
         },
         _ => None,
     };
-    State { served, tracer }
+    State { served, tracer, path_hooks: None }
+}
+
+/// Identities of the objects in `sys.path_hooks`.
+fn path_hooks() -> Vec<usize> {
+    // SAFETY: GIL held; sys.path_hooks is borrowed, items are only compared.
+    unsafe {
+        let hooks = ffi::PySys_GetObject(c"path_hooks".as_ptr());
+        if hooks.is_null() || ffi::PyList_Check(hooks) == 0 {
+            return Vec::new();
+        }
+        (0..ffi::PyList_Size(hooks)).map(|i| ffi::PyList_GetItem(hooks, i) as usize).collect()
+    }
 }
 
 /// `_imp.extension_suffixes()`: what makes a file an extension module.
@@ -212,9 +228,12 @@ unsafe extern "C" fn cds_find(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
         let path = if ffi::PyTuple_Size(args) > 1 { str_list(ffi::PyTuple_GetItem(args, 1)) } else { None };
         let found = {
             let mut guard = state();
-            let Some(served) = guard.as_mut().and_then(|s| s.served.as_mut()) else {
+            let Some(st) = guard.as_mut() else { return none() };
+            let hooks = path_hooks();
+            if *st.path_hooks.get_or_insert_with(|| hooks.clone()) != hooks {
                 return none();
-            };
+            }
+            let Some(served) = st.served.as_mut() else { return none() };
             served.find(&name, path.as_deref(), sys_path)
         };
         match found {
@@ -468,6 +487,17 @@ static mut MODULE_DEF: ffi::PyModuleDef = ffi::PyModuleDef {
     m_free: None,
 };
 
+/// Called by `Py_FinalizeEx` (after the interpreter is gone): drops the
+/// state of the finished runtime, so that an embedder's next `Py_Initialize`
+/// starts cds afresh (its fix-ups pointed at objects of the old runtime,
+/// such as interned strings). The old mapping is deliberately leaked, never
+/// unmapped: static data of the old runtime may still point into it.
+extern "C" fn forget_runtime() {
+    if let Some(old) = state().take() {
+        std::mem::forget(old.served);
+    }
+}
+
 /// Entry point of the `_cds` built-in (registered in Modules/config.c).
 ///
 /// # Safety
@@ -478,6 +508,8 @@ pub unsafe extern "C" fn PyInit__cds() -> *mut ffi::PyObject {
         let mut guard = state();
         if guard.is_none() {
             *guard = Some(init_state());
+            // SAFETY: GIL held during module init; the callback is a plain function.
+            unsafe { ffi::Py_AtExit(Some(forget_runtime)) };
         }
     }
     // SAFETY: GIL held; the statics are only touched here, before the module

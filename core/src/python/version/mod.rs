@@ -3,7 +3,8 @@
 //! Each `vX_Y` module exports the same items; the glue never tests versions
 //! itself. Adding a version means adding a module here (see docs/PORTING.md).
 //!
-//! - `ARCHIVED_REFCNT`: the refcount archived objects carry.
+//! - `ARCHIVED_REFCNT`: the refcount archived objects carry; `str_refcnt`
+//!   for strings, which debug builds may require to be mortal.
 //! - `CODE_OBJECT_FIELDS` (shared below): offsets of a code object's object pointers.
 //! - `prepare_code_copy(op, bytes)`: turns a copied code object into the state
 //!   of a fresh one (bytecode, caches, per-process fields cleared).

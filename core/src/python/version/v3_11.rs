@@ -14,6 +14,11 @@ type Code = sys::PyCodeObject;
 /// guard is only a last defence). Every INCREF/DECREF still writes it.
 pub const ARCHIVED_REFCNT: sys::Py_ssize_t = 1 << 40;
 
+/// Refcount of an archived str: the same bias as every object.
+pub const fn str_refcnt(_interned: bool) -> sys::Py_ssize_t {
+    ARCHIVED_REFCNT
+}
+
 /// Offset of `ob_refcnt`.
 pub const OB_REFCNT: usize = offset_of!(sys::PyObject, ob_refcnt);
 

@@ -15,6 +15,25 @@ type Code = sys::PyCodeObject;
 /// ever touches an archived page.
 pub const ARCHIVED_REFCNT: sys::Py_ssize_t = u32::MAX as sys::Py_ssize_t;
 
+/// Refcount of an archived str. Debug builds check that a str which is not
+/// (yet) interned is mortal (`_PyUnicode_CheckConsistency`: only interned or
+/// statically allocated strings may be immortal), and archived strings are
+/// interned only at load, so there they are mortal; release builds keep
+/// every archived str immortal.
+///
+/// The debug count must stay small: making an interned str immortal walks
+/// its refcount once per reference (`immortalize_interned` under
+/// Py_REF_DEBUG). It only has to cover the archive's own references (one per
+/// slot, dropped when interning swaps a slot to another object); the
+/// dealloc guard keeps a miscount from freeing the object.
+pub const fn str_refcnt(_interned: bool) -> sys::Py_ssize_t {
+    if !cfg!(Py_DEBUG) {
+        ARCHIVED_REFCNT
+    } else {
+        1 << 12
+    }
+}
+
 /// Offset of `ob_refcnt` (inside an anonymous union in 3.13).
 pub const OB_REFCNT: usize = offset_of!(sys::PyObject, __bindgen_anon_1);
 

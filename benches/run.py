@@ -1,0 +1,649 @@
+#!/usr/bin/env python3
+"""End-to-end benches of cds (run by the host python3; spawns the cds interpreters).
+
+    python3 benches/run.py [--versions 3.11 3.13] [--quick] [--out bench]
+
+For every version: import phase (cds vs off vs the ideal code cache, timed
+inside the process), whole-process wall time (`-c 'import X'`, `-c pass`),
+memory of 16 concurrent processes (PSS, archive mapping dirty/clean pages),
+whole-stdlib dump (time, size vs .pyc). Then the criterion benches of the
+format (cargo bench -p cds-benches). Writes OUT/results.md, OUT/results.json
+and PNG plots. docs/PERFORMANCE.md explains the method and the numbers.
+"""
+
+import argparse
+import json
+import os
+import platform
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("CDS_CACHE", os.path.expanduser("~/.cache/cds"))
+HOST = sys.executable
+
+STDLIB = ["json", "argparse", "typing", "asyncio", "email.message", "http.client",
+          "unittest", "decimal", "logging", "dataclasses"]
+THIRD_PARTY = ["requests", "rich", "jinja2", "click", "pygments", "sympy"]
+PIP_SPECS = ["requests", "rich", "jinja2", "click", "pygments", "sympy"]
+# Workloads of the memory bench: (label, modules to import, third party?)
+MEMORY = [("sympy", ["sympy"], True), ("asyncio+email+http", ["asyncio", "email.message", "http.client"], False)]
+PROC_COUNTS = [1, 2, 4, 8, 16]
+
+# Runs inside the measured interpreter (as -c, so sys.path[0] is the cwd as
+# for `-c 'import X'`). Prelude imports builtins only. Modes: off, cds (the
+# process was started with -X cds=IMG), ideal (the code objects of every
+# traced module are unmarshalled up front and served by a trivial finder).
+INPROC = r'''
+import sys, gc, marshal
+from time import perf_counter_ns
+mode, names, lst = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+served = 0
+if mode == "ideal":
+    import _io, _frozen_importlib_external as ext
+    codes = {}
+    with _io.open(lst, encoding="utf-8") as f:
+        for line in f:
+            n, _, path = line.rstrip("\n").partition("\t")
+            if n in sys.modules or n in codes or not path.endswith(".py"):
+                continue
+            try:
+                with _io.open(ext.cache_from_source(path), "rb") as p:
+                    code = marshal.loads(memoryview(p.read())[16:])
+            except OSError:
+                with _io.open(path, "rb") as p:
+                    code = compile(p.read(), path, "exec", dont_inherit=True)
+            codes[n] = (code, path)
+
+    class Loader(ext.SourceFileLoader):
+        # exec_module (from _LoaderBasics) calls get_code and execs it, as
+        # for a normal import and for cds (whose get_code hook returns the
+        # mapped code object).
+        def get_code(self, name):
+            global served
+            served += 1
+            return codes[name][0]
+
+    class Finder:
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            e = codes.get(name)
+            if e is None:
+                return None
+            origin = e[1]
+            pkg = origin.endswith("__init__.py")
+            return ext.spec_from_file_location(name, origin, loader=Loader(name, origin),
+                submodule_search_locations=[origin.rpartition("/")[0]] if pkg else None)
+
+    sys.meta_path.insert(0, Finder)
+gc.collect()
+t0 = perf_counter_ns()
+for n in names:
+    __import__(n)
+t1 = perf_counter_ns()
+rejected = 0
+if mode.startswith("cds"):
+    import cds
+    st = cds.stats()
+    served, rejected = len(st["served"]), len(st["rejected"])
+sys.stdout.write("%d %d %d\n" % (t1 - t0, served, rejected))
+'''
+
+MEMPROC = r'''
+import sys
+for n in sys.argv[1].split(","):
+    __import__(n)
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.read()
+'''
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def stats(xs):
+    xs = sorted(xs)
+    if len(xs) >= 4:
+        q = statistics.quantiles(xs, n=4, method="inclusive")
+        iqr = q[2] - q[0]
+    else:
+        iqr = xs[-1] - xs[0]
+    return {"median": statistics.median(xs), "iqr": iqr, "n": len(xs), "min": xs[0]}
+
+
+class Version:
+    def __init__(self, v, out, quick):
+        self.v = v
+        self.tag = "cpython-" + v.replace(".", "")
+        self.py = os.path.join(ROOT, "build", f"python-{v}-cds", "python")
+        self.lib = os.path.join(os.path.dirname(self.py), "Lib")
+        # Lists and archives (hundreds of MB) stay out of the results dir.
+        self.work = os.path.join(CACHE, f"bench-work-{v}")
+        self.cwd = os.path.join(self.work, "cwd")  # empty: '' on sys.path scans nothing
+        self.site = os.path.join(CACHE, f"bench-site-{v}")
+        self.quick = quick
+        self.env = {k: val for k, val in os.environ.items()
+                    if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+                    and not k.startswith(("PYTHONCDS", "PYCDS"))}
+
+    def envfor(self, third_party):
+        env = dict(self.env)
+        if third_party:
+            env["PYTHONPATH"] = self.site
+        return env
+
+    def run(self, args, third_party=False, **kw):
+        return subprocess.run([self.py, *args], env=self.envfor(third_party), cwd=self.cwd,
+                              check=True, text=True, capture_output=True, **kw)
+
+    # -- setup ---------------------------------------------------------
+    def setup(self):
+        if not os.access(self.py, os.X_OK):
+            raise SystemExit(f"{self.py} is not built (make python-{self.v}-cds)")
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.cwd)
+        log(f"[{self.v}] compileall stdlib")
+        subprocess.run([self.py, "-m", "compileall", "-q", "-j0", self.lib], env=self.env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not os.path.exists(os.path.join(self.site, ".installed")):
+            log(f"[{self.v}] pip install {' '.join(PIP_SPECS)} -> {self.site}")
+            shutil.rmtree(self.site, ignore_errors=True)
+            # Pure Python: charset_normalizer from its sdist (no mypyc), and
+            # markupsafe's optional C speedups removed (pure fallback).
+            subprocess.run([HOST, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                            "--root-user-action=ignore", "--no-compile", "--target", self.site,
+                            "--no-binary", "charset-normalizer", *PIP_SPECS], check=True)
+            for d, _, files in os.walk(self.site):
+                for f in files:
+                    if f.endswith(".so"):
+                        log(f"  removing C extension {f} (pure-Python fallback)")
+                        os.unlink(os.path.join(d, f))
+            open(os.path.join(self.site, ".installed"), "w").close()
+        log(f"[{self.v}] compileall {self.site}")
+        subprocess.run([self.py, "-m", "compileall", "-q", "-j0", self.site], env=self.env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def trace_dump(self, label, args, third_party=False):
+        lst = os.path.join(self.work, label + ".lst")
+        img = os.path.join(self.work, label + ".img")
+        if os.path.exists(lst):
+            os.unlink(lst)
+        self.run(["-X", f"cds_trace={lst}", *args], third_party)
+        dump_flags = ["-X", "frozen_modules=on"] if "frozen_modules=on" in args else []
+        self.run([*dump_flags, "-m", "cds", "dump", "-q", lst, img], third_party)
+        return lst, img
+
+    # -- timing --------------------------------------------------------
+    def spawn_time(self, argv, env):
+        devnull = os.open(os.devnull, os.O_RDWR)
+        fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+              (os.POSIX_SPAWN_DUP2, devnull, 2)]
+        t0 = time.perf_counter_ns()
+        pid = os.posix_spawn(self.py, [self.py, *argv], env, file_actions=fa)
+        _, status = os.waitpid(pid, 0)
+        t1 = time.perf_counter_ns()
+        os.close(devnull)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{argv} failed")
+        return t1 - t0
+
+    def interleaved(self, variants, runs, env):
+        """variants: {label: argv}; ABBA-alternating rounds; returns {label: stats (ms)}."""
+        os.chdir(self.cwd)
+        times = {k: [] for k in variants}
+        keys = list(variants)
+        for k in keys:  # warm the page cache
+            self.spawn_time(variants[k], env)
+        for r in range(runs):
+            order = keys if r % 2 == 0 else keys[::-1]
+            for k in order:
+                times[k].append(self.spawn_time(variants[k], env) / 1e6)
+        return {k: stats(v) for k, v in times.items()}, times
+
+    def inproc(self, names, lst, img, runs, third_party):
+        env = self.envfor(third_party)
+        # cds-nocheck (-X cds_check=none: no source stat, no search-path
+        # check) splits cds's gap to the ideal into checks and fix-ups.
+        variants = {"off": [], "cds": ["-X", f"cds={img}"], "ideal": [],
+                    "cds-nocheck": ["-X", f"cds={img}", "-X", "cds_check=none"]}
+        keys = list(variants)
+        out = {k: [] for k in keys}
+        info = {}
+        for r in range(runs + 1):
+            order = keys if r % 2 == 0 else keys[::-1]
+            for k in order:
+                p = subprocess.run([self.py, *variants[k], "-c", INPROC, k, ",".join(names), lst],
+                                   env=env, cwd=self.cwd, check=True, text=True, capture_output=True)
+                ns, served, rejected = map(int, p.stdout.split())
+                if r:  # round 0 warms the page cache
+                    out[k].append(ns / 1e6)
+                info[k] = {"served": served, "rejected": rejected}
+        return {k: stats(v) for k, v in out.items()}, info
+
+    # -- benches -------------------------------------------------------
+    def bench_imports(self):
+        res = {}
+        inruns = 7 if self.quick else 21
+        wruns = 10 if self.quick else 30
+        for name in STDLIB + THIRD_PARTY:
+            res[name] = retry(self, name, lambda: self.bench_import(name, inruns, wruns))
+        return res
+
+    def bench_import(self, name, inruns, wruns):
+        if True:
+            tp = name in THIRD_PARTY
+            lst, img = self.trace_dump(name, ["-c", f"import {name}"], tp)
+            listed = sum(1 for _ in open(lst))
+            ip, info = self.inproc([name], lst, img, inruns, tp)
+            if info["cds"]["served"] == 0 or info["cds"]["rejected"]:
+                # The interpreter was rebuilt under us (another build id): redo once.
+                log(f"[{self.v}] {name}: archive not served ({info['cds']}); dumping again")
+                lst, img = self.trace_dump(name, ["-c", f"import {name}"], tp)
+                ip, info = self.inproc([name], lst, img, inruns, tp)
+            wp, _ = self.interleaved({"off": ["-c", f"import {name}"],
+                                      "cds": ["-X", f"cds={img}", "-c", f"import {name}"]},
+                                     wruns, self.envfor(tp))
+            check = self.run(["-X", f"cds={img}", "-c", f"import {name}, cds; print(len(cds.stats()['served']))"], tp)
+            if check.stderr or int(check.stdout) == 0:
+                raise RuntimeError(f"archive no longer served after the whole-process runs: {check.stderr.strip()}")
+            res = {"inproc": ip, "info": info, "whole": wp, "listed": listed,
+                   "img_bytes": os.path.getsize(img)}
+            r = ip["cds"]["median"] / ip["ideal"]["median"]
+            log(f"[{self.v}] {name:14s} import off {ip['off']['median']:7.2f} cds {ip['cds']['median']:7.2f} "
+                f"ideal {ip['ideal']['median']:7.2f} ms (cds/ideal {r:.3f}); whole off "
+                f"{wp['off']['median']:7.2f} cds {wp['cds']['median']:7.2f} ms "
+                f"served {info['cds']['served']}/{listed} rejected {info['cds']['rejected']}")
+        return res
+
+    def bench_startup(self):
+        runs = 10 if self.quick else 40
+        res = {}
+        for label, flags in (("default", []), ("frozen_modules=on", ["-X", "frozen_modules=on"])):
+            lst, img = self.trace_dump("startup-" + label.replace("=", "-"), [*flags, "-c", "pass"])
+            st, _ = self.interleaved({"off": [*flags, "-c", "pass"],
+                                      "cds": [*flags, "-X", f"cds={img}", "-c", "pass"]}, runs, self.env)
+            served = self.run([*flags, "-X", f"cds={img}", "-c",
+                               "import cds; s = cds.stats(); print(len(s['served']), len(s['rejected']))"]).stdout.split()
+            st["listed"] = sum(1 for _ in open(lst))
+            st["served"] = int(served[0])
+            res[label] = st
+            log(f"[{self.v}] -c pass ({label}): off {st['off']['median']:.2f} cds {st['cds']['median']:.2f} ms "
+                f"(listed {st['listed']})")
+        return res
+
+    def mem_group(self, names, img, n, tp):
+        argv = [self.py, *(["-X", f"cds={img}"] if img else []), "-c", MEMPROC, ",".join(names)]
+        procs = [subprocess.Popen(argv, env=self.envfor(tp), cwd=self.cwd, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        try:
+            for p in procs:
+                assert p.stdout.readline() == "ready\n"
+            rollup = [read_kv(f"/proc/{p.pid}/smaps_rollup") for p in procs]
+            mapping = archive_mapping(procs[0].pid, img) if img else None
+        finally:
+            for p in procs:
+                p.stdin.close()
+            for p in procs:
+                p.wait()
+        return {"pss_kb": sum(r["Pss"] for r in rollup), "rss_kb": [r["Rss"] for r in rollup],
+                "mapping": mapping}
+
+    def bench_memory(self):
+        res = {}
+        for label, names, tp in MEMORY:
+            code = "; ".join(f"import {n}" for n in names)
+            _, img = self.trace_dump("mem-" + label.replace("+", "-"), ["-c", code], tp)
+            rows = {}
+            for n in PROC_COUNTS:
+                rows[n] = {"off": self.mem_group(names, None, n, tp), "cds": self.mem_group(names, img, n, tp)}
+            res[label] = rows
+            a, b = rows[16]["off"]["pss_kb"], rows[16]["cds"]["pss_kb"]
+            log(f"[{self.v}] memory {label}: 16 procs PSS off {a/1024:.1f} MiB cds {b/1024:.1f} MiB "
+                f"({(1 - b / a) * 100:.1f}% less); mapping {rows[16]['cds']['mapping']}")
+        return res
+
+    def bench_dump(self):
+        lst = os.path.join(self.work, "stdlib.lst")
+        img = os.path.join(self.work, "stdlib.img")
+        entries = stdlib_modules(self.lib)
+        with open(lst, "w") as f:
+            for name, path in entries:
+                f.write(f"{name}\t{path}\n")
+        times = []
+        for _ in range(1 if self.quick else 3):
+            t0 = time.perf_counter()
+            p = self.run(["-m", "cds", "dump", lst, img])
+            times.append(time.perf_counter() - t0)
+        skipped = {}
+        for line in p.stderr.splitlines():
+            if line.startswith("cds: skipped "):
+                name, _, why = line[len("cds: skipped "):].partition(": ")
+                skipped[name] = why
+        pyc = 0
+        missing = 0
+        for name, path in entries:
+            if name in skipped:
+                continue
+            d, base = os.path.split(path)
+            c = os.path.join(d, "__pycache__", base[:-3] + f".{self.tag}.pyc")
+            if os.path.exists(c):
+                pyc += os.path.getsize(c)
+            else:
+                missing += 1
+        size = os.path.getsize(img)
+        hdr = open(img, "rb").read(128)
+        reloc_count = int.from_bytes(hdr[76:80], "little")
+        hot_size = int.from_bytes(hdr[84:88], "little")
+        cold_size = int.from_bytes(hdr[92:96], "little")
+        res = {"modules": len(entries) - len(skipped), "listed": len(entries), "skipped": skipped,
+               "seconds": stats(times), "img_bytes": size, "pyc_bytes": pyc, "pyc_missing": missing,
+               "reloc_count": reloc_count, "hot": hot_size, "cold": cold_size}
+        log(f"[{self.v}] dump stdlib: {res['modules']} modules in {res['seconds']['median']:.2f} s, "
+            f"{size/2**20:.1f} MiB vs .pyc {pyc/2**20:.1f} MiB ({size/pyc:.2f}x), {len(skipped)} skipped")
+        return res
+
+
+def retry(ver, what, fn, attempts=4):
+    """Other jobs may rebuild the interpreter under us (the binary vanishes
+    for a moment, or gets a new build id so the archive no longer serves):
+    wait for it and redo the step, trace and dump included."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except (OSError, subprocess.CalledProcessError, RuntimeError, ValueError) as e:
+            if i == attempts - 1:
+                raise
+            log(f"[{ver.v}] {what}: {type(e).__name__}: {e}; interpreter rebuilt? retrying in 20 s")
+            time.sleep(20)
+            while not os.access(ver.py, os.X_OK):
+                time.sleep(5)
+
+
+def read_kv(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            v = v.split()
+            if len(v) == 2 and v[1] == "kB":
+                out[k] = int(v[0])
+    return out
+
+
+def archive_mapping(pid, img):
+    """Sums the smaps fields of every VMA mapping `img` in process `pid`."""
+    fields = ("Size", "Rss", "Pss", "Shared_Clean", "Shared_Dirty", "Private_Clean", "Private_Dirty")
+    tot = dict.fromkeys(fields, 0)
+    inside = False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and not head[0].endswith(":"):
+                inside = line.rstrip().endswith(img)
+            elif inside and head[0].rstrip(":") in fields:
+                tot[head[0].rstrip(":")] += int(head[1])
+    return tot
+
+
+SKIP_DIRS = {"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "lib2to3", "site-packages",
+             "__pycache__", "__phello__"}
+
+
+def stdlib_modules(lib):
+    out = []
+    for d, dirs, files in os.walk(lib):
+        dirs[:] = sorted(x for x in dirs if x not in SKIP_DIRS and x.isidentifier()
+                         and os.path.exists(os.path.join(d, x, "__init__.py")))
+        rel = os.path.relpath(d, lib)
+        pkg = [] if rel == "." else rel.split(os.sep)
+        for f in sorted(files):
+            if not f.endswith(".py") or not f[:-3].isidentifier():
+                continue
+            parts = pkg if f == "__init__.py" else pkg + [f[:-3]]
+            if not parts:
+                continue
+            out.append((".".join(parts), os.path.join(d, f)))
+    return out
+
+
+def criterion(out, quick):
+    args = ["cargo", "bench", "-p", "cds-benches", "--bench", "format", "--",
+            "--warm-up-time", "0.3" if quick else "1", "--measurement-time", "1" if quick else "3",
+            "--noplot"]
+    env = dict(os.environ)
+    if quick:
+        env["CDS_BENCH_SIZES_MB"] = "1,100"
+    log("criterion: " + " ".join(args))
+    subprocess.run(args, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    base = os.path.join(ROOT, "target", "criterion")
+    res = {}
+    for group in ("open", "lookup", "fixup", "dump"):
+        gdir = os.path.join(base, group)
+        if not os.path.isdir(gdir):
+            continue
+        for fn in sorted(os.listdir(gdir)):
+            fdir = os.path.join(gdir, fn)
+            for param in sorted(os.listdir(fdir)):
+                est = os.path.join(fdir, param, "new", "estimates.json")
+                bm = os.path.join(fdir, param, "new", "benchmark.json")
+                if not param.isdigit() or not os.path.exists(est):
+                    continue
+                e = json.load(open(est))
+                b = json.load(open(bm))
+                res.setdefault(f"{group}/{fn}", {})[int(param)] = {
+                    "ns": e["median"]["point_estimate"],
+                    "ci": [e["median"]["confidence_interval"]["lower_bound"],
+                           e["median"]["confidence_interval"]["upper_bound"]],
+                    "throughput": b.get("throughput")}
+    return res
+
+
+# -- report ------------------------------------------------------------
+
+def fmt_ms(s):
+    return f"{s['median']:.2f} ± {s['iqr']:.2f}"
+
+
+def machine():
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = read_kv("/proc/meminfo").get("MemTotal", 0) // 1024
+    return f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), {mem} MiB RAM, Linux {platform.release()}"
+
+
+def report(all_res, crit, out):
+    L = []
+    L.append("# cds bench results\n")
+    L.append(f"Generated by `make bench` (`benches/run.py`) on {time.strftime('%Y-%m-%d %H:%M')}; "
+             f"machine: {machine()}; load average at start: {all_res['loadavg']}. "
+             "Times are medians ± IQR (interquartile range) in ms; ratios are of medians. "
+             "Method: docs/PERFORMANCE.md.\n")
+    for v, r in all_res["versions"].items():
+        L.append(f"## CPython {v}\n")
+        L.append(f"### Import phase (time of `import X` inside the process, {next(iter(r['imports'].values()))['inproc']['off']['n']} runs per mode, interleaved)\n")
+        L.append("| workload | off ms | cds ms | ideal ms | cds/ideal | ≤1.10 | cds/off | cds check=none ms | served/listed |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for name, w in r["imports"].items():
+            ip = w["inproc"]
+            ci = ip["cds"]["median"] / ip["ideal"]["median"]
+            co = ip["cds"]["median"] / ip["off"]["median"]
+            L.append(f"| {name} | {fmt_ms(ip['off'])} | {fmt_ms(ip['cds'])} | {fmt_ms(ip['ideal'])} | "
+                     f"{ci:.3f} | {'yes' if ci <= 1.10 else '**no**'} | {co:.3f} | {fmt_ms(ip['cds-nocheck'])} | "
+                     f"{w['info']['cds']['served']}/{w['listed']} |")
+        L.append("")
+        n = next(iter(r["imports"].values()))["whole"]["off"]["n"]
+        L.append(f"### Whole process (`./python [-X cds=X.img] -c 'import X'` wall time, {n} runs each, interleaved)\n")
+        L.append("| workload | off ms | cds ms | cds/off | archive KiB |")
+        L.append("|---|---|---|---|---|")
+        for name, w in r["imports"].items():
+            wp = w["whole"]
+            L.append(f"| {name} | {fmt_ms(wp['off'])} | {fmt_ms(wp['cds'])} | "
+                     f"{wp['cds']['median'] / wp['off']['median']:.3f} | {w['img_bytes'] // 1024} |")
+        L.append("")
+        L.append("### Bare startup (`-c pass`, archive of the traced startup modules)\n")
+        L.append("| setting | off ms | cds ms | cds/off | modules served/listed | faster? |")
+        L.append("|---|---|---|---|---|---|")
+        for label, s in r["startup"].items():
+            ratio = s["cds"]["median"] / s["off"]["median"]
+            L.append(f"| {label} | {fmt_ms(s['off'])} | {fmt_ms(s['cds'])} | {ratio:.3f} | "
+                     f"{s['served']}/{s['listed']} | {'yes' if ratio < 1 else '**no**'} |")
+        L.append("")
+        L.append("### Memory (processes alive at once, each after the imports; PSS from /proc/PID/smaps_rollup)\n")
+        for label, rows in r["memory"].items():
+            L.append(f"**{label}**\n")
+            L.append("| processes | total PSS off MiB | total PSS cds MiB | saving | RSS/process off MiB | RSS/process cds MiB |")
+            L.append("|---|---|---|---|---|---|")
+            for n, row in rows.items():
+                a, b = row["off"]["pss_kb"], row["cds"]["pss_kb"]
+                L.append(f"| {n} | {a / 1024:.1f} | {b / 1024:.1f} | {(1 - b / a) * 100:.1f}% | "
+                         f"{statistics.median(row['off']['rss_kb']) / 1024:.1f} | "
+                         f"{statistics.median(row['cds']['rss_kb']) / 1024:.1f} |")
+            m = rows[max(rows)]["cds"]["mapping"]
+            L.append("")
+            L.append(f"Archive mapping in one of {max(rows)} processes (kB): " +
+                     ", ".join(f"{k} {v}" for k, v in m.items()) + "\n")
+        d = r["dump"]
+        L.append("### Dump of the whole stdlib\n")
+        L.append("| modules | skipped | dump s (median) | archive MiB | .pyc MiB | archive/.pyc | relocations | hot MiB | cold MiB |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        L.append(f"| {d['modules']} | {len(d['skipped'])} | {d['seconds']['median']:.2f} | "
+                 f"{d['img_bytes'] / 2**20:.2f} | {d['pyc_bytes'] / 2**20:.2f} | "
+                 f"{d['img_bytes'] / d['pyc_bytes']:.2f} | {d['reloc_count']} | "
+                 f"{d['hot'] / 2**20:.2f} | {d['cold'] / 2**20:.2f} |")
+        if d["skipped"]:
+            L.append("\nSkipped: " + "; ".join(f"`{k}`: {v}" for k, v in sorted(d["skipped"].items())))
+        L.append("")
+    if crit:
+        L.append("## Archive format (criterion, `cargo bench -p cds-benches`; synthetic archives)\n")
+        sizes = sorted({s for v in crit.values() for s in v})
+        L.append("| bench | " + " | ".join(f"{s} MiB" for s in sizes) + " |")
+        L.append("|---|" + "---|" * len(sizes))
+        for key, per in crit.items():
+            cells = []
+            for s in sizes:
+                e = per.get(s)
+                if e is None:
+                    cells.append("")
+                    continue
+                cell = fmt_ns(e["ns"])
+                t = e.get("throughput") or {}
+                if "Bytes" in t:
+                    cell += f" ({t['Bytes'] / e['ns'] * 1e9 / 2**20:.0f} MiB/s)"
+                if "Elements" in t:
+                    cell += f" ({e['ns'] / t['Elements']:.0f} ns each)"
+                cells.append(cell)
+            L.append(f"| {key} | " + " | ".join(cells) + " |")
+        L.append("")
+    L.append("Plots: " + ", ".join(f"`{p}`" for p in sorted(os.listdir(out)) if p.endswith(".png")) + "\n")
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write("\n".join(L))
+
+
+def fmt_ns(ns):
+    for unit, div in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= div:
+            return f"{ns / div:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def plots(all_res, crit, out):
+    mpl = os.path.join(CACHE, "bench-mpl")
+    if not os.path.isdir(mpl):
+        subprocess.run([HOST, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                        "--root-user-action=ignore", "--target", mpl, "matplotlib"], check=False)
+    sys.path.insert(0, mpl)
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        log(f"no plots: {e}")
+        return
+    for v, r in all_res["versions"].items():
+        names = list(r["imports"])
+        fig, ax = plt.subplots(figsize=(12, 4.5))
+        w = 0.27
+        for i, (mode, color) in enumerate((("off", "#999999"), ("cds", "#1f77b4"), ("ideal", "#2ca02c"))):
+            ys = [r["imports"][n]["inproc"][mode]["median"] for n in names]
+            es = [r["imports"][n]["inproc"][mode]["iqr"] / 2 for n in names]
+            ax.bar([x + (i - 1) * w for x in range(len(names))], ys, w, yerr=es, label=mode, color=color)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right")
+        ax.set_yscale("log")
+        ax.set_ylabel("import X inside the process, ms (log)")
+        ax.set_title(f"CPython {v}: import phase, cds vs off vs ideal code cache (median, IQR bars)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, f"import-{v}.png"), dpi=110)
+        plt.close(fig)
+        fig, axes = plt.subplots(1, len(r["memory"]), figsize=(11, 4))
+        for ax, (label, rows) in zip(axes, r["memory"].items()):
+            ns = list(rows)
+            for mode, color in (("off", "#999999"), ("cds", "#1f77b4")):
+                ax.plot(ns, [rows[n][mode]["pss_kb"] / 1024 for n in ns], "o-", label=mode, color=color)
+            ax.set_xlabel("concurrent processes")
+            ax.set_ylabel("total PSS, MiB")
+            ax.set_title(f"{v}: {label}")
+            ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, f"pss-{v}.png"), dpi=110)
+        plt.close(fig)
+    if crit:
+        keys = [k for k in crit if not k.startswith("dump")]
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for k in keys:
+            ss = sorted(crit[k])
+            ax.plot(ss, [crit[k][s]["ns"] / 1e3 for s in ss], "o-", label=k)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("archive size, MiB")
+        ax.set_ylabel("µs (median)")
+        ax.set_title("archive format: open, lookup (64 names), per-module fix-up")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "format.png"), dpi=110)
+        plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--versions", nargs="+", default=["3.11", "3.13"])
+    ap.add_argument("--quick", action="store_true", help="fewer runs")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench"))
+    ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "dump", "criterion"])
+    a = ap.parse_args()
+    out = os.path.abspath(a.out)
+    os.makedirs(out, exist_ok=True)
+    t0 = time.time()
+    all_res = {"loadavg": " ".join(open("/proc/loadavg").read().split()[:3]), "versions": {}}
+    for v in a.versions:
+        ver = Version(v, out, a.quick)
+        ver.setup()
+        r = all_res["versions"][v] = {"python": ver.run(["-c", "import sys; print(sys.version)"]).stdout.strip()}
+        for part in ("startup", "imports", "memory", "dump"):
+            if part in a.only:
+                r[part] = retry(ver, part, getattr(ver, "bench_" + part))
+    crit = criterion(out, a.quick) if "criterion" in a.only else {}
+    all_res["criterion"] = crit
+    all_res["seconds"] = time.time() - t0
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(all_res, f, indent=1, default=str)
+    if {"imports", "startup", "memory", "dump"} <= set(a.only):
+        plots(all_res, crit, out)
+        report(all_res, crit, out)
+        log(f"wrote {out}/results.md in {all_res['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# CPython's own regression suite (`python -m test`) with and without cds:
+#
+#   harness/regrtest.sh 3.11           the CI subset (REGRTEST_SUBSET below)
+#   harness/regrtest.sh 3.11 full      the whole suite
+#   harness/regrtest.sh 3.11 test_json test_gc ...   just these tests
+#
+# (`make regrtest-3.11` / `make regrtest-full-3.11` build the interpreter first.)
+#
+# 1. archive: every module of the tree's Lib/ (the test package included:
+#    the suite imports test.support, test.libregrtest and the test modules
+#    themselves, so they are served too), listed as `name<TAB>path` and dumped
+#    once into stdlib.img. Modules that do not compile (the suite's bad-syntax
+#    fixtures) are skipped by the dump. Cached under $CDS_CACHE/regrtest/,
+#    keyed by the interpreter binary (sha256) and the module listing.
+# 2. runs: `python -m test -jN --timeout T TESTS` twice from a snapshot of
+#    the build tree, once with no cds setting, once with PYTHONCDS=stdlib.img
+#    exported (so the regrtest main process, every worker and every child a
+#    test spawns serve from it; checked before the run).
+# 3. compare: the sets of failed tests (failures, errors, crashes and
+#    timeouts all count as failed) must be equal. A test that differs is run
+#    again, alone, in both modes; a difference that does not reproduce is
+#    reported as flaky and does not fail the comparison. Differences in
+#    "env changed" / skipped / "run no tests" are printed as warnings.
+#
+# Exit status: 0 when the failing sets are equal, 1 when they differ, 2 on a
+# setup error. Logs and per-run summaries go to $REGRTEST_OUT (default
+# build/regrtest-X.Y[-full]/).
+#
+# Environment: REGRTEST_JOBS (2), REGRTEST_TIMEOUT (900, per test file),
+# REGRTEST_ARGS (extra arguments to both runs, e.g. -uall,-network),
+# REGRTEST_OUT, CDS_CACHE.
+set -euo pipefail
+
+die() { echo "regrtest.sh: error: $*" >&2; exit 2; }
+[ $# -ge 1 ] || die "usage: harness/regrtest.sh VERSION [full | TEST...]"
+ver=$1; shift
+root=$(cd "$(dirname "$0")/.." && pwd)
+link=$root/build/python-$ver-cds
+[ -x "$link/python" ] || die "$link/python is not built; run: make python-$ver-cds"
+src=$(readlink -f "$link")
+
+# The CI subset: the modules that know most about code objects, imports and
+# module metadata (json .. doctest: the issue's list), plus what exercises
+# the same paths from other angles (compile, module, sys, types, functools,
+# dataclasses, typing, enum, zipimport, site, cmd_line_script, import,
+# marshal, ast, linecache, tokenize, subprocess startup, reprlib, abc,
+# contextlib, copy, collections). Kept to a few minutes for both runs on two
+# cores; docs/RELIABILITY.md has the measured time.
+REGRTEST_SUBSET="test_json test_inspect test_traceback test_dis test_code
+test_importlib test_pkgutil test_runpy test_pickle test_gc test_weakref
+test_threading test_unittest test_doctest test_compile test_module test_sys
+test_types test_functools test_dataclasses test_typing test_enum
+test_zipimport test_site test_cmd_line_script test_import test_marshal
+test_ast test_linecache test_warnings test_abc test_contextlib test_copy
+test_collections test_reprlib test_argparse test_logging test_pdb
+test_modulefinder test_pyclbr test_frame test_sys_settrace test_pydoc
+test_embed test_cmd_line test_compileall test_py_compile test_source_encoding
+test_trace test_profile test_cprofile test_zipimport_support test_coroutines
+test_generators test_exceptions test_bdb test_code_module test_sysconfig
+test_venv test_tracemalloc test_faulthandler test_peepholer
+test_opcache test_copyreg test_string test_textwrap test_tempfile"
+
+mode=subset
+tests=()
+if [ $# -eq 1 ] && [ "$1" = full ]; then
+  mode=full
+elif [ $# -ge 1 ]; then
+  mode=selected; tests=("$@")
+else
+  read -r -a tests <<<"$(echo $REGRTEST_SUBSET)"
+fi
+
+jobs=${REGRTEST_JOBS:-2}
+timeout=${REGRTEST_TIMEOUT:-900}
+extra=(${REGRTEST_ARGS:-})
+suffix=; [ "$mode" = full ] && suffix=-full
+out=${REGRTEST_OUT:-$root/build/regrtest-$ver$suffix}
+cache=${CDS_CACHE:-$HOME/.cache/cds}/regrtest
+mkdir -p "$out" "$cache"
+
+# The suite runs on a snapshot of the build tree: copies of the interpreter
+# binary and of Lib/ (with its .pyc files; cp -a keeps the mtimes they are
+# checked against) next to symlinks to everything else (build/, Modules/,
+# Include/, ...). The copy finds its stdlib exactly as the tree's own python
+# does (pybuilddir.txt). A rebuild of the tree while the suite runs (make
+# python-X.Y-cds from another shell; the full suite takes long) then neither
+# changes the interpreter under the runs nor makes the archive foreign to it.
+# Lib/ is copied, not linked, because tests compare realpath()s of module
+# files with their __file__ (unittest discovery, pdb, compileall).
+tree=$out/tree
+rm -rf "$tree"; mkdir -p "$tree"
+for e in "$src"/*; do
+  case ${e##*/} in python|Lib) ;; *) ln -s "$e" "$tree/" ;; esac
+done
+cp -p "$src/python" "$tree/python"
+cp -a "$src/Lib" "$tree/Lib"
+py=$tree/python
+
+# No inherited cds settings (the baseline really is plain CPython) and no
+# inherited PYTHON* settings at all: the suite expects a clean environment
+# (PYTHONUNBUFFERED fails test_cmd_line, PYTHONDONTWRITEBYTECODE changes
+# what test_compileall and test_import see), as on CPython's own CI.
+unset PYCDSMODE PYCDSLIST PYCDSARCHIVE
+for v in $(compgen -e); do case $v in PYTHON*) unset "$v" ;; esac; done
+
+# ---- 1. the stdlib archive ------------------------------------------------
+list=$out/stdlib.lst
+"$py" -I -S - "$tree/Lib" >"$list" <<'EOF'
+import os, sys
+lib = sys.argv[1]
+def walk(d, prefix):
+    for e in sorted(os.listdir(d)):
+        p = os.path.join(d, e)
+        if os.path.isdir(p):
+            if e in ("site-packages", "__pycache__") or not e.isidentifier():
+                continue
+            init = os.path.join(p, "__init__.py")
+            if os.path.isfile(init):        # regular packages only
+                print(f"{prefix}{e}\t{init}")
+                walk(p, f"{prefix}{e}.")
+        elif e.endswith(".py") and e != "__init__.py" and e[:-3].isidentifier():
+            print(f"{prefix}{e[:-3]}\t{p}")
+walk(lib, "")
+EOF
+key=$( { sha256sum "$py" | cut -d' ' -f1; sha256sum "$list"; } | sha256sum | cut -c1-16)
+tag=${out##*/}
+img=$cache/stdlib-$tag-$key.img
+if [ -s "$img" ]; then
+  echo "== archive: $img (cached, $(wc -l <"$list") modules listed)"
+else
+  echo "== archive: dumping $(wc -l <"$list") modules of $tree/Lib"
+  (cd "$tree" && env -u PYTHONDONTWRITEBYTECODE "$py" -m cds dump "$list" "$img.tmp" 2>"$out/dump-skipped.txt") \
+    || { cat "$out/dump-skipped.txt" >&2; die "dump failed"; }
+  mv "$img.tmp" "$img"
+  # This output dir's archives of earlier builds are of no further use.
+  find "$cache" -maxdepth 1 -name "stdlib-$tag-*.img" ! -path "$img" -delete
+  echo "   $(grep -c '^cds: skipped' "$out/dump-skipped.txt" || true) skipped (see $out/dump-skipped.txt)"
+fi
+ls -l "$img" | awk '{print "   " $5 " bytes"}'
+
+# Does a grandchild of a process started with PYTHONCDS serve from it?
+probe='import subprocess, sys
+code = "import json, test.support, cds; s = cds.stats(); print(len(s[\"served\"]), \"json\" in s[\"served\"], \"test.support\" in s[\"served\"], len(s[\"rejected\"]))"
+print(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip())'
+read -r n_served json_ok support_ok n_rejected < <(cd "$tree" && PYTHONCDS=$img PYTHONCDSMODE=on "$py" -c "$probe")
+[ "$json_ok" = True ] && [ "$support_ok" = True ] && [ "$n_rejected" = 0 ] \
+  || die "a child under PYTHONCDS=$img does not serve json/test.support (served $n_served, rejected $n_rejected)"
+echo "   check: a grandchild under PYTHONCDS serves $n_served modules (json, test.support among them), rejects none"
+
+# ---- 2. the two runs --------------------------------------------------------
+# run NAME [env assignments...] -- TEST...: writes $out/NAME.log, $out/NAME.sum
+summarize() {  # LOG -> "category<TAB>test" lines from the final summary
+  "$py" -I -S - "$1" <<'EOF'
+import re, sys
+text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
+# Only the final summary (after the last "== Tests result" line, or the
+# whole log when the run was cut short) counts.
+start = text.rfind("== Tests result:")
+summary = text[text.rfind("\n", 0, max(start, 0)) + 1:] if start >= 0 else text
+cats = {
+    "failed": "failed", "altered the execution environment": "env_changed",
+    "skipped": "skipped", "run no tests": "no_tests", "omitted": "omitted",
+    "re-run": "rerun", "resource denied": "resource_denied",
+}
+head = re.compile(r"^(?:All )?(\d+|One) (?:re-run )?tests? (.*?)(?: \(.*\))?:$")
+cur = None
+for line in summary.splitlines():
+    m = head.match(line.strip()) if not line.startswith(" ") else None
+    if m:
+        what = m.group(2)
+        cur = "rerun" if "re-run" in line else next((v for k, v in cats.items() if what.startswith(k)), None)
+        continue
+    if cur and line.startswith("    ") and line.strip():
+        for t in line.split():
+            print(f"{cur}\t{t}")
+    elif not line.strip():
+        cur = None
+ok = re.search(r"^(?:All )?(\d+) tests? OK\.", summary, re.M)
+res = re.search(r"== Tests result: (\S+)", summary)
+print(f"ok_count\t{ok.group(1) if ok else 0}")
+print(f"result\t{res.group(1) if res else 'NONE'}")
+EOF
+}
+
+run() {
+  local name=$1; shift
+  local envs=()
+  while [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
+  local t0=$SECONDS rc=0
+  (cd "$tree" && env "${envs[@]}" "$py" -m test -j"$jobs" --timeout "$timeout" "${extra[@]}" "$@") \
+    >"$out/$name.log" 2>&1 || rc=$?
+  summarize "$out/$name.log" >"$out/$name.sum"
+  # An archive unusable for the interpreter (a foreign build): every process
+  # warns and imports normally, and tests that check stderr fail. That is no
+  # cds result.
+  ! grep -q '^cds: warning: cannot use archive' "$out/$name.log" \
+    || die "$name: processes could not use the archive: $(grep -m1 '^cds: warning' "$out/$name.log")"
+  echo "$name: exit $rc, $((SECONDS - t0)) s, result $(awk -F'\t' '$1=="result"{print $2}' "$out/$name.sum")," \
+    "$(awk -F'\t' '$1=="ok_count"{print $2}' "$out/$name.sum") OK, $(grep -c '^failed' "$out/$name.sum" || true) failed"
+  [ "$(awk -F'\t' '$1=="result"{print $2}' "$out/$name.sum")" != NONE ] \
+    || die "$name: no regrtest summary in $out/$name.log (interrupted?)"
+}
+
+what="${#tests[@]} tests"; [ "$mode" = full ] && what="the full suite"
+echo "== python -m test -j$jobs --timeout $timeout ${extra[*]:-} ($what) in $tree"
+run nocds -- "${tests[@]}"
+run cds PYTHONCDS="$img" -- "${tests[@]}"
+
+# ---- 3. compare ---------------------------------------------------------------
+set_of() { awk -F'\t' -v c="$2" '$1==c{print $2}' "$out/$1.sum" | sort -u; }
+status=0
+for cat in failed env_changed skipped no_tests; do
+  only_cds=$(comm -13 <(set_of nocds $cat) <(set_of cds $cat) | tr '\n' ' ')
+  only_nocds=$(comm -23 <(set_of nocds $cat) <(set_of cds $cat) | tr '\n' ' ')
+  both=$(comm -12 <(set_of nocds $cat) <(set_of cds $cat) | tr '\n' ' ')
+  [ "$cat" = failed ] && echo "failed in both runs: ${both:-none}"
+  [ -z "$only_cds$only_nocds" ] && continue
+  if [ "$cat" != failed ]; then
+    echo "warning: $cat differs: only with cds: ${only_cds:-none}; only without: ${only_nocds:-none}"
+    continue
+  fi
+  echo "failed only with cds: ${only_cds:-none}; only without: ${only_nocds:-none}"
+  echo "== re-running the differing tests alone, in both modes"
+  for t in $only_cds $only_nocds; do
+    run "nocds-$t" -- "$t" >/dev/null; run "cds-$t" PYTHONCDS="$img" -- "$t" >/dev/null
+    a=$(set_of "nocds-$t" failed | grep -cx "$t" || true); b=$(set_of "cds-$t" failed | grep -cx "$t" || true)
+    if [ "$a" = "$b" ]; then
+      echo "   $t: same result alone (failed: $a) -> flaky, not counted"
+    else
+      echo "   $t: DIFFERS alone (failed without cds: $a, with cds: $b); logs: $out/nocds-$t.log $out/cds-$t.log"
+      status=1
+    fi
+  done
+done
+if [ $status = 0 ]; then
+  echo "== regrtest $ver ($mode): the failing sets are equal"
+else
+  echo "== regrtest $ver ($mode): the failing sets DIFFER"
+fi
+exit $status
