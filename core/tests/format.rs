@@ -121,7 +121,7 @@ fn put32(b: &mut [u8], at: usize, v: u32) {
     b[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 fn reseal_header(b: &mut [u8]) {
-    let sum = checksum(&[&b[..header::HEADER_CHECKSUM]]);
+    let sum = header_checksum(b);
     b[header::HEADER_CHECKSUM..header::HEADER_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
 }
 fn reseal_table(b: &mut [u8]) {

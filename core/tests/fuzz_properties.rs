@@ -151,7 +151,7 @@ fn reseal(b: &mut [u8], mask: u32) {
         put64(b, header::FILE_SIZE, b.len() as u64);
     }
     if mask & 8 != 0 {
-        let sum = checksum(&[&b[..header::HEADER_CHECKSUM]]);
+        let sum = header_checksum(b);
         put64(b, header::HEADER_CHECKSUM, sum);
     }
 }

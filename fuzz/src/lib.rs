@@ -623,7 +623,7 @@ pub fn reseal(b: &mut [u8], what: Reseal) {
         put64(b, header::FILE_SIZE, b.len() as u64);
     }
     if what.header {
-        let sum = checksum(&[&b[..header::HEADER_CHECKSUM]]);
+        let sum = header_checksum(b);
         put64(b, header::HEADER_CHECKSUM, sum);
     }
 }

@@ -22,9 +22,12 @@ def stats():
     Returns a dict with ``archive`` (the archive path, or None when no archive
     is in use), ``served`` (names of modules imported from the archive, in
     import order), ``rejected`` (name -> reason, for archived modules that were
-    imported normally instead), ``modules`` (modules in the archive) and
-    ``tracing`` (whether -X cds_trace is recording).
+    imported normally instead), ``modules`` (modules in the archive),
+    ``tracing`` (whether -X cds_trace is recording) and
+    ``mapped_at_preferred_base`` (whether the archive is mapped where the dump
+    laid it out, so that relocation writes nothing).
     """
     if _cds is None:
-        return {"archive": None, "served": [], "rejected": {}, "modules": 0, "tracing": False}
+        return {"archive": None, "served": [], "rejected": {}, "modules": 0, "tracing": False,
+                "mapped_at_preferred_base": False}
     return _cds.stats()

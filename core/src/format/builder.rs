@@ -131,8 +131,23 @@ impl ArchiveBuilder {
     }
 
     /// Writes the archive bytes. `python_hexversion` and `build_id` name the
-    /// interpreter build that may read it.
-    pub fn finish(mut self, python_hexversion: u32, build_id: [u8; 16]) -> Result<Vec<u8>, BuildError> {
+    /// interpreter build that may read it. Pointer slots are left zero.
+    pub fn finish(self, python_hexversion: u32, build_id: [u8; 16]) -> Result<Vec<u8>, BuildError> {
+        self.finish_at(python_hexversion, build_id, 0, |_| 0)
+    }
+
+    /// As [`finish`](Self::finish), with every pointer slot already holding
+    /// the value relocation would write if the archive is mapped at `base`
+    /// and runtime object `id` is at `symbol(id)`. A process that maps it
+    /// there, with the same runtime addresses (a non-PIE interpreter), then
+    /// writes nothing during relocation, and the pages stay shared.
+    pub fn finish_at(
+        mut self,
+        python_hexversion: u32,
+        build_id: [u8; 16],
+        base: u64,
+        symbol: impl Fn(u32) -> u64,
+    ) -> Result<Vec<u8>, BuildError> {
         self.modules.sort_by(|a, b| a.meta.name.as_bytes().cmp(b.meta.name.as_bytes()));
 
         let mut strings = Vec::new();
@@ -179,6 +194,16 @@ impl ArchiveBuilder {
         }
         out[hot_off..hot_off + self.hot.len()].copy_from_slice(&self.hot);
         out[cold_off..cold_off + self.cold.len()].copy_from_slice(&self.cold);
+        if base != 0 {
+            for r in &self.relocs {
+                let value = match r.target {
+                    Target::Object(t) | Target::InternedStr(t) | Target::Interior(t) => base + file_offset(t) as u64,
+                    Target::Symbol(id) => symbol(id),
+                    Target::FrozenSet(_) | Target::CodeInit => continue,
+                };
+                put_u64(&mut out, file_offset(r.slot) as usize, value);
+            }
+        }
         out[strings_off..strings_off + strings.len()].copy_from_slice(&strings);
 
         // Module table, with each module's checksum over its final bytes.
@@ -226,7 +251,8 @@ impl ArchiveBuilder {
         put_u32(h, header::COLD_SIZE, self.cold.len() as u32);
         let table_sum = checksum(&[&out[table_off..strings_off + strings.len()]]);
         put_u64(&mut out, header::TABLE_CHECKSUM, table_sum);
-        let header_sum = checksum(&[&out[..header::HEADER_CHECKSUM]]);
+        put_u64(&mut out, header::PREFERRED_BASE, base);
+        let header_sum = header_checksum(&out);
         put_u64(&mut out, header::HEADER_CHECKSUM, header_sum);
         Ok(out)
     }

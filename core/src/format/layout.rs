@@ -37,9 +37,11 @@ pub mod header {
     pub const HOT_SIZE: usize = 84; // u32
     pub const COLD: usize = 88; // u32 offset
     pub const COLD_SIZE: usize = 92; // u32
-    pub const HEADER_CHECKSUM: usize = 96; // u64, xxh3 of bytes [0, 96)
-    /// Bytes [104, 128) are reserved and must be zero.
-    pub const RESERVED: usize = 104;
+    pub const HEADER_CHECKSUM: usize = 96; // u64, see `header_checksum`
+    /// u64: the address the dump laid pointers out for (0: none).
+    pub const PREFERRED_BASE: usize = 104;
+    /// Bytes [112, 128) are reserved and must be zero.
+    pub const RESERVED: usize = 112;
 }
 
 /// Size of one module table entry.
@@ -131,6 +133,12 @@ pub(crate) fn put_u32(b: &mut [u8], at: usize, v: u32) {
 }
 pub(crate) fn put_u64(b: &mut [u8], at: usize, v: u64) {
     b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// The header checksum: xxh3-64 of the header without its own field
+/// (bytes [0, 96) and [104, 128)).
+pub fn header_checksum(bytes: &[u8]) -> u64 {
+    checksum(&[&bytes[..header::HEADER_CHECKSUM], &bytes[header::HEADER_CHECKSUM + 8..HEADER_SIZE]])
 }
 
 /// xxh3-64, the checksum of every checked span.

@@ -76,6 +76,7 @@ pub struct Archive {
     hot: Range<usize>,
     cold: Range<usize>,
     len: usize,
+    preferred_base: u64,
 }
 
 /// One validated module table entry.
@@ -114,7 +115,7 @@ impl Archive {
         if version != FORMAT_VERSION {
             return Err(FormatError::FormatVersion { found: version });
         }
-        if checksum(&[&bytes[..header::HEADER_CHECKSUM]]) != get_u64(bytes, header::HEADER_CHECKSUM) {
+        if header_checksum(bytes) != get_u64(bytes, header::HEADER_CHECKSUM) {
             return Err(FormatError::HeaderChecksum);
         }
         if get_u32(bytes, header::HEADER_SIZE) as usize != HEADER_SIZE
@@ -181,11 +182,24 @@ impl Archive {
             hot,
             cold,
             len: bytes.len(),
+            preferred_base: get_u64(bytes, header::PREFERRED_BASE),
         })
     }
 
     pub fn module_count(&self) -> usize {
         self.module_count
+    }
+
+    /// Where the dump laid the pointers out for (0: nowhere in particular).
+    /// Only a hint for mapping: relocation checks every slot regardless.
+    pub fn preferred_base(&self) -> u64 {
+        self.preferred_base
+    }
+
+    /// Reads the preferred base of unvalidated bytes, to choose where to map
+    /// them before validation (a hint: any value is harmless).
+    pub fn peek_preferred_base(bytes: &[u8]) -> u64 {
+        if bytes.len() >= HEADER_SIZE { get_u64(bytes, header::PREFERRED_BASE) } else { 0 }
     }
 
     pub fn len(&self) -> usize {

@@ -100,7 +100,12 @@ pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut imp
             RelocKind::FrozenSet => 0, // filled in below, once its items are relocated
             RelocKind::CodeInit => continue, // not a pointer slot
         };
-        put_u64(bytes, r.slot as usize, value as u64);
+        // A slot that already holds its value (the archive was mapped where
+        // the dump assumed, with the same runtime addresses) is not written:
+        // the page stays clean and shared with other processes.
+        if get_u64(bytes, r.slot as usize) != value as u64 {
+            put_u64(bytes, r.slot as usize, value as u64);
+        }
     }
     // Interning and set building read the objects, so they come last.
     let base = bytes.as_mut_ptr();

@@ -12,6 +12,7 @@
 
 mod config;
 mod dump;
+mod mapping;
 mod module;
 mod objects;
 mod resolve;

@@ -344,6 +344,7 @@ unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -
                 && set(c"served", names)
                 && set(c"rejected", rejected)
                 && set(c"modules", ffi::PyLong_FromSize_t(count))
+                && set(c"mapped_at_preferred_base", ffi::PyBool_FromLong(served.is_some_and(|s| s.at_preferred_base()) as _))
                 && set(c"tracing", ffi::PyBool_FromLong(guard.as_ref().is_some_and(|s| s.tracer.is_some()) as _));
         } else {
             ffi::Py_XDECREF(names);
@@ -432,7 +433,15 @@ unsafe extern "C" fn cds_dump(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
         }
         ffi::Py_DECREF(entries);
         let expect = expectations();
-        let bytes = match builder.finish(expect.python_hexversion, expect.build_id) {
+        // Lay pointers out for the preferred base and this process's runtime
+        // objects, so that a process mapping the archive there writes nothing.
+        let mut symbols = super::symbols::SymbolTable::new();
+        let symbol = |id| symbols.resolve(id).unwrap_or(0) as u64;
+        let symbol_values: Vec<u64> = (0..super::symbols::SYMBOL_COUNT).map(symbol).collect();
+        let finished = builder.finish_at(expect.python_hexversion, expect.build_id, super::mapping::PREFERRED_BASE, |id| {
+            symbol_values.get(id as usize).copied().unwrap_or(0)
+        });
+        let bytes = match finished {
             Ok(b) => b,
             Err(e) => {
                 ffi::Py_DECREF(skipped);

@@ -13,7 +13,7 @@ use super::resolve::DirCache;
 use super::symbols::SymbolTable;
 use super::{ffi, sys, version};
 use crate::format::{apply_relocations, Archive, Expectations, Fixups, ModuleView};
-use memmap2::{MmapMut, MmapOptions};
+use super::mapping::Mapping;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -36,7 +36,7 @@ enum ModuleState {
 
 pub struct Served {
     pub path: String,
-    map: MmapMut,
+    map: Mapping,
     archive: Archive,
     states: HashMap<usize, ModuleState>,
     served: Vec<String>,
@@ -70,11 +70,14 @@ impl Served {
         if meta.len() == 0 {
             return Err("file is empty".into());
         }
-        // SAFETY: a private mapping: our writes never reach the file. Archives
-        // are replaced by rename (write_atomic), which leaves this inode intact;
-        // truncating an archive in place while it is in use is unsupported (SIGBUS),
-        // as for any mapped file.
-        let map = unsafe { MmapOptions::new().map_copy(&file) }.map_err(|e| format!("cannot map: {e}"))?;
+        // The preferred base is read before validation: it is only where to
+        // try mapping, and every slot is checked by relocation regardless.
+        let mut head = [0u8; crate::format::HEADER_SIZE];
+        let base = match std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0) {
+            Ok(()) => Archive::peek_preferred_base(&head),
+            Err(_) => 0,
+        };
+        let map = Mapping::map(&file, meta.len() as usize, base).map_err(|e| format!("cannot map: {e}"))?;
         let archive = Archive::parse(&map, expect).map_err(|e| e.to_string())?;
         // SAFETY: set once, with the GIL held, before any archived object is handed out.
         unsafe {
@@ -97,6 +100,11 @@ impl Served {
 
     pub fn module_count(&self) -> usize {
         self.archive.module_count()
+    }
+
+    /// Whether the archive is mapped where the dump laid it out.
+    pub fn at_preferred_base(&self) -> bool {
+        self.map.at_preferred_base()
     }
 
     fn reject(&mut self, name: &str, why: String) {
