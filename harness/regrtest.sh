@@ -91,10 +91,16 @@ mkdir -p "$out" "$cache"
 tree=$out/tree
 rm -rf "$tree"; mkdir -p "$tree"
 for e in "$src"/*; do
-  case ${e##*/} in python|Lib) ;; *) ln -s "$e" "$tree/" ;; esac
+  case ${e##*/} in python|Lib|Programs) ;; *) ln -s "$e" "$tree/" ;; esac
 done
 cp -p "$src/python" "$tree/python"
 cp -a "$src/Lib" "$tree/Lib"
+# Programs/_testembed (test_embed) links the same core as python: copied
+# with it, so the two binaries always carry the same build id.
+mkdir -p "$tree/Programs"
+for e in "$src"/Programs/*; do
+  case ${e##*/} in _testembed) cp -p "$e" "$tree/Programs/" ;; *) ln -s "$e" "$tree/Programs/" ;; esac
+done
 py=$tree/python
 
 # No inherited cds settings (the baseline really is plain CPython) and no

@@ -90,12 +90,12 @@ impl Fixups for FakeFixups {
     fn symbol(&mut self, id: u32) -> Option<usize> {
         (id < 1536).then_some(0x7f00_0000_0000 + id as usize * 16)
     }
-    unsafe fn intern(&mut self, slot: *mut usize) -> Result<(), String> {
-        assert!(self.owns(slot as usize, 8), "intern slot outside the module");
+    unsafe fn intern(&mut self, string: usize) -> Result<usize, String> {
+        assert!(self.owns(string, 16), "interned str outside the module");
         if self.fail_intern {
             return Err("fake intern failure".into());
         }
-        Ok(())
+        Ok(string)
     }
     unsafe fn frozenset(&mut self, tuple: usize) -> Result<usize, String> {
         assert!(self.owns(tuple, 16), "frozenset tuple outside the module");

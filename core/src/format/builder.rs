@@ -68,6 +68,9 @@ pub struct ModuleMeta {
 struct PendingReloc {
     slot: RegionRef,
     target: Target,
+    /// What `finish_at` writes into the slot instead of the value computed
+    /// from `target` (see `ModuleBuilder::reloc_prewritten`).
+    prewritten: Option<u64>,
 }
 
 struct PendingModule {
@@ -196,10 +199,13 @@ impl ArchiveBuilder {
         out[cold_off..cold_off + self.cold.len()].copy_from_slice(&self.cold);
         if base != 0 {
             for r in &self.relocs {
-                let value = match r.target {
-                    Target::Object(t) | Target::InternedStr(t) | Target::Interior(t) => base + file_offset(t) as u64,
-                    Target::Symbol(id) => symbol(id),
-                    Target::FrozenSet(_) | Target::CodeInit => continue,
+                let value = match (r.prewritten, r.target) {
+                    (Some(v), _) => v,
+                    (None, t) => match t {
+                        Target::Object(t) | Target::InternedStr(t) | Target::Interior(t) => base + file_offset(t) as u64,
+                        Target::Symbol(id) => symbol(id),
+                        Target::FrozenSet(_) | Target::CodeInit => continue,
+                    },
                 };
                 put_u64(&mut out, file_offset(r.slot) as usize, value);
             }
@@ -282,7 +288,15 @@ impl ModuleBuilder<'_> {
 
     /// Records that the pointer slot at `slot` must point to `target` at load.
     pub fn reloc(&mut self, slot: RegionRef, target: Target) {
-        self.archive.relocs.push(PendingReloc { slot, target });
+        self.archive.relocs.push(PendingReloc { slot, target, prewritten: None });
+    }
+
+    /// As `reloc`, when the dumping process knows the value the slot will end
+    /// up with (e.g. the interned str that interning will return: a static
+    /// one, at a fixed address in a non-PIE interpreter); `finish_at` writes
+    /// it so that a matching process need not.
+    pub fn reloc_prewritten(&mut self, slot: RegionRef, target: Target, value: u64) {
+        self.archive.relocs.push(PendingReloc { slot, target, prewritten: Some(value) });
     }
 
     /// Adds the module with `code` as its code object.

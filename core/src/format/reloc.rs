@@ -17,12 +17,14 @@ const MIN_OBJECT: usize = 16;
 pub trait Fixups {
     /// Address of runtime object `id`, or `None` for an unknown id.
     fn symbol(&mut self, id: u32) -> Option<usize>;
-    /// Interns the str that `slot` points to, possibly replacing the pointer.
+    /// Interns the archived str at `string` (the reference its slot holds)
+    /// and returns what the slot must hold: `string`, or the equal str that
+    /// was interned before, to which the reference then moves.
     ///
     /// # Safety
-    /// `slot` is an aligned pointer slot inside the mapping that already holds
-    /// the address of a relocated archived str.
-    unsafe fn intern(&mut self, slot: *mut usize) -> Result<(), String>;
+    /// `string` is the address of an archived object of the module, whose
+    /// own slots are relocated.
+    unsafe fn intern(&mut self, string: usize) -> Result<usize, String>;
     /// Builds a frozenset from the relocated archived tuple at `tuple`.
     ///
     /// # Safety
@@ -96,7 +98,8 @@ pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut imp
     for (r, sym) in relocs.iter().zip(&symbols) {
         let value = match r.kind {
             RelocKind::Symbol => *sym,
-            RelocKind::Object | RelocKind::InternedStr | RelocKind::Interior => base + r.target as usize,
+            RelocKind::Object | RelocKind::Interior => base + r.target as usize,
+            RelocKind::InternedStr => continue, // below, once the str itself is relocated
             RelocKind::FrozenSet => 0, // filled in below, once its items are relocated
             RelocKind::CodeInit => continue, // not a pointer slot
         };
@@ -110,9 +113,12 @@ pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut imp
     // Interning and set building read the objects, so they come last.
     let base = bytes.as_mut_ptr();
     for r in relocs.iter().filter(|r| r.kind == RelocKind::InternedStr) {
-        // SAFETY: the slot was bounds- and alignment-checked in read_relocations
-        // and now holds the address of the archived str it was relocated to.
-        unsafe { fixups.intern(base.add(r.slot as usize).cast::<usize>()) }.map_err(RelocError::Runtime)?;
+        // SAFETY: the target was bounds- and alignment-checked in
+        // read_relocations, and the module's other slots are relocated.
+        let value = unsafe { fixups.intern(base as usize + r.target as usize) }.map_err(RelocError::Runtime)?;
+        if get_u64(bytes, r.slot as usize) != value as u64 {
+            put_u64(bytes, r.slot as usize, value as u64);
+        }
     }
     for r in relocs.iter().filter(|r| r.kind == RelocKind::FrozenSet) {
         // SAFETY: the target was bounds-checked and all of the module's slots,

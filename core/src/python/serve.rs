@@ -277,18 +277,18 @@ impl Fixups for RuntimeFixups<'_> {
         self.symbols.resolve(id)
     }
 
-    unsafe fn intern(&mut self, slot: *mut usize) -> Result<(), String> {
-        // SAFETY: the slot holds a relocated archived str (contract of the
-        // trait); InternInPlace may swap it for the already interned equal
-        // str, moving our reference accordingly. GIL held.
+    unsafe fn intern(&mut self, string: usize) -> Result<usize, String> {
+        // SAFETY: `string` is a relocated archived object (trait contract),
+        // checked to be a str; InternInPlace may swap our reference for one
+        // to the already interned equal str. GIL held.
         unsafe {
-            let s = slot.cast::<*mut ffi::PyObject>();
-            if ffi::PyUnicode_CheckExact(*s) == 0 {
+            let mut s = string as *mut ffi::PyObject;
+            if ffi::PyUnicode_CheckExact(s) == 0 {
                 return Err("interned slot does not hold a str".into());
             }
-            ffi::PyUnicode_InternInPlace(s);
+            ffi::PyUnicode_InternInPlace(&mut s);
+            Ok(s as usize)
         }
-        Ok(())
     }
 
     unsafe fn init_code(&mut self, code: usize) {

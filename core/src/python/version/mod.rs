@@ -12,6 +12,7 @@
 //! - `str_layout(op)` / `reset_str_runtime_fields(bytes, ascii)` (which names
 //!   any pointer into the str's own body to relocate).
 //! - `reset_bytes_runtime_fields(bytes)`, `long_size(op)`.
+//! - `static_str_address(op)`: where interning a name will point (3.13).
 
 #[cfg(not(Py_3_12))]
 mod v3_11;

@@ -73,6 +73,14 @@ pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
     Some(StrLayout { size, ascii, interned: s.state.interned() != 0 })
 }
 
+/// 3.11 has no statically allocated strs that interning returns: None.
+///
+/// # Safety
+/// `_op` is a live object.
+pub unsafe fn static_str_address(_op: *mut sys::PyObject) -> Option<u64> {
+    None
+}
+
 /// Clears what a str caches per process: its hash (randomised per process),
 /// its interned state (interning happens again at load), derived buffers.
 /// Returns `(slot, target)` offsets of a pointer into the str's own body

@@ -93,6 +93,23 @@ pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
     Some(StrLayout { size, ascii, interned: s.state.interned() != 0 })
 }
 
+/// The address of a statically allocated str (`_Py_ID`, `_Py_STR`): in a
+/// non-PIE interpreter the same in every process, and what interning an
+/// equal str returns.
+///
+/// # Safety
+/// `op` is a live object.
+pub unsafe fn static_str_address(op: *mut sys::PyObject) -> Option<u64> {
+    // SAFETY: op is live (caller); the state is read only for exact strs.
+    unsafe {
+        if (*op).ob_type != std::ptr::addr_of_mut!(sys::PyUnicode_Type) {
+            return None;
+        }
+        let s = &*op.cast::<sys::PyASCIIObject>();
+        (s.state.statically_allocated() != 0).then_some(op as u64)
+    }
+}
+
 /// Clears what a str caches per process: hash, interned state, UTF-8 buffer.
 /// No str points into itself on 3.13 (`wstr` is gone): returns None.
 pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) -> Option<(usize, usize)> {
