@@ -1,22 +1,10 @@
 //! The archive format on plain bytes: round trip, and every check of the
 //! reader refusing bad bytes with its own error.
 
+mod common;
+
 use cds_core::format::*;
-
-const HEX: u32 = 0x030b02f0;
-const ID: [u8; 16] = *b"0123456789abcdef";
-const EXPECT: Expectations = Expectations { python_hexversion: HEX, build_id: ID };
-
-fn meta(name: &str) -> ModuleMeta {
-    ModuleMeta {
-        name: name.into(),
-        origin: format!("/lib/{name}.py"),
-        is_package: name == "pkg",
-        source_mtime_ns: 1_700_000_000_123_456_789,
-        source_size: 4321,
-        source_hash: 0,
-    }
-}
+use common::{meta, EXPECT, HEX, ID};
 
 /// Two modules; each has a 32-byte "code object" in the hot region whose
 /// second word points to a 16-byte cold object, plus a symbol reference.

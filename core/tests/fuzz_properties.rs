@@ -9,12 +9,11 @@
 //! never dereference) writes only its own slots, inside its hot and cold
 //! spans, or nothing at all when a record is refused.
 
-use cds_core::format::*;
-use std::ops::Range;
+mod common;
 
-const HEX: u32 = 0x030b02f0;
-const ID: [u8; 16] = *b"0123456789abcdef";
-const EXPECT: Expectations = Expectations { python_hexversion: HEX, build_id: ID };
+use cds_core::format::*;
+use common::{meta, EXPECT, HEX, ID};
+use std::ops::Range;
 
 /// SplitMix64: tiny, deterministic, good enough to pick offsets.
 struct Rng(u64);
@@ -38,16 +37,6 @@ impl Rng {
     }
 }
 
-fn meta(name: &str) -> ModuleMeta {
-    ModuleMeta {
-        name: name.into(),
-        origin: format!("/lib/{name}.py"),
-        is_package: name == "pkg",
-        source_mtime_ns: 1_700_000_000_123_456_789,
-        source_size: 4321,
-        source_hash: 0,
-    }
-}
 
 /// Three modules using every relocation kind; each has a code object in the
 /// hot region pointing at a str-like and a tuple-like object in the cold one.
