@@ -193,3 +193,20 @@ def test_unreadable_archive(ws):
         assert_falls_back(ws, img, "Permission denied")
     finally:
         img.chmod(0o644)
+
+
+def test_loader_called_directly_checks_the_source(ws):
+    """A get_code that does not follow the finder's check (a tool calling
+    the loader later) checks the source itself."""
+    mod = ws.write("mymod.py", "VALUE = 1\n")
+    ws.archive("-c", "import mymod")
+    prog = (
+        "import importlib.util, os, time\n"
+        "spec = importlib.util.find_spec('mymod')\n"  # checked, found in the archive
+        "with open(spec.origin, 'w') as f: f.write('VALUE = 22\\n')\n"
+        "code = spec.loader.get_code('mymod')\n"
+        "ns = {}; exec(code, ns); print(ns['VALUE'])\n" + STATS
+    )
+    proc = ws.replay("-c", prog)
+    assert without_stats(proc.stdout) == "22"
+    assert "changed" in stats_of(proc)["rejected"]["mymod"]

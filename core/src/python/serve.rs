@@ -26,10 +26,8 @@ pub static mut _PyCds_MapStart: usize = 0;
 pub static mut _PyCds_MapSize: usize = 0;
 
 enum ModuleState {
-    /// Relocated; `code` is the address of its code object. `fresh` is set by
-    /// `find` right after the source check, so the `get_code` that follows
-    /// does not stat again.
-    Ready { code: usize, fresh: bool },
+    /// Relocated; `code` is the address of its code object.
+    Ready { code: usize },
     /// Corrupt: never retried in this process.
     Broken,
 }
@@ -157,8 +155,7 @@ impl Served {
                 return None;
             }
         }
-        let code = self.prepare(&view, name)?;
-        self.states.insert(view.index, ModuleState::Ready { code, fresh: true });
+        self.prepare(&view, name)?;
         Some((origin, view.is_package))
     }
 
@@ -169,11 +166,9 @@ impl Served {
         if view.origin(&self.map) != source_path {
             return None;
         }
-        let code = match self.states.get(&view.index) {
-            Some(ModuleState::Ready { code, fresh: true }) => *code,
-            _ => self.prepare(&view, name)?,
-        };
-        self.states.insert(view.index, ModuleState::Ready { code, fresh: false });
+        // The source is checked again (one stat): this call need not follow
+        // the finder's check (a tool may call the loader much later).
+        let code = self.prepare(&view, name)?;
         self.note_served(name);
         Some(code as *mut sys::PyObject)
     }
@@ -186,7 +181,6 @@ impl Served {
             return None;
         }
         let code = self.prepare(&view, name)?;
-        self.states.insert(view.index, ModuleState::Ready { code, fresh: false });
         self.note_served(name);
         Some(code as *mut sys::PyObject)
     }
@@ -209,7 +203,7 @@ impl Served {
             }
         }
         match self.states.get(&view.index) {
-            Some(ModuleState::Ready { code, .. }) => return Some(*code),
+            Some(ModuleState::Ready { code }) => return Some(*code),
             Some(ModuleState::Broken) => return None,
             None => {}
         }
@@ -222,7 +216,9 @@ impl Served {
             self.broken(view.index, name, e.to_string());
             return None;
         }
-        Some(self.map.as_ptr() as usize + view.code)
+        let code = self.map.as_ptr() as usize + view.code;
+        self.states.insert(view.index, ModuleState::Ready { code });
+        Some(code)
     }
 
     pub fn served(&self) -> &[String] {
