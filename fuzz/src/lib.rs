@@ -228,15 +228,20 @@ fn relocate_and_check(bytes: &[u8], work: &mut [u8], view: &ModuleView, opts: Ch
                     assert!(view.owns(r.target as usize, 1), "target of {r:?} outside the module");
                 }
                 let value = match r.kind {
-                    RelocKind::Object | RelocKind::InternedStr | RelocKind::Interior => {
-                        (base + r.target as usize) as u64
-                    }
+                    RelocKind::Object | RelocKind::Interior => (base + r.target as usize) as u64,
                     RelocKind::Symbol => fake_symbol(r.target),
                     RelocKind::FrozenSet => 0,
+                    // Written in a later pass, once the str is relocated.
+                    RelocKind::InternedStr => continue,
                     // Writes no slot: the fix-ups get the code object's address.
                     RelocKind::CodeInit => continue,
                 };
                 expected.insert(r.slot as usize, value);
+            }
+            // Passes in the order apply_relocations runs them: interned strs
+            // (the fake returns the str itself), then frozensets.
+            for r in relocs.iter().filter(|r| r.kind == RelocKind::InternedStr) {
+                expected.insert(r.slot as usize, (base + r.target as usize) as u64);
             }
             for r in relocs.iter().filter(|r| r.kind == RelocKind::FrozenSet) {
                 expected.insert(r.slot as usize, fake_frozenset(base + r.target as usize));
