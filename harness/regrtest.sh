@@ -144,6 +144,12 @@ else
   echo "   $(grep -c '^cds: skipped' "$out/dump-skipped.txt" || true) skipped (see $out/dump-skipped.txt)"
 fi
 ls -l "$img" | awk '{print "   " $5 " bytes"}'
+# Some tests run children as another user (test_subprocess: user=nobody);
+# the cache may sit in a private home directory, so the runs use a
+# world-readable copy in the (build/) output directory.
+cp -p "$img" "$out/stdlib.img"
+chmod a+r "$out/stdlib.img"
+img=$out/stdlib.img
 
 # Does a grandchild of a process started with PYTHONCDS serve from it?
 probe='import subprocess, sys
