@@ -76,7 +76,6 @@ pub struct Archive {
     hot: Range<usize>,
     cold: Range<usize>,
     len: usize,
-    preferred_base: u64,
 }
 
 /// One validated module table entry.
@@ -182,18 +181,11 @@ impl Archive {
             hot,
             cold,
             len: bytes.len(),
-            preferred_base: get_u64(bytes, header::PREFERRED_BASE),
         })
     }
 
     pub fn module_count(&self) -> usize {
         self.module_count
-    }
-
-    /// Where the dump laid the pointers out for (0: nowhere in particular).
-    /// Only a hint for mapping: relocation checks every slot regardless.
-    pub fn preferred_base(&self) -> u64 {
-        self.preferred_base
     }
 
     /// Reads the preferred base of unvalidated bytes, to choose where to map

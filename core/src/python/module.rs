@@ -155,6 +155,20 @@ unsafe fn new_str(s: &str) -> *mut ffi::PyObject {
     unsafe { ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as ffi::Py_ssize_t) }
 }
 
+/// A new reference to the served code object, or None.
+unsafe fn new_ref_or_none(code: Option<*mut super::sys::PyObject>) -> *mut ffi::PyObject {
+    match code {
+        Some(op) => {
+            let op: *mut ffi::PyObject = op.cast();
+            // SAFETY: GIL held; op is an archived code object, never freed.
+            unsafe { ffi::Py_INCREF(op) };
+            op
+        }
+        // SAFETY: GIL held.
+        None => unsafe { none() },
+    }
+}
+
 /// Reads a positional str argument.
 unsafe fn arg_str(args: *mut ffi::PyObject, i: ffi::Py_ssize_t) -> Option<String> {
     // SAFETY: GIL held; args is the call's tuple, borrowed items.
@@ -270,14 +284,7 @@ unsafe extern "C" fn cds_get_code(_m: *mut ffi::PyObject, args: *mut ffi::PyObje
             }
             st.served.as_mut().and_then(|s| s.get_code(&name, &source_path))
         };
-        match code {
-            Some(op) => {
-                let op: *mut ffi::PyObject = op.cast();
-                ffi::Py_INCREF(op);
-                op
-            }
-            None => none(),
-        }
+        new_ref_or_none(code)
     }
 }
 
@@ -295,14 +302,7 @@ unsafe extern "C" fn cds_get_frozen_code(_m: *mut ffi::PyObject, name: *mut ffi:
             }
             st.served.as_mut().and_then(|s| s.get_frozen_code(&name))
         };
-        match code {
-            Some(op) => {
-                let op: *mut ffi::PyObject = op.cast();
-                ffi::Py_INCREF(op);
-                op
-            }
-            None => none(),
-        }
+        new_ref_or_none(code)
     }
 }
 
