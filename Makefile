@@ -2,44 +2,46 @@
 # is in harness/ (see harness/build.sh for the build pipeline and its cache).
 SHELL := /bin/bash
 
-# Supported CPython minor versions (each needs patches/X.Y/, a pin in
-# harness/versions.txt and harness/pyo3-config-X.Y.txt; docs/PORTING.md).
-# all-cds and test cover these; python-X.Y-cds works for any X.Y the harness
-# can build, e.g. a port in progress with CPYTHON_TARBALL=/path/Python-X.Y.N.tar.xz.
-VERSIONS ?= 3.11 3.13
-DEMO_VERSION ?= 3.11
+# Supported CPython minor versions: the pins in harness/versions.txt, the one
+# list (each also needs patches/X.Y/ and harness/pyo3-config-X.Y.txt;
+# docs/PORTING.md). all-cds and test cover these; python-X.Y-cds works for
+# any X.Y the harness can build, e.g. a port in progress with
+# CPYTHON_TARBALL=/path/Python-X.Y.N.tar.xz.
+VERSIONS ?= $(shell awk '!/^[[:space:]]*\#/ && NF {print $$1}' harness/versions.txt)
+DEMO_VERSION ?= $(firstword $(VERSIONS))
 
 CDS_CACHE ?= $(HOME)/.cache/cds
 export CDS_CACHE
 
-# pytest runs inside the cds interpreters, which have no pip: its (pure
-# Python) packages are installed once by the host python into a cache dir
-# named after the spec, and put on PYTHONPATH.
+# pytest runs inside the cds interpreters (harness/pytest-deps.sh installs
+# it once per spec into CDS_CACHE with the pip wheel CPython bundles).
 PYTEST_SPEC ?= pytest==9.2.0
-PYTEST_DEPS := $(CDS_CACHE)/pytest-deps/$(subst ==,-,$(PYTEST_SPEC))
 PYTEST_ARGS ?= -q
+export PYTEST_SPEC PYTEST_ARGS
 HOST_PYTHON ?= python3
 
 CDS_TARGETS := $(VERSIONS:%=python-%-cds)
 CDS_DEBUG_TARGETS := $(VERSIONS:%=python-%-cds-debug)
 
 .DEFAULT_GOAL := help
-.PHONY: help all-cds all-cds-debug test test-debug demo bench fuzz clean pytest-deps FORCE
+.PHONY: help deps versions all-cds all-cds-debug test test-debug lint demo bench fuzz clean FORCE
 
 help:
 	@echo "cds make targets:"
+	@echo "  deps                  install the Debian packages the builds need (harness/deps.txt)"
 	@echo "  python-X.Y-cds        build the patched interpreter -> build/python-X.Y-cds/python"
 	@echo "                        (supported: $(VERSIONS))"
 	@echo "  python-X.Y-cds-debug  same with --with-pydebug -> build/python-X.Y-cds-debug/python"
 	@echo "  all-cds               build every supported version (all-cds-debug: debug builds)"
 	@echo "  test                  cargo test, then pytest tests/ under each cds interpreter"
 	@echo "  test-debug            pytest tests/ under the --with-pydebug builds"
+	@echo "  lint                  cargo fmt --check, cargo clippy (with the python feature against each tree)"
 	@echo "  demo                  trace, dump and replay an import-heavy command; time it"
 	@echo "  bench                 import/startup/memory/dump benches -> bench/results.md (QUICK=1: fewer runs)"
 	@echo "  fuzz                  fuzz the archive reader (FUZZ_SECONDS per target, default 60)"
 	@echo "  regrtest-X.Y          CPython's test suite (CI subset) with and without cds; same failures?"
 	@echo "  regrtest-full-X.Y     the whole CPython test suite, with and without cds"
-	@echo "  clean                 remove build/ and target/ (the cache $(CDS_CACHE) stays)"
+	@echo "  clean                 remove build/ (this clone's interpreters) and target/; tarballs in $(CDS_CACHE) stay"
 	@echo "variables: VERSIONS, CDS_CACHE, CPYTHON_TARBALL, CDS_CONFIGURE_FLAGS, PYTEST_ARGS"
 
 # Always run the harness (FORCE): it decides (quickly) whether anything is
@@ -58,40 +60,39 @@ all-cds: $(CDS_TARGETS)
 
 all-cds-debug: $(CDS_DEBUG_TARGETS)
 
-pytest-deps: $(PYTEST_DEPS)/.installed
+deps:
+	@harness/deps.sh
 
-$(PYTEST_DEPS)/.installed:
-	rm -rf $(PYTEST_DEPS)
-	$(HOST_PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-compile --target $(PYTEST_DEPS) '$(PYTEST_SPEC)'
-	touch $@
+versions:
+	@echo $(VERSIONS)
 
-# Every version is built and tested even when an earlier one fails; the
-# target fails at the end, naming the versions that did.
-test: pytest-deps
-	cargo test -p cds-core
-	@set -o pipefail; failed=; for v in $(VERSIONS); do \
-	  echo "== CPython $$v: build"; \
-	  if ! py=$$(harness/build.sh $$v | tail -n 1); then \
-	    echo "== CPython $$v: build FAILED"; failed="$$failed $$v(build)"; continue; \
-	  fi; \
-	  echo "== pytest tests/ with $$py"; \
-	  CDS_PYTHON=$(CURDIR)/$$py PYTHONPATH=$(PYTEST_DEPS) $$py -m pytest $(PYTEST_ARGS) tests/ || \
-	    failed="$$failed $$v(pytest)"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "== test: failed for:$$failed"; exit 1; fi
+test:
+	@harness/test.sh $(VERSIONS)
 
 # The pytest suite under --with-pydebug builds (refcount and assertion
 # checks of the interpreter itself; slower, so not part of `make test`).
-test-debug: pytest-deps
+test-debug:
 	@set -e; for v in $(VERSIONS); do \
 	  $(MAKE) --no-print-directory python-$$v-cds-debug; \
-	  py=build/python-$$v-cds-debug/python; \
+	  py=build/python-$$v-cds-debug/python; deps=$$(harness/pytest-deps.sh $$py); \
 	  echo "== pytest tests/ with $$py"; \
-	  CDS_PYTHON=$(CURDIR)/$$py PYTHONPATH=$(PYTEST_DEPS) $$py -m pytest $(PYTEST_ARGS) tests/; \
+	  CDS_PYTHON=$(CURDIR)/$$py PYTHONPATH=$$deps $$py -m pytest $(PYTEST_ARGS) tests/; \
+	done
+
+# fmt, then clippy with warnings denied: the std-only core, and the core with
+# its CPython glue against each built tree (what the harness builds).
+lint: $(CDS_TARGETS)
+	cargo fmt --all --check
+	cargo clippy -q --all-targets -p cds-core -- -D warnings
+	@set -e; for v in $(VERSIONS); do \
+	  echo "== clippy --features python against build/python-$$v-cds"; \
+	  CDS_PYTHON_SRC=$(CURDIR)/build/python-$$v-cds PYO3_CONFIG_FILE=$(CURDIR)/harness/pyo3-config-$$v.txt \
+	    CARGO_TARGET_DIR=$(CURDIR)/target/python-$$v-cds \
+	    cargo clippy -q --all-targets -p cds-core --features python -- -D warnings; \
 	done
 
 demo: python-$(DEMO_VERSION)-cds
-	harness/demo.sh $(DEMO_VERSION)
+	@$(HOST_PYTHON) harness/demo.py build/python-$(DEMO_VERSION)-cds/python
 
 # benches/run.py (host python3) times, for each of VERSIONS: import phase cds
 # vs off vs ideal, whole process, bare startup, memory of 16 processes,

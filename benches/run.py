@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end benches of cds (run by the host python3; spawns the cds interpreters).
 
-    python3 benches/run.py [--versions 3.11 3.13] [--quick] [--out bench]
+    python3 benches/run.py [--versions 3.11 3.13 (default: harness/versions.txt)] [--quick] [--out bench]
 
 For every version: import phase (cds vs off vs the ideal code cache, timed
 inside the process), whole-process wall time (`-c 'import X'`, `-c pass`),
@@ -25,6 +25,12 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CACHE = os.environ.get("CDS_CACHE", os.path.expanduser("~/.cache/cds"))
 HOST = sys.executable
+
+
+def supported_versions():
+    """The pinned versions of harness/versions.txt, the one list."""
+    with open(os.path.join(ROOT, "harness", "versions.txt")) as f:
+        return [line.split()[0] for line in f if line.strip() and not line.lstrip().startswith("#")]
 
 STDLIB = ["json", "argparse", "typing", "asyncio", "email.message", "http.client",
           "unittest", "decimal", "logging", "dataclasses"]
@@ -618,7 +624,7 @@ def plots(all_res, crit, out):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--versions", nargs="+", default=["3.11", "3.13"])
+    ap.add_argument("--versions", nargs="+", default=supported_versions())
     ap.add_argument("--quick", action="store_true", help="fewer runs")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench"))
     ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "dump", "criterion"])

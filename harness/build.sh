@@ -1,26 +1,30 @@
 #!/usr/bin/env bash
-# Builds the cds-patched CPython for one minor version:
+# Builds the cds-patched CPython for one minor version, in this clone:
 #
 #   harness/build.sh 3.11
 #
-# pristine tarball (pinned sha256) -> patched + configured tree (cached, keyed)
-# -> Rust core built against that tree -> make -> build/python-3.11-cds symlink.
+# system packages (harness/deps.sh) -> pristine tarball (pinned sha256,
+# cached) -> patched, configured tree build/python-3.11-cds (keyed) -> Rust
+# core built against that tree -> make -> check of the optional modules.
 # The last line printed is the interpreter path, build/python-3.11-cds/python.
 #
-# Everything expensive lives in CDS_CACHE (default ~/.cache/cds), outside the
-# clone, so `make clean` or a fresh clone does not throw away a CPython build.
-# Re-running with nothing changed is a cargo no-op plus a make no-op; a change
-# under core/ rebuilds the static library and relinks python only.
+# The tree belongs to this clone: two clones or worktrees never share an
+# interpreter, core library or Lib/cds. Only the pristine tarballs are shared,
+# in CDS_CACHE (default ~/.cache/cds). Re-running with nothing changed is a
+# cargo no-op plus a make no-op; a change under core/ rebuilds the static
+# library and relinks python only; a change of anything in the build key
+# (below) rebuilds the tree from scratch, saying what changed.
 #
 # Environment:
-#   CDS_CACHE            cache root (tarballs/, trees/, cargo-target/)
+#   CDS_CACHE            cache root (tarballs/)
 #   CPYTHON_TARBALL      use this tarball instead of fetching Debian's; for a
 #                        version with no pin in versions.txt (a port in
 #                        progress, docs/PORTING.md) it is the only source,
 #                        used unpinned with a warning
 #   CDS_CONFIGURE_FLAGS  extra ./configure flags (e.g. --with-pydebug); part
-#                        of the tree key, so each flag set gets its own tree
-#   CDS_BUILD_SUFFIX     suffix for the build/ symlink (e.g. -debug)
+#                        of the build key
+#   CDS_BUILD_SUFFIX     suffix of the tree's name (e.g. -debug)
+#   CDS_SKIP_DEPS        do not install missing system packages (deps.sh)
 set -euo pipefail
 
 die() { echo "build.sh: error: $*" >&2; exit 1; }
@@ -34,7 +38,7 @@ harness=$root/harness
 patches=$root/patches/$ver
 CDS_CACHE=${CDS_CACHE:-$HOME/.cache/cds}
 configure_flags=${CDS_CONFIGURE_FLAGS:-}
-link=$root/build/python-$ver-cds${CDS_BUILD_SUFFIX:-}
+tree=$root/build/python-$ver-cds${CDS_BUILD_SUFFIX:-}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 # --- what a version needs ------------------------------------------------------
@@ -57,12 +61,19 @@ else
   die "CPython $ver is not pinned in harness/versions.txt; pin it, or set CPYTHON_TARBALL=/path/to/Python-$ver.N.tar.xz to build from an unpinned tarball"
 fi
 
-mkdir -p "$CDS_CACHE/tarballs" "$CDS_CACHE/trees" "$CDS_CACHE/cargo-target"
+# --- system packages ------------------------------------------------------------
+# Installs what harness/deps.txt lists and is missing (or says how, exit 2),
+# so that a missing tool is named here rather than failing a later step.
+"$harness/deps.sh" || exit $?
 
-# Two builds of the same version at once would race on the tree and the
-# cargo target dir; serialise them.
-exec 9>"$CDS_CACHE/.lock-$ver"
+mkdir -p "$CDS_CACHE/tarballs" "$root/build"
+
+# Two builds of one tree at once would race on it and on its cargo target
+# dir; two fetches of one tarball would race in the cache. Serialise both.
+exec 9>"$root/build/.lock-$(basename "$tree")"
 flock 9
+exec 8>"$CDS_CACHE/.lock-fetch-$ver"
+flock 8
 
 sha256() { sha256sum "$1" | cut -d' ' -f1; }
 
@@ -107,25 +118,42 @@ else
   [ "$tar_sha" = "$pin_sha" ] ||
     die "sha256 mismatch for $tarball: got $tar_sha, pinned $pin_sha (harness/versions.txt)"
 fi
+flock -u 8
 
 # --- 2. patched, configured tree --------------------------------------------
-# The key covers everything that shapes the tree before make: the source, the
-# patches (series order and content) and the configure flags. Rust and
-# pylib/cds changes are not in it; they are synced into the tree below.
+# The key is everything that changes what the build produces: the source, the
+# patches (series order and content), the configure flags, the compiler and
+# the build dependencies present (a configure that ran before libgdbm-dev was
+# installed must not be reused after). Rust and pylib/cds changes are not in
+# it; they are synced into the tree below. Kept as text in the tree, so that
+# a rebuild can say what changed.
 series=$(grep -v '^[[:space:]]*#' "$patches/series" | awk 'NF {print $1}')
-key=$( {
+key_text=$( {
   echo "version $ver"
   echo "tarball $tar_sha"
   echo "configure $configure_flags"
-  echo "series"; cat "$patches/series"
-  for p in $series; do echo "patch $p"; cat "$patches/$p"; done
-} | sha256sum | cut -c1-16 )
-tree=$CDS_CACHE/trees/python-$ver-$key
+  echo "compiler $(cc --version 2>/dev/null | head -n 1)"
+  echo "patches $( { cat "$patches/series"; for p in $series; do echo "patch $p"; cat "$patches/$p"; done; } | sha256sum | cut -c1-16)"
+  "$harness/deps.sh" fingerprint | sed 's/^/package /'
+} )
+key_file=$tree/.cds-key
+
+if [ -L "$tree" ]; then
+  # The layout before trees moved into the clone: a link into CDS_CACHE.
+  rm -f "$tree"
+elif [ -d "$tree" ] && [ "$(cat "$key_file" 2>/dev/null)" != "$key_text" ]; then
+  if [ -f "$key_file" ]; then
+    say "rebuilding $(basename "$tree"): $(diff <(cat "$key_file") <(echo "$key_text") | sed -n 's/^> //p' | head -n 3 | paste -sd ';' -) changed"
+  else
+    say "rebuilding $(basename "$tree"): its last build did not finish"
+  fi
+  rm -rf "$tree"
+fi
 
 if [ ! -d "$tree" ]; then
   # Unpack and patch in a scratch dir next to the final one, then rename: an
   # interrupted run leaves only a .tmp dir, never a half-patched tree.
-  tmp=$(mktemp -d "$CDS_CACHE/trees/.tmp-python-$ver-XXXXXX")
+  tmp=$(mktemp -d "$root/build/.tmp-python-$ver-XXXXXX")
   trap 'rm -rf "$tmp"' EXIT
   say "unpacking $(basename "$tarball")"
   tar -xf "$tarball" -C "$tmp"
@@ -149,14 +177,15 @@ if [ ! -d "$tree" ]; then
   say "patched tree: $tree"
 fi
 
-# configure runs in the final location (the Makefile records absolute paths),
-# so it gets its own stamp: an interrupted configure is simply redone.
-if [ ! -f "$tree/.cds-configured" ]; then
+# configure runs in the final location (the Makefile records absolute paths);
+# the key is written only once it succeeded, so an interrupted configure
+# means a fresh tree next time.
+if [ ! -f "$key_file" ]; then
   say "configuring $ver${configure_flags:+ ($configure_flags)} ..."
   # shellcheck disable=SC2086  # flags are meant to word-split
   (cd "$tree" && ./configure -q $configure_flags >cds-configure.log 2>&1) ||
     { tail -n 30 "$tree/cds-configure.log" >&2; die "configure failed (log: $tree/cds-configure.log)"; }
-  touch "$tree/.cds-configured"
+  echo "$key_text" > "$key_file"
 fi
 
 # --- 3. pylib/cds -> Lib/cds ------------------------------------------------
@@ -182,7 +211,7 @@ sync_dir "$root/pylib/cds" "$tree/Lib/cds"
 # --- 4. Rust core -------------------------------------------------------------
 # One cargo target dir per tree: the bindings depend on the tree's headers and
 # pyconfig.h, so sharing one would rebuild cpython-sys on every switch.
-target=$CDS_CACHE/cargo-target/$ver-$key
+target=$root/target/$(basename "$tree")
 say "building Rust core (cargo, target $target)"
 (cd "$root" &&
   CDS_PYTHON_SRC=$tree \
@@ -215,7 +244,25 @@ if [ ! -f "$tree/.cds-compiled" ]; then
   touch "$tree/.cds-compiled"
 fi
 
-# --- 7. build/ symlink ------------------------------------------------------------
-mkdir -p "$root/build"
-ln -sfn "$tree" "$link"
-echo "build/$(basename "$link")/python"
+# --- 7. optional modules ------------------------------------------------------------
+# CPython skips an optional module quietly when its library is missing. Say
+# what it skipped, and fail when a module a default Debian build has is
+# missing (harness/deps.txt names them and their packages).
+skipped=$(awk '/^The necessary bits to build these optional modules were not found:/ {grab = 1; next}
+               /^Failed to build these modules:/ {grab = 1; next}
+               grab && (/^$/ || /^To find/ || /:$/) {grab = 0}
+               grab {print}' "$tree/cds-make.log" | xargs -r -n1 | sort -u | paste -sd ' ' -)
+[ -z "$skipped" ] || say "CPython did not build these optional modules: $skipped"
+missing=$("$harness/deps.sh" modules | (cd "$tree" && ./python -E -s -c '
+import importlib, sys
+for line in sys.stdin:
+    module, package = line.split()
+    try:
+        importlib.import_module(module)
+    except ImportError as e:
+        print(f"{module} (from Debian package {package})")
+') | paste -sd ',' -)
+[ -z "$missing" ] ||
+  die "CPython $ver was built without modules a Debian build has: $missing; with the package installed the next build starts afresh (make log: $tree/cds-make.log)"
+
+echo "build/$(basename "$tree")/python"
