@@ -202,7 +202,9 @@ impl ArchiveBuilder {
                 let value = match (r.prewritten, r.target) {
                     (Some(v), _) => v,
                     (None, t) => match t {
-                        Target::Object(t) | Target::InternedStr(t) | Target::Interior(t) => base + file_offset(t) as u64,
+                        Target::Object(t) | Target::InternedStr(t) | Target::Interior(t) => {
+                            base + file_offset(t) as u64
+                        }
                         Target::Symbol(id) => symbol(id),
                         Target::FrozenSet(_) | Target::CodeInit => continue,
                     },

@@ -11,8 +11,8 @@ pub const FORMAT_VERSION: u32 = 1;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
-/// Object regions start on page boundaries so written and read-only data
-/// never share a page.
+/// Object regions start on page boundaries, so the objects the interpreter
+/// writes (hot) and those it mostly reads (cold) never share a page.
 pub const PAGE: usize = 4096;
 
 /// Size of the fixed header.

@@ -46,12 +46,9 @@ impl fmt::Display for FormatError {
                 write!(f, "archive format version {found}, this interpreter reads version {FORMAT_VERSION}")
             }
             Self::HeaderChecksum => write!(f, "header checksum mismatch (corrupt archive)"),
-            Self::ForeignPython { found, expected } => write!(
-                f,
-                "archive was made by Python {}, this is Python {}",
-                hexversion(*found),
-                hexversion(*expected)
-            ),
+            Self::ForeignPython { found, expected } => {
+                write!(f, "archive was made by Python {}, this is Python {}", hexversion(*found), hexversion(*expected))
+            }
             Self::ForeignBuild => write!(f, "archive was made by another build of this interpreter"),
             Self::SizeMismatch { header, file } => {
                 write!(f, "file size {file} differs from recorded size {header} (truncated or appended to)")
@@ -191,7 +188,11 @@ impl Archive {
     /// Reads the preferred base of unvalidated bytes, to choose where to map
     /// them before validation (a hint: any value is harmless).
     pub fn peek_preferred_base(bytes: &[u8]) -> u64 {
-        if bytes.len() >= HEADER_SIZE { get_u64(bytes, header::PREFERRED_BASE) } else { 0 }
+        if bytes.len() >= HEADER_SIZE {
+            get_u64(bytes, header::PREFERRED_BASE)
+        } else {
+            0
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -71,7 +71,9 @@ pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Vec<Reloc>,
         if !(slot as usize).is_multiple_of(align) || !module.owns(slot as usize, len) {
             return Err(RelocError::SlotOutOfBounds { index });
         }
-        if kind.targets_object() && (!(target as usize).is_multiple_of(OBJECT_ALIGN) || !module.owns(target as usize, MIN_OBJECT)) {
+        if kind.targets_object()
+            && (!(target as usize).is_multiple_of(OBJECT_ALIGN) || !module.owns(target as usize, MIN_OBJECT))
+        {
             return Err(RelocError::TargetOutOfBounds { index });
         }
         if kind == RelocKind::Interior && !module.owns(target as usize, 1) {
@@ -100,8 +102,8 @@ pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut imp
             RelocKind::Symbol => *sym,
             RelocKind::Object | RelocKind::Interior => base + r.target as usize,
             RelocKind::InternedStr => continue, // below, once the str itself is relocated
-            RelocKind::FrozenSet => 0, // filled in below, once its items are relocated
-            RelocKind::CodeInit => continue, // not a pointer slot
+            RelocKind::FrozenSet => 0,          // filled in below, once its items are relocated
+            RelocKind::CodeInit => continue,    // not a pointer slot
         };
         // A slot that already holds its value (the archive was mapped where
         // the dump assumed, with the same runtime addresses) is not written:

@@ -1,11 +1,13 @@
-//! The options that turn cds on, read once when `_cds` is first imported.
+//! The options that turn cds on, read when `_cds` is first imported (once
+//! per runtime initialisation).
 //!
 //! Precedence: `-X` options, then `PYTHONCDS*` variables, then the seed's
 //! `PYCDSMODE=TRACE|SHARE` with `PYCDSLIST` / `PYCDSARCHIVE`. Variables are
 //! ignored under `-E`/`-I`, like every `PYTHON*` variable.
 
+use super::convert::{new_str, str_value};
 use super::ffi;
-use std::ffi::CStr;
+use crate::imports::freshness::Check;
 
 /// What to do when the archive cannot be used (`-X cds_mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,25 +20,14 @@ pub enum Mode {
     Off,
 }
 
-/// How archived modules are checked against their sources (`-X cds_check`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Check {
-    /// Size and mtime of the source, and that a normal import would find the
-    /// same file (nothing shadows it on the search path). The default.
-    #[default]
-    Stat,
-    /// As `Stat`, but the source's content hash instead of its mtime, for
-    /// trees whose mtimes are not kept (checkouts, copies).
-    Hash,
-    /// No check at all: for immutable deployments (containers, read-only
-    /// images), like unchecked hash-based pycs (PEP 552).
-    None,
-}
-
+/// The options of this process.
 #[derive(Debug, Default)]
 pub struct Config {
+    /// The archive to serve from (`-X cds`).
     pub archive: Option<String>,
+    /// The list to trace into (`-X cds_trace`).
     pub trace: Option<String>,
+    /// `-X cds_mode`, if given; see [`Config::mode`].
     pub mode: Option<Mode>,
     pub check: Check,
 }
@@ -47,12 +38,20 @@ impl Config {
         let use_env = !ignore_environment();
         let env = |name: &str| if use_env { std::env::var(name).ok().filter(|v| !v.is_empty()) } else { None };
         let seed_mode = env("PYCDSMODE").map(|m| m.to_ascii_uppercase());
-        let archive = xoption("cds")
-            .or_else(|| env("PYTHONCDS"))
-            .or_else(|| if seed_mode.as_deref() == Some("SHARE") { env("PYCDSARCHIVE") } else { None });
-        let trace = xoption("cds_trace")
-            .or_else(|| env("PYTHONCDSTRACE"))
-            .or_else(|| if seed_mode.as_deref() == Some("TRACE") { env("PYCDSLIST") } else { None });
+        let archive = xoption("cds").or_else(|| env("PYTHONCDS")).or_else(|| {
+            if seed_mode.as_deref() == Some("SHARE") {
+                env("PYCDSARCHIVE")
+            } else {
+                None
+            }
+        });
+        let trace = xoption("cds_trace").or_else(|| env("PYTHONCDSTRACE")).or_else(|| {
+            if seed_mode.as_deref() == Some("TRACE") {
+                env("PYCDSLIST")
+            } else {
+                None
+            }
+        });
         let mode = match xoption("cds_mode").or_else(|| env("PYTHONCDSMODE")).as_deref() {
             None => None,
             Some("auto") => Some(Mode::Auto),
@@ -84,7 +83,7 @@ fn xoption(name: &str) -> Option<String> {
             ffi::PyErr_Clear();
             return None;
         }
-        let key = ffi::PyUnicode_FromStringAndSize(name.as_ptr().cast(), name.len() as ffi::Py_ssize_t);
+        let key = new_str(name);
         if key.is_null() {
             ffi::PyErr_Clear();
             return None;
@@ -96,27 +95,6 @@ fn xoption(name: &str) -> Option<String> {
             return None;
         }
         str_value(value).filter(|v| !v.is_empty())
-    }
-}
-
-/// The UTF-8 contents of `op` if it is a str.
-///
-/// # Safety
-/// GIL held; `op` is a live object.
-pub unsafe fn str_value(op: *mut ffi::PyObject) -> Option<String> {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        if ffi::PyUnicode_Check(op) == 0 {
-            return None;
-        }
-        let mut len = 0;
-        let data = ffi::PyUnicode_AsUTF8AndSize(op, &mut len);
-        if data.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
-        Some(String::from_utf8_lossy(bytes).into_owned())
     }
 }
 
@@ -137,10 +115,4 @@ fn ignore_environment() -> bool {
         ffi::Py_DECREF(v);
         on
     }
-}
-
-/// `Py_GetVersion()`: version, build date and compiler of this interpreter.
-pub fn interpreter_version() -> String {
-    // SAFETY: Py_GetVersion returns a static NUL-terminated string.
-    unsafe { CStr::from_ptr(ffi::Py_GetVersion()) }.to_string_lossy().into_owned()
 }

@@ -24,14 +24,19 @@ pub enum Mapping {
     Anywhere(MmapMut),
 }
 
-// SAFETY: the mapping is plain memory owned by this value; all access
-// happens with the GIL held.
+// SAFETY: `Fixed` owns its mapping as memmap2's `MmapMut` (which is Send)
+// owns `Anywhere`'s: created by `map`, reached from Rust only through this
+// value (Deref/DerefMut) and unmapped only by its Drop. A mapping belongs to
+// the process, not to a thread, so the owner may move between threads. (The
+// interpreter also reads and writes archived objects through raw pointers,
+// always with the GIL held; Rust reaches a serving `Mapping` only through
+// the STATE mutex, which is locked with the GIL held.)
 unsafe impl Send for Mapping {}
 
 impl Mapping {
     /// Maps `file` (`len` bytes) privately, at `base` if that range is free.
     pub fn map(file: &File, len: usize, base: u64) -> std::io::Result<Self> {
-        if base != 0 && base % 4096 == 0 {
+        if base != 0 && base.is_multiple_of(4096) {
             // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping
             // (unlike MAP_FIXED): it fails with EEXIST instead. Kernels before
             // 4.17 ignore the flag and treat the address as a hint, hence the

@@ -1,24 +1,33 @@
 //! The glue between the archive format and the running interpreter.
 //!
+//! - [`module`]: the `_cds` built-in module: argument and result conversion only.
+//! - [`state`]: this runtime's served archive and trace list, behind one mutex.
+//! - [`config`]: the `-X cds...` options and their environment equivalents.
+//! - [`build_id`]: the identity of this interpreter build, which archives carry.
+//! - [`interpreter`]: what cds reads from the interpreter (`sys.path`, path hooks, ...).
+//! - [`convert`]: Python objects to Rust values and back.
+//! - [`serve`]: the mapped archive of this process and its per-module state.
+//! - [`mapping`]: the archive's memory mapping, at the preferred base when free.
+//! - [`dump`]: writes an archive from live code objects.
+//! - [`objects`]: reading and writing the bytes of archived objects.
+//! - [`symbols`]: runtime objects (types, singletons) named by id in archives.
 //! - [`version`]: everything that differs between CPython versions (object
 //!   layouts cds rewrites, refcount encoding). The one place with version cfgs.
-//! - [`symbols`]: runtime objects (types, singletons) named by id in archives.
-//! - [`objects`]: reading and writing the bytes of archived objects.
-//! - [`dump`]: walks live code objects and lays them out in an archive.
-//! - [`serve`]: the mapped archive of this process and its per-module state.
-//! - [`config`]: the `-X cds...` options and their environment equivalents.
-//! - [`trace`]: the list of loaded modules written under `-X cds_trace`.
-//! - [`module`]: the `_cds` built-in module.
+//!
+//! Search-path resolution, source freshness and the trace list need no
+//! interpreter and live in [`crate::imports`].
 
+mod build_id;
 mod config;
+mod convert;
 mod dump;
+mod interpreter;
 mod mapping;
 mod module;
 mod objects;
-mod resolve;
 mod serve;
+mod state;
 mod symbols;
-mod trace;
 mod version;
 
 pub use cpython_sys as sys;

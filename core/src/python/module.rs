@@ -1,4 +1,6 @@
 //! The `_cds` built-in module: what importlib and the `cds` package call.
+//! This file only converts arguments and results; the work is done in
+//! [`super::state`] (serving, tracing) and [`super::dump`].
 //!
 //! - `tracing()`, `serving()`: whether `-X cds_trace` / `-X cds` are active.
 //! - `find(name, path)`: `(origin, is_package)` or None, for `CdsFinder`.
@@ -9,169 +11,23 @@
 //! - `dump(entries, path)`: writes an archive; returns the entries left out.
 //! - `build_id()`: the id archives made by this interpreter carry.
 
-use super::config::{self, str_value, Config, Mode};
-use super::dump::ObjectWriter;
-use super::serve::Served;
-use super::trace::Tracer;
-use super::{as_sys, ffi};
-use crate::format::{ArchiveBuilder, Expectations, ModuleMeta};
+use super::build_id::expectations;
+use super::convert::{new_bool, new_str, none, raise, str_list, str_value};
+use super::dump::{self, DumpFailure, ModuleEntry, Skipped};
+use super::interpreter::in_main_interpreter;
+use super::state::{self, state};
+use super::{as_sys, ffi, sys};
 use std::ffi::{c_int, CString};
 use std::ptr::null_mut;
-use std::sync::{Mutex, MutexGuard};
-
-/// Process-wide state, created by the first `PyInit__cds` (the main
-/// interpreter's, during start-up) and shared by subinterpreters.
-struct State {
-    served: Option<Served>,
-    tracer: Option<Tracer>,
-    /// `sys.path_hooks` as it was at the first lookup (identities): the
-    /// archive stands for what FileFinder would find, so once a program
-    /// installs its own path hooks, imports go through them instead.
-    path_hooks: Option<Vec<usize>>,
-}
-
-static STATE: Mutex<Option<State>> = Mutex::new(None);
-
-fn state() -> MutexGuard<'static, Option<State>> {
-    // A panic aborts the process (panic = "abort"), so the lock cannot be poisoned in practice.
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What archives made by this interpreter build must carry.
-pub fn expectations() -> Expectations {
-    let mut id_source = config::interpreter_version();
-    id_source.push('\0');
-    id_source.push_str(env!("CDS_CORE_SOURCE_HASH"));
-    id_source.push_str(&format!(
-        "\0code={} str={} tuple={}",
-        std::mem::size_of::<super::sys::PyCodeObject>(),
-        std::mem::size_of::<super::sys::PyASCIIObject>(),
-        std::mem::size_of::<super::sys::PyTupleObject>()
-    ));
-    Expectations {
-        python_hexversion: super::sys::PY_VERSION_HEX,
-        build_id: xxhash_rust::xxh3::xxh3_128(id_source.as_bytes()).to_le_bytes(),
-    }
-}
-
-fn init_state() -> State {
-    let config = match Config::read() {
-        Ok(c) => c,
-        Err(why) => {
-            eprintln!("cds: {why}");
-            std::process::exit(2);
-        }
-    };
-    let tracer = config.trace.as_deref().and_then(|path| match Tracer::open(path) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            eprintln!("cds: warning: cannot write trace list {path}: {e}; not tracing");
-            None
-        }
-    });
-    let served = match (&config.archive, config.mode()) {
-        (Some(path), Mode::Auto | Mode::On) => match Served::open(path, &expectations(), config.check, extension_suffixes()) {
-            Ok(s) => Some(s),
-            Err(why) if config.mode() == Mode::On => {
-                eprintln!("cds: error: cannot use archive {path}: {why} (-X cds_mode=on)");
-                std::process::exit(1);
-            }
-            Err(why) => {
-                eprintln!("cds: warning: cannot use archive {path}: {why}; importing normally");
-                None
-            }
-        },
-        _ => None,
-    };
-    State { served, tracer, path_hooks: None }
-}
-
-/// Identities of the objects in `sys.path_hooks`.
-fn path_hooks() -> Vec<usize> {
-    // SAFETY: GIL held; sys.path_hooks is borrowed, items are only compared.
-    unsafe {
-        let hooks = ffi::PySys_GetObject(c"path_hooks".as_ptr());
-        if hooks.is_null() || ffi::PyList_Check(hooks) == 0 {
-            return Vec::new();
-        }
-        (0..ffi::PyList_Size(hooks)).map(|i| ffi::PyList_GetItem(hooks, i) as usize).collect()
-    }
-}
-
-/// `_imp.extension_suffixes()`: what makes a file an extension module.
-fn extension_suffixes() -> Vec<String> {
-    // SAFETY: GIL held (module init); new references are released.
-    unsafe {
-        let imp = ffi::PyImport_ImportModule(c"_imp".as_ptr());
-        if imp.is_null() {
-            ffi::PyErr_Clear();
-            return Vec::new();
-        }
-        let list = ffi::PyObject_CallMethod(imp, c"extension_suffixes".as_ptr(), std::ptr::null());
-        ffi::Py_DECREF(imp);
-        if list.is_null() {
-            ffi::PyErr_Clear();
-            return Vec::new();
-        }
-        let out = str_list(list).unwrap_or_default();
-        ffi::Py_DECREF(list);
-        out
-    }
-}
-
-/// The current `sys.path` as strings (non-str entries are skipped).
-fn sys_path() -> Vec<String> {
-    // SAFETY: GIL held; sys.path is borrowed.
-    unsafe {
-        let path = ffi::PySys_GetObject(c"path".as_ptr());
-        if path.is_null() {
-            return Vec::new();
-        }
-        str_list(path).unwrap_or_default()
-    }
-}
 
 // ---- argument and result helpers -------------------------------------------------
 
-/// Sets a Python exception and returns NULL.
-unsafe fn raise(exc: *mut ffi::PyObject, msg: &str) -> *mut ffi::PyObject {
-    let msg = CString::new(msg.replace('\0', " ")).unwrap_or_default();
-    // SAFETY: GIL held (we are called from Python); msg is NUL-terminated.
-    unsafe { ffi::PyErr_SetString(exc, msg.as_ptr()) };
-    null_mut()
-}
-
-unsafe fn none() -> *mut ffi::PyObject {
-    // SAFETY: GIL held; None is immortal for our purposes, we return a new reference.
-    unsafe {
-        let none = ffi::Py_None();
-        ffi::Py_INCREF(none);
-        none
-    }
-}
-
-unsafe fn new_str(s: &str) -> *mut ffi::PyObject {
-    // SAFETY: GIL held; s is valid UTF-8 of the given length.
-    unsafe { ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast(), s.len() as ffi::Py_ssize_t) }
-}
-
-/// A new reference to the served code object, or None.
-unsafe fn new_ref_or_none(code: Option<*mut super::sys::PyObject>) -> *mut ffi::PyObject {
-    match code {
-        Some(op) => {
-            let op: *mut ffi::PyObject = op.cast();
-            // SAFETY: GIL held; op is an archived code object, never freed.
-            unsafe { ffi::Py_INCREF(op) };
-            op
-        }
-        // SAFETY: GIL held.
-        None => unsafe { none() },
-    }
-}
-
 /// Reads a positional str argument.
+///
+/// # Safety
+/// GIL held; `args` is a call's argument tuple.
 unsafe fn arg_str(args: *mut ffi::PyObject, i: ffi::Py_ssize_t) -> Option<String> {
-    // SAFETY: GIL held; args is the call's tuple, borrowed items.
+    // SAFETY: forwarded from the caller; items are borrowed.
     unsafe {
         if i >= ffi::PyTuple_Size(args) {
             return None;
@@ -180,134 +36,144 @@ unsafe fn arg_str(args: *mut ffi::PyObject, i: ffi::Py_ssize_t) -> Option<String
     }
 }
 
-/// A list/tuple of str, or None.
-unsafe fn str_list(op: *mut ffi::PyObject) -> Option<Vec<String>> {
-    // SAFETY: GIL held; op is a live object; PySequence_Fast returns a new
-    // reference we release, its items are borrowed.
+/// A new reference to the served code object, or None.
+///
+/// # Safety
+/// GIL held; `code` is an archived code object.
+unsafe fn new_ref_or_none(code: Option<*mut sys::PyObject>) -> *mut ffi::PyObject {
+    match code {
+        Some(op) => {
+            let op: *mut ffi::PyObject = op.cast();
+            // SAFETY: GIL held (caller); archived objects are never freed.
+            unsafe { ffi::Py_INCREF(op) };
+            op
+        }
+        // SAFETY: GIL held (caller).
+        None => unsafe { none() },
+    }
+}
+
+/// One entry of `dump(entries, path)`: a tuple (name, origin, is_package,
+/// source_mtime_ns, source_size, code). The code pointer is borrowed from
+/// the tuple, which the caller keeps alive.
+///
+/// # Safety
+/// GIL held; `entry` is a live object.
+unsafe fn dump_entry(entry: *mut ffi::PyObject) -> Result<ModuleEntry, Skipped> {
+    // SAFETY: forwarded from the caller; items are borrowed from the tuple.
     unsafe {
-        if op == ffi::Py_None() {
-            return None;
+        let is_tuple = ffi::PyTuple_Check(entry) != 0;
+        let item = |i| ffi::PyTuple_GetItem(entry, i);
+        let refuse = |why: &str| {
+            let name = if is_tuple && ffi::PyTuple_Size(entry) > 0 { str_value(item(0)) } else { None };
+            (name.unwrap_or_default(), why.to_owned())
+        };
+        if !is_tuple || ffi::PyTuple_Size(entry) != 6 {
+            return Err(refuse("entry must be (name, origin, is_package, mtime_ns, size, code)"));
         }
-        let seq = ffi::PySequence_Fast(op, c"path must be a sequence".as_ptr());
-        if seq.is_null() {
+        let name = str_value(item(0)).ok_or_else(|| refuse("name must be a str"))?;
+        let origin = str_value(item(1)).ok_or_else(|| refuse("origin must be a str"))?;
+        let is_package = ffi::PyObject_IsTrue(item(2)) == 1;
+        let source_mtime_ns = ffi::PyLong_AsLongLong(item(3));
+        let source_size = ffi::PyLong_AsUnsignedLongLong(item(4));
+        if !ffi::PyErr_Occurred().is_null() {
             ffi::PyErr_Clear();
-            return Some(Vec::new());
+            return Err(refuse("mtime_ns and size must be ints"));
         }
-        let n = ffi::PySequence_Size(seq);
-        let mut out = Vec::with_capacity(n.max(0) as usize);
-        for i in 0..n {
-            let item = ffi::PySequence_GetItem(seq, i);
-            if item.is_null() {
-                ffi::PyErr_Clear();
-                continue;
-            }
-            if let Some(s) = str_value(item) {
-                out.push(s);
-            }
-            ffi::Py_DECREF(item);
+        Ok(ModuleEntry { name, origin, is_package, source_mtime_ns, source_size, code: as_sys(item(5)) })
+    }
+}
+
+/// A new list of (name, reason) tuples.
+///
+/// # Safety
+/// GIL held.
+unsafe fn skipped_list(skipped: &[Skipped]) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (caller); every new reference is stolen by the tuple
+    // (PyTuple_SetItem), stored by the list (PyList_Append, then released)
+    // or released.
+    unsafe {
+        let list = ffi::PyList_New(0);
+        if list.is_null() {
+            return null_mut();
         }
-        ffi::Py_DECREF(seq);
-        Some(out)
+        for (name, why) in skipped {
+            let pair = ffi::PyTuple_New(2);
+            if pair.is_null() {
+                ffi::Py_DECREF(list);
+                return null_mut();
+            }
+            ffi::PyTuple_SetItem(pair, 0, new_str(name));
+            ffi::PyTuple_SetItem(pair, 1, new_str(why));
+            ffi::PyList_Append(list, pair);
+            ffi::Py_DECREF(pair);
+        }
+        list
     }
 }
 
 // ---- module functions ---------------------------------------------------------------
 
-/// cds works in the main interpreter only: archived code objects are shared
-/// by every user, and specialisation rewrites them in place, which is only
-/// safe under one GIL (the reason deepfreeze was main-interpreter only too).
-fn in_main_interpreter() -> bool {
-    // SAFETY: GIL held; both calls only read the runtime's interpreter list.
-    unsafe { ffi::PyInterpreterState_Get() == ffi::PyInterpreterState_Main() }
-}
-
 unsafe extern "C" fn cds_tracing(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let on = in_main_interpreter() && state().as_ref().is_some_and(|s| s.tracer.is_some());
-    // SAFETY: GIL held.
-    unsafe { ffi::PyBool_FromLong(on as _) }
+    // SAFETY: GIL held (called from Python).
+    unsafe { new_bool(on) }
 }
 
 unsafe extern "C" fn cds_serving(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let on = in_main_interpreter() && state().as_ref().is_some_and(|s| s.served.is_some());
-    // SAFETY: GIL held.
-    unsafe { ffi::PyBool_FromLong(on as _) }
+    // SAFETY: GIL held (called from Python).
+    unsafe { new_bool(on) }
 }
 
 unsafe extern "C" fn cds_find(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: GIL held; args is the argument tuple.
+    // SAFETY: GIL held (called from Python); args is the argument tuple.
     unsafe {
         let Some(name) = arg_str(args, 0) else {
             return raise(ffi::PyExc_TypeError, "find(name, path): name must be a str");
         };
         let path = if ffi::PyTuple_Size(args) > 1 { str_list(ffi::PyTuple_GetItem(args, 1)) } else { None };
-        let found = {
-            let mut guard = state();
-            let Some(st) = guard.as_mut() else { return none() };
-            let hooks = path_hooks();
-            if *st.path_hooks.get_or_insert_with(|| hooks.clone()) != hooks {
-                return none();
-            }
-            let Some(served) = st.served.as_mut() else { return none() };
-            served.find(&name, path.as_deref(), sys_path)
-        };
-        match found {
-            None => none(),
-            Some((origin, is_package)) => {
-                let origin = new_str(&origin);
-                if origin.is_null() {
-                    return null_mut();
-                }
-                let tuple = ffi::PyTuple_New(2);
-                if tuple.is_null() {
-                    ffi::Py_DECREF(origin);
-                    return null_mut();
-                }
-                ffi::PyTuple_SetItem(tuple, 0, origin);
-                ffi::PyTuple_SetItem(tuple, 1, ffi::PyBool_FromLong(is_package as _));
-                tuple
-            }
+        let found = state().as_mut().and_then(|st| st.find(&name, path.as_deref()));
+        let Some((origin, is_package)) = found else { return none() };
+        let origin = new_str(&origin);
+        if origin.is_null() {
+            return null_mut();
         }
+        let tuple = ffi::PyTuple_New(2);
+        if tuple.is_null() {
+            ffi::Py_DECREF(origin);
+            return null_mut();
+        }
+        ffi::PyTuple_SetItem(tuple, 0, origin);
+        ffi::PyTuple_SetItem(tuple, 1, new_bool(is_package));
+        tuple
     }
 }
 
 unsafe extern "C" fn cds_get_code(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: GIL held; args is the argument tuple.
+    // SAFETY: GIL held (called from Python); args is the argument tuple.
     unsafe {
         let (Some(name), Some(source_path)) = (arg_str(args, 0), arg_str(args, 1)) else {
             return raise(ffi::PyExc_TypeError, "get_code(name, source_path): str arguments required");
         };
-        let code = {
-            let mut guard = state();
-            let Some(st) = guard.as_mut() else { return none() };
-            if let Some(t) = st.tracer.as_mut() {
-                t.record(&name, &source_path);
-            }
-            st.served.as_mut().and_then(|s| s.get_code(&name, &source_path))
-        };
+        let code = state().as_mut().and_then(|st| st.get_code(&name, &source_path));
         new_ref_or_none(code)
     }
 }
 
 unsafe extern "C" fn cds_get_frozen_code(_m: *mut ffi::PyObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: GIL held; name is the single argument (METH_O), borrowed.
+    // SAFETY: GIL held (called from Python); name is the single argument (METH_O), borrowed.
     unsafe {
         let Some(name) = str_value(name) else {
             return raise(ffi::PyExc_TypeError, "get_frozen_code(name): name must be a str");
         };
-        let code = {
-            let mut guard = state();
-            let Some(st) = guard.as_mut() else { return none() };
-            if let Some(t) = st.tracer.as_mut() {
-                t.record(&name, crate::format::FROZEN_ORIGIN);
-            }
-            st.served.as_mut().and_then(|s| s.get_frozen_code(&name))
-        };
+        let code = state().as_mut().and_then(|st| st.get_frozen_code(&name));
         new_ref_or_none(code)
     }
 }
 
 unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: GIL held; every new reference is either stored in the dict
+    // SAFETY: GIL held (called from Python); every new reference is either stored in the dict
     // (PyDict_SetItemString does not steal, so we release ours) or released.
     unsafe {
         let guard = state();
@@ -336,7 +202,9 @@ unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -
             }
             for (name, why) in served.map_or(&[][..], |s| s.rejected()) {
                 let w = new_str(why);
-                ok &= !w.is_null() && ffi::PyDict_SetItemString(rejected, CString::new(name.as_str()).unwrap_or_default().as_ptr(), w) == 0;
+                ok &= !w.is_null()
+                    && ffi::PyDict_SetItemString(rejected, CString::new(name.as_str()).unwrap_or_default().as_ptr(), w)
+                        == 0;
                 ffi::Py_XDECREF(w);
             }
             let count = served.map_or(0, |s| s.module_count());
@@ -344,8 +212,8 @@ unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -
                 && set(c"served", names)
                 && set(c"rejected", rejected)
                 && set(c"modules", ffi::PyLong_FromSize_t(count))
-                && set(c"mapped_at_preferred_base", ffi::PyBool_FromLong(served.is_some_and(|s| s.at_preferred_base()) as _))
-                && set(c"tracing", ffi::PyBool_FromLong(guard.as_ref().is_some_and(|s| s.tracer.is_some()) as _));
+                && set(c"mapped_at_preferred_base", new_bool(served.is_some_and(|s| s.at_preferred_base())))
+                && set(c"tracing", new_bool(guard.as_ref().is_some_and(|s| s.tracer.is_some())));
         } else {
             ffi::Py_XDECREF(names);
             ffi::Py_XDECREF(rejected);
@@ -360,46 +228,14 @@ unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -
 
 unsafe extern "C" fn cds_build_id(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let id = expectations().build_id;
-    // SAFETY: GIL held; id is 16 readable bytes.
+    // SAFETY: GIL held (called from Python); id is 16 readable bytes.
     unsafe { ffi::PyBytes_FromStringAndSize(id.as_ptr().cast(), id.len() as _) }
 }
 
-/// One module to dump: (name, origin, is_package, source_mtime_ns, source_size, code).
-unsafe fn dump_entry(builder: &mut ArchiveBuilder, entry: *mut ffi::PyObject) -> Result<(), String> {
-    // SAFETY: GIL held; entry is a live object; items are borrowed from the tuple.
-    unsafe {
-        if ffi::PyTuple_Check(entry) == 0 || ffi::PyTuple_Size(entry) != 6 {
-            return Err("entry must be (name, origin, is_package, mtime_ns, size, code)".into());
-        }
-        let item = |i| ffi::PyTuple_GetItem(entry, i);
-        let name = str_value(item(0)).ok_or("name must be a str")?;
-        let origin = str_value(item(1)).ok_or("origin must be a str")?;
-        let is_package = ffi::PyObject_IsTrue(item(2)) == 1;
-        let mtime = ffi::PyLong_AsLongLong(item(3));
-        let size = ffi::PyLong_AsUnsignedLongLong(item(4));
-        if !ffi::PyErr_Occurred().is_null() {
-            ffi::PyErr_Clear();
-            return Err("mtime_ns and size must be ints".into());
-        }
-        // The content hash serves `-X cds_check=hash`; frozen modules have no file.
-        let source_hash = if origin == crate::format::FROZEN_ORIGIN {
-            0
-        } else {
-            std::fs::read(&origin).map(|b| xxhash_rust::xxh3::xxh3_64(&b)).map_err(|e| format!("cannot read {origin}: {e}"))?
-        };
-        let meta = ModuleMeta { name, origin, is_package, source_mtime_ns: mtime, source_size: size, source_hash };
-        let mut module = builder.module(meta).map_err(|e| e.to_string())?;
-        let code = {
-            let mut writer = ObjectWriter::new(&mut module);
-            writer.emit_module_code(as_sys(item(5))).map_err(|e| e.to_string())?
-        };
-        module.finish(code);
-        Ok(())
-    }
-}
-
 unsafe extern "C" fn cds_dump(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    // SAFETY: GIL held; args is the argument tuple, items borrowed.
+    // SAFETY: GIL held (called from Python); args is the argument tuple,
+    // items borrowed. `entries` holds a reference to every entry, and so to
+    // every code object, until the archive is written.
     unsafe {
         let Some(path) = arg_str(args, 1) else {
             return raise(ffi::PyExc_TypeError, "dump(entries, path): path must be a str");
@@ -408,51 +244,23 @@ unsafe extern "C" fn cds_dump(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
         if entries.is_null() {
             return null_mut();
         }
-        let mut builder = ArchiveBuilder::new();
-        let skipped = ffi::PyList_New(0);
-        let n = ffi::PySequence_Size(entries);
-        for i in 0..n {
+        let parsed = (0..ffi::PySequence_Size(entries)).filter_map(|i| {
             let entry = ffi::PySequence_GetItem(entries, i);
             if entry.is_null() {
                 ffi::PyErr_Clear();
-                continue;
+                return None;
             }
-            if let Err(why) = dump_entry(&mut builder, entry) {
-                let name = if ffi::PyTuple_Check(entry) != 0 && ffi::PyTuple_Size(entry) > 0 {
-                    str_value(ffi::PyTuple_GetItem(entry, 0)).unwrap_or_default()
-                } else {
-                    String::new()
-                };
-                let pair = ffi::PyTuple_New(2);
-                ffi::PyTuple_SetItem(pair, 0, new_str(&name));
-                ffi::PyTuple_SetItem(pair, 1, new_str(&why));
-                ffi::PyList_Append(skipped, pair);
-                ffi::Py_DECREF(pair);
-            }
+            let parsed = dump_entry(entry);
             ffi::Py_DECREF(entry);
-        }
-        ffi::Py_DECREF(entries);
-        let expect = expectations();
-        // Lay pointers out for the preferred base and this process's runtime
-        // objects, so that a process mapping the archive there writes nothing.
-        let mut symbols = super::symbols::SymbolTable::new();
-        let symbol = |id| symbols.resolve(id).unwrap_or(0) as u64;
-        let symbol_values: Vec<u64> = (0..super::symbols::SYMBOL_COUNT).map(symbol).collect();
-        let finished = builder.finish_at(expect.python_hexversion, expect.build_id, super::mapping::PREFERRED_BASE, |id| {
-            symbol_values.get(id as usize).copied().unwrap_or(0)
+            Some(parsed)
         });
-        let bytes = match finished {
-            Ok(b) => b,
-            Err(e) => {
-                ffi::Py_DECREF(skipped);
-                return raise(ffi::PyExc_ValueError, &e.to_string());
-            }
-        };
-        if let Err(e) = crate::write::write_atomic(std::path::Path::new(&path), &bytes) {
-            ffi::Py_DECREF(skipped);
-            return raise(ffi::PyExc_OSError, &format!("cannot write {path}: {e}"));
+        let written = dump::write_archive(parsed, &path);
+        ffi::Py_DECREF(entries);
+        match written {
+            Ok(skipped) => skipped_list(&skipped),
+            Err(e @ DumpFailure::Layout(_)) => raise(ffi::PyExc_ValueError, &e.to_string()),
+            Err(e @ DumpFailure::Write { .. }) => raise(ffi::PyExc_OSError, &e.to_string()),
         }
-        skipped
     }
 }
 
@@ -477,7 +285,12 @@ static mut METHODS: [ffi::PyMethodDef; 9] = [
     method(c"serving", cds_serving, ffi::METH_NOARGS, c"True when a valid archive is mapped."),
     method(c"find", cds_find, ffi::METH_VARARGS, c"find(name, path) -> (origin, is_package) or None"),
     method(c"get_code", cds_get_code, ffi::METH_VARARGS, c"get_code(name, source_path) -> code or None"),
-    method(c"get_frozen_code", cds_get_frozen_code, ffi::METH_O, c"get_frozen_code(name) -> code or None (3.13+ frozen modules)"),
+    method(
+        c"get_frozen_code",
+        cds_get_frozen_code,
+        ffi::METH_O,
+        c"get_frozen_code(name) -> code or None (3.13+ frozen modules)",
+    ),
     method(c"stats", cds_stats, ffi::METH_NOARGS, c"stats() -> dict: archive, served, rejected, modules, tracing"),
     method(c"dump", cds_dump, ffi::METH_VARARGS, c"dump(entries, path) -> list of (name, reason) left out"),
     method(c"build_id", cds_build_id, ffi::METH_NOARGS, c"The interpreter build id archives must carry."),
@@ -496,37 +309,21 @@ static mut MODULE_DEF: ffi::PyModuleDef = ffi::PyModuleDef {
     m_free: None,
 };
 
-/// Called by `Py_FinalizeEx` (after the interpreter is gone): drops the
-/// state of the finished runtime, so that an embedder's next `Py_Initialize`
-/// starts cds afresh (its fix-ups pointed at objects of the old runtime,
-/// such as interned strings). The old mapping is deliberately leaked, never
-/// unmapped: static data of the old runtime may still point into it.
-extern "C" fn forget_runtime() {
-    if let Some(old) = state().take() {
-        std::mem::forget(old.served);
-    }
-}
-
 /// Entry point of the `_cds` built-in (registered in Modules/config.c).
 ///
 /// # Safety
 /// Called by the import system with the GIL held.
 #[no_mangle]
 pub unsafe extern "C" fn PyInit__cds() -> *mut ffi::PyObject {
-    {
-        let mut guard = state();
-        if guard.is_none() {
-            *guard = Some(init_state());
-            // SAFETY: GIL held during module init; the callback is a plain function.
-            unsafe { ffi::Py_AtExit(Some(forget_runtime)) };
-        }
-    }
-    // SAFETY: GIL held; the statics are only touched here, before the module
-    // object exists, and CPython treats them as read-only afterwards.
+    state::init();
+    // SAFETY: the GIL (held by our caller) serialises every access to the
+    // two statics: this is the only Rust code touching them, and it stores
+    // the same pointer each time; CPython reads METHODS and reads and updates
+    // MODULE_DEF's m_base only with the GIL held. addr_of_mut! takes no
+    // reference to either.
     unsafe {
         let def = std::ptr::addr_of_mut!(MODULE_DEF);
         (*def).m_methods = std::ptr::addr_of_mut!(METHODS).cast();
         ffi::PyModule_Create(def)
     }
 }
-

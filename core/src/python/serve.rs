@@ -2,24 +2,29 @@
 //!
 //! Opening maps the file and validates its header and table only; each module
 //! is checked (source freshness, checksum, relocation records) and fixed up at
-//! its first import, so opening costs the same for any archive size. The
+//! its first import, so opening never touches the archived objects. The
 //! mapping is private and writable (copy-on-write): the interpreter writes
 //! into archived objects (refcounts, quickened bytecode, str hashes), and
 //! those writes stay in this process. It is never unmapped: archived objects
 //! may be referenced until the very end of the process.
 
-use super::config::Check;
-use super::resolve::DirCache;
+use super::mapping::Mapping;
 use super::symbols::SymbolTable;
 use super::{ffi, sys, version};
 use crate::format::{apply_relocations, Archive, Expectations, Fixups, ModuleView};
-use super::mapping::Mapping;
+use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
+use crate::imports::resolve::DirCache;
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// Address range of the mapping, read by the interpreter's dealloc guard
-/// (`_PyCds_IsArchived` in Include/internal/pycore_cds.h).
+/// (`_PyCds_IsArchived` in Include/internal/pycore_cds.h). Zero until an
+/// archive is opened. Each successful [`Served::open`] sets them, so after an
+/// embedder's re-initialisation (see `state::forget_runtime`) they name the
+/// new runtime's mapping: the leaked mapping of the old runtime is no longer
+/// covered by the guard, and its objects rely on their archived refcounts
+/// alone (`version::ARCHIVED_REFCNT`, `version::str_refcnt`).
 #[no_mangle]
 pub static mut _PyCds_MapStart: usize = 0;
 #[no_mangle]
@@ -28,10 +33,13 @@ pub static mut _PyCds_MapSize: usize = 0;
 enum ModuleState {
     /// Relocated; `code` is the address of its code object.
     Ready { code: usize },
-    /// Corrupt: never retried in this process.
+    /// Corrupt: never retried from this mapping.
     Broken,
 }
 
+/// The archive this process serves from. It lives in `state::STATE` (a
+/// static mutex, hence `Send`, which every field is: the one unsafe claim is
+/// `Mapping`'s).
 pub struct Served {
     pub path: String,
     map: Mapping,
@@ -45,19 +53,17 @@ pub struct Served {
     dirs: DirCache,
 }
 
-// SAFETY: the raw addresses held in `states` point into `map`, which moves
-// with the struct; all access happens with the GIL held.
-unsafe impl Send for Served {}
-
 impl Served {
     /// Maps and validates the archive at `path`.
-    pub fn open(path: &str, expect: &Expectations, check: Check, extension_suffixes: Vec<String>) -> Result<Self, String> {
+    pub fn open(
+        path: &str,
+        expect: &Expectations,
+        check: Check,
+        extension_suffixes: Vec<String>,
+    ) -> Result<Self, String> {
         // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc_o_nonblock())
-            .open(path)
-            .map_err(|e| e.to_string())?;
+        let file =
+            OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
         let meta = file.metadata().map_err(|e| e.to_string())?;
         if meta.is_dir() {
             return Err("is a directory".into());
@@ -77,7 +83,10 @@ impl Served {
         };
         let map = Mapping::map(&file, meta.len() as usize, base).map_err(|e| format!("cannot map: {e}"))?;
         let archive = Archive::parse(&map, expect).map_err(|e| e.to_string())?;
-        // SAFETY: set once, with the GIL held, before any archived object is handed out.
+        // SAFETY: the GIL is held (we run in PyInit__cds), and the dealloc
+        // guard, the only other user of the two statics, reads them with the
+        // GIL held too; they are set before any object of this mapping is
+        // handed out.
         unsafe {
             _PyCds_MapStart = map.as_ptr() as usize;
             _PyCds_MapSize = map.len();
@@ -144,11 +153,9 @@ impl Served {
         }
         let origin = view.origin(&self.map).to_owned();
         if self.check != Check::None {
-            let home = parent(if view.is_package { parent(&origin) } else { &origin }).to_owned();
-            let tail = name.rsplit('.').next().unwrap_or(name);
             let resolved = match search_path {
-                Some(dirs) => self.dirs.check(dirs, &home, tail, view.is_package),
-                None => self.dirs.check(&sys_path(), &home, tail, view.is_package),
+                Some(dirs) => self.dirs.check_module(dirs, &origin, name, view.is_package),
+                None => self.dirs.check_module(&sys_path(), &origin, name, view.is_package),
             };
             if let Err(why) = resolved {
                 self.reject(name, why);
@@ -195,9 +202,10 @@ impl Served {
     /// Checks the source, then (first time only) the module's checksum and
     /// relocations. Returns the code object's address.
     fn prepare(&mut self, view: &ModuleView, name: &str) -> Option<usize> {
-        if !view.is_frozen(&self.map) && self.check != Check::None {
-            let origin = view.origin(&self.map).to_owned();
-            if let Err(why) = source_unchanged(&origin, view, self.check) {
+        if !view.is_frozen(&self.map) {
+            let recorded =
+                SourceStamp { size: view.source_size, mtime_ns: view.source_mtime_ns, hash: view.source_hash };
+            if let Err(why) = source_unchanged(view.origin(&self.map), &recorded, self.check) {
                 self.reject(name, why);
                 return None;
             }
@@ -228,36 +236,6 @@ impl Served {
     pub fn rejected(&self) -> &[(String, String)] {
         &self.rejected
     }
-}
-
-/// Compares the source file with what the dump recorded: size, and mtime (in
-/// ns) or the content hash.
-fn source_unchanged(origin: &str, view: &ModuleView, check: Check) -> Result<(), String> {
-    let meta = fs::metadata(origin).map_err(|_| "source file is missing".to_string())?;
-    if meta.len() != view.source_size {
-        return Err("source file changed since the dump (size)".into());
-    }
-    if check == Check::Hash {
-        let bytes = fs::read(origin).map_err(|e| format!("cannot read source: {e}"))?;
-        if xxhash_rust::xxh3::xxh3_64(&bytes) != view.source_hash {
-            return Err("source file changed since the dump (content)".into());
-        }
-        return Ok(());
-    }
-    let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
-    if mtime_ns != view.source_mtime_ns as i128 {
-        return Err("source file changed since the dump (mtime)".into());
-    }
-    Ok(())
-}
-
-fn parent(path: &str) -> &str {
-    path.rfind('/').map_or("", |i| &path[..i])
-}
-
-fn libc_o_nonblock() -> i32 {
-    // Linux value on every architecture Python supports but alpha/sparc/parisc.
-    0o4000
 }
 
 /// The interpreter side of relocation.

@@ -15,6 +15,7 @@ pub const ELLIPSIS: u32 = 3;
 pub const EMPTY_TUPLE: u32 = 4;
 pub const EMPTY_BYTES: u32 = 5;
 pub const EMPTY_STR: u32 = 6;
+/// Not a singleton in CPython: one object per [`SymbolTable`] (see `lookup`).
 pub const EMPTY_FROZENSET: u32 = 7;
 
 pub const TYPE_CODE: u32 = 16;
@@ -56,8 +57,11 @@ impl SymbolTable {
     }
 }
 
-/// Finds symbol `id`. Objects obtained from constructors are singletons the
-/// runtime keeps alive; the reference taken here is deliberately kept.
+/// Finds symbol `id`. Objects obtained from constructors are the runtime's
+/// cached singletons, except the empty frozenset: `PyFrozenSet_New` makes a
+/// new one at each call (3.11 and 3.13), so one table's first call gives the
+/// object that stands for every archived empty frozenset. The reference taken
+/// here is deliberately kept, so that object lives as long as the process.
 fn lookup(id: u32) -> Option<*mut sys::PyObject> {
     // SAFETY: called with the GIL held (relocation runs during import); the
     // statics are the interpreter's own objects and the constructors return

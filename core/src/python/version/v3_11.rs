@@ -36,8 +36,11 @@ pub unsafe fn prepare_code_copy(op: *mut sys::PyObject, bytes: &mut [u8]) -> Res
             ffi::PyErr_Clear();
             return Err("cannot read co_code".into());
         }
-        let data = std::slice::from_raw_parts(ffi::PyBytes_AsString(co_code).cast::<u8>(), ffi::PyBytes_Size(co_code) as usize)
-            .to_vec();
+        let data = std::slice::from_raw_parts(
+            ffi::PyBytes_AsString(co_code).cast::<u8>(),
+            ffi::PyBytes_Size(co_code) as usize,
+        )
+        .to_vec();
         ffi::Py_DECREF(co_code);
         data
     };

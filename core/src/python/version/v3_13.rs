@@ -141,5 +141,7 @@ pub unsafe fn long_size(op: *mut sys::PyObject) -> usize {
     // SAFETY: op is a live int (caller).
     let tag = unsafe { (*op.cast::<sys::_longobject>()).long_value.lv_tag };
     let digits = tag >> sys::_PyLong_NON_SIZE_BITS;
-    offset_of!(sys::_longobject, long_value) + offset_of!(sys::_PyLongValue, ob_digit) + digits.max(1) * size_of::<sys::digit>()
+    offset_of!(sys::_longobject, long_value)
+        + offset_of!(sys::_PyLongValue, ob_digit)
+        + digits.max(1) * size_of::<sys::digit>()
 }

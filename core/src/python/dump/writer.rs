@@ -6,11 +6,11 @@
 //! inside a module (by identity, as marshal shares them) are emitted once;
 //! runtime singletons are referenced by symbol, never copied.
 
-use super::objects::{self, put, GC_HEAD, OB_TYPE};
-use super::symbols::{self, symbol_of};
-use super::version::{self, OB_REFCNT};
-use super::{ffi, sys};
 use crate::format::{ModuleBuilder, Region, RegionRef, Target};
+use crate::python::objects::{self, put, GC_HEAD, OB_TYPE};
+use crate::python::symbols::{self, symbol_of};
+use crate::python::version::{self, OB_REFCNT};
+use crate::python::{ffi, sys};
 use std::collections::HashMap;
 use std::ptr::addr_of_mut;
 
@@ -113,7 +113,14 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
     ///
     /// # Safety
     /// `op` is live and at least `size` bytes long.
-    unsafe fn copy(&mut self, op: *mut sys::PyObject, region: Region, size: usize, type_id: u32, gc: bool) -> RegionRef {
+    unsafe fn copy(
+        &mut self,
+        op: *mut sys::PyObject,
+        region: Region,
+        size: usize,
+        type_id: u32,
+        gc: bool,
+    ) -> RegionRef {
         let head = if gc { GC_HEAD } else { 0 };
         let at = self.module.alloc(region, head + size).add(head);
         let bytes = self.module.bytes_mut(at, size);
@@ -146,7 +153,8 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         // SAFETY: op is a live tuple (caller); items are read within its size.
         unsafe {
             let n = objects::var_size(op);
-            let items: Vec<_> = (0..n).map(|i| (*op.cast::<sys::PyTupleObject>()).ob_item.as_ptr().add(i).read()).collect();
+            let items: Vec<_> =
+                (0..n).map(|i| (*op.cast::<sys::PyTupleObject>()).ob_item.as_ptr().add(i).read()).collect();
             let at = self.copy(op, Region::Cold, objects::tuple_size(n), symbols::TYPE_TUPLE, true);
             for (i, item) in items.into_iter().enumerate() {
                 put(self.module.bytes_mut(at, objects::tuple_size(n)), objects::tuple_item_offset(i), 0usize);
@@ -158,7 +166,8 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
 
     unsafe fn emit_str(&mut self, op: *mut sys::PyObject) -> Result<Target, DumpError> {
         // SAFETY: op is a live exact str (caller).
-        let layout = unsafe { version::str_layout(op) }.ok_or_else(|| DumpError("a str is not in compact form".into()))?;
+        let layout =
+            unsafe { version::str_layout(op) }.ok_or_else(|| DumpError("a str is not in compact form".into()))?;
         // Interning writes the str's state (and, on 3.13, its refcount) at
         // load, and names are hashed as soon as they are used: they go with
         // the written objects, leaving docstrings and other constants on
@@ -167,7 +176,9 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         // SAFETY: the layout's size is the str's allocation size.
         let at = unsafe { self.copy(op, region, layout.size, symbols::TYPE_STR, false) };
         put(self.module.bytes_mut(at, layout.size), OB_REFCNT, version::str_refcnt(layout.interned));
-        if let Some((slot, target)) = version::reset_str_runtime_fields(self.module.bytes_mut(at, layout.size), layout.ascii) {
+        if let Some((slot, target)) =
+            version::reset_str_runtime_fields(self.module.bytes_mut(at, layout.size), layout.ascii)
+        {
             self.module.reloc(at.add(slot), Target::Interior(at.add(target)));
         }
         Ok(if layout.interned { Target::InternedStr(at) } else { Target::Object(at) })
@@ -177,7 +188,8 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         // The set's table depends on this process's hash secret: archive its
         // items as a tuple and rebuild the set at load.
         // SAFETY: op is a live frozenset; GIL held.
-        let items = unsafe { insertion_order(op.cast()) }.ok_or_else(|| DumpError("cannot read a frozenset constant".into()))?;
+        let items = unsafe { insertion_order(op.cast()) }
+            .ok_or_else(|| DumpError("cannot read a frozenset constant".into()))?;
         self.temporaries.push(items);
         // SAFETY: items is a live tuple we own.
         match unsafe { self.emit(items.cast()) }? {

@@ -1,0 +1,268 @@
+//! Would a normal import find the archived file? The path-based finder takes
+//! the first hit along the search path (sys.path for top-level modules, the
+//! parent's `__path__` for submodules): a new module earlier on the path, a
+//! package or extension module next to the archived source, or the archived
+//! directory leaving the path, all mean the archive must not answer.
+//!
+//! Directory listings are cached per process and revalidated by the
+//! directory's mtime, as `FileFinder` does, so the check costs a `stat` or
+//! two per directory searched up to the archived one, and reads a listing
+//! again only when that directory changed.
+
+use super::mtime_ns;
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::Path;
+
+struct Listing {
+    mtime_ns: i128,
+    names: HashSet<String>,
+}
+
+/// What is in a directory, and whether a name there would be imported first.
+#[derive(Default)]
+pub struct DirCache {
+    listings: HashMap<String, Option<Listing>>,
+    /// `_imp.extension_suffixes()`, e.g. `.cpython-313-x86_64-linux-gnu.so`.
+    extension_suffixes: Vec<String>,
+}
+
+impl DirCache {
+    pub fn new(extension_suffixes: Vec<String>) -> Self {
+        Self { listings: HashMap::new(), extension_suffixes }
+    }
+
+    /// The names in `dir` (None when it is not a directory; empty when it
+    /// cannot be read).
+    fn names(&mut self, dir: &str) -> Option<&HashSet<String>> {
+        let real = if dir.is_empty() { "." } else { dir };
+        let meta = fs::metadata(real).ok().filter(|m| m.is_dir());
+        let Some(meta) = meta else {
+            self.listings.insert(dir.to_owned(), None);
+            return None;
+        };
+        let stamp = mtime_ns(&meta);
+        let fresh = matches!(self.listings.get(dir), Some(Some(l)) if l.mtime_ns == stamp);
+        if !fresh {
+            let names = fs::read_dir(real)
+                .map(|it| it.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+                .unwrap_or_default();
+            self.listings.insert(dir.to_owned(), Some(Listing { mtime_ns: stamp, names }));
+        }
+        self.listings.get(dir).and_then(|l| l.as_ref()).map(|l| &l.names)
+    }
+
+    /// Whether importing `tail` from `dir` finds a regular package.
+    fn has_package(&mut self, dir: &str, tail: &str) -> bool {
+        if !self.names(dir).is_some_and(|n| n.contains(tail)) {
+            return false;
+        }
+        let pkg = Path::new(if dir.is_empty() { "." } else { dir }).join(tail);
+        ["__init__.py", "__init__.pyc"]
+            .iter()
+            .map(|f| f.to_string())
+            .chain(self.extension_suffixes.iter().map(|s| format!("__init__{s}")))
+            .any(|f| pkg.join(f).is_file())
+    }
+
+    /// Whether `dir` holds an extension module `tail`, which beats a source file.
+    fn has_extension(&mut self, dir: &str, tail: &str) -> bool {
+        let candidates: Vec<String> = self.extension_suffixes.iter().map(|s| format!("{tail}{s}")).collect();
+        self.names(dir).is_some_and(|n| candidates.iter().any(|c| n.contains(c)))
+    }
+
+    /// Whether a search of `dir` would return any module `tail`.
+    fn provides(&mut self, dir: &str, tail: &str) -> bool {
+        if self.has_package(dir, tail) || self.has_extension(dir, tail) {
+            return true;
+        }
+        let (py, pyc) = (format!("{tail}.py"), format!("{tail}.pyc"));
+        self.names(dir).is_some_and(|n| n.contains(&py) || n.contains(&pyc))
+    }
+
+    /// Checks that a search of `search_path` for module `name` (dotted) ends
+    /// at the archived file `origin` (`.../name.py`, or `.../name/__init__.py`
+    /// for a package). Returns the reason it would not.
+    pub fn check_module(
+        &mut self,
+        search_path: &[String],
+        origin: &str,
+        name: &str,
+        is_package: bool,
+    ) -> Result<(), String> {
+        let home = parent(if is_package { parent(origin) } else { origin });
+        let tail = name.rsplit('.').next().unwrap_or(name);
+        self.check(search_path, home, tail, is_package)
+    }
+
+    /// Checks that a search of `search_path` for `tail` ends at the archived
+    /// file, which lives in `home` (the directory holding `tail.py`, or the
+    /// package directory `tail/`'s parent). Returns the reason it would not.
+    fn check(&mut self, search_path: &[String], home: &str, tail: &str, is_package: bool) -> Result<(), String> {
+        let Some(at) = search_path.iter().position(|d| same_dir(d, home)) else {
+            return Err(format!("{home} is no longer on the search path"));
+        };
+        for dir in &search_path[..at] {
+            if Path::new(dir).is_file() {
+                return Err(format!("search path entry {dir} is an archive cds cannot see into"));
+            }
+            if self.provides(dir, tail) {
+                return Err(format!(
+                    "shadowed by {tail} in {}",
+                    if dir.is_empty() { "the current directory" } else { dir }
+                ));
+            }
+        }
+        if !is_package && (self.has_package(home, tail) || self.has_extension(home, tail)) {
+            return Err(format!("shadowed by a package or extension module {tail} in {home}"));
+        }
+        Ok(())
+    }
+}
+
+/// The directory part of `path` ('' when there is none).
+fn parent(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
+
+/// Search path entries name directories as given ('' is the current one).
+fn same_dir(entry: &str, home: &str) -> bool {
+    if entry == home {
+        return true;
+    }
+    if entry.is_empty() || entry == "." {
+        return std::env::current_dir().is_ok_and(|cwd| cwd.as_os_str() == home);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testdir::{set_mtime, TestDir};
+    use super::*;
+
+    const EXT: &str = ".cpython-311-x86_64-linux-gnu.so";
+
+    fn cache() -> DirCache {
+        DirCache::new(vec![EXT.to_owned(), ".abi3.so".to_owned(), ".so".to_owned()])
+    }
+
+    #[test]
+    fn first_directory_on_the_path_is_accepted() {
+        let t = TestDir::new();
+        let origin = t.write("b/m.py", "");
+        let path = [t.join("a"), t.join("b"), t.join("c")];
+        t.write("c/m.py", "");
+        assert_eq!(cache().check_module(&path, &origin, "m", false), Ok(()));
+    }
+
+    #[test]
+    fn module_earlier_on_the_path_shadows() {
+        for earlier in ["a/m.py", "a/m.pyc", "a/m/__init__.py", "a/m.so", &format!("a/m{EXT}")] {
+            let t = TestDir::new();
+            let origin = t.write("b/m.py", "");
+            t.write(earlier, "");
+            let path = [t.join("a"), t.join("b")];
+            let why = cache().check_module(&path, &origin, "m", false).unwrap_err();
+            assert_eq!(why, format!("shadowed by m in {}", t.join("a")), "{earlier}");
+        }
+    }
+
+    #[test]
+    fn namespace_directory_earlier_on_the_path_does_not_shadow() {
+        // A directory without __init__ is a namespace portion: the path-based
+        // finder keeps searching, and finds the archived regular module.
+        let t = TestDir::new();
+        let origin = t.write("b/m.py", "");
+        t.write("a/m/other.py", "");
+        let path = [t.join("a"), t.join("b")];
+        assert_eq!(cache().check_module(&path, &origin, "m", false), Ok(()));
+    }
+
+    #[test]
+    fn package_or_extension_next_to_the_source_shadows_it() {
+        for beside in ["m/__init__.py", &format!("m{EXT}")] {
+            let t = TestDir::new();
+            let origin = t.write("m.py", "");
+            t.write(beside, "");
+            let home = t.path().to_str().unwrap();
+            let why = cache().check_module(&[home.to_owned()], &origin, "m", false).unwrap_err();
+            assert_eq!(why, format!("shadowed by a package or extension module m in {home}"), "{beside}");
+        }
+    }
+
+    #[test]
+    fn archived_package_is_found_by_its_parent_directory() {
+        let t = TestDir::new();
+        let origin = t.write("b/pkg/__init__.py", "");
+        let path = [t.join("a"), t.join("b")];
+        assert_eq!(cache().check_module(&path, &origin, "pkg", true), Ok(()));
+        t.write("a/pkg.py", "");
+        let why = cache().check_module(&path, &origin, "pkg", true).unwrap_err();
+        assert_eq!(why, format!("shadowed by pkg in {}", t.join("a")));
+    }
+
+    #[test]
+    fn submodule_is_searched_by_its_last_name_only() {
+        let t = TestDir::new();
+        let origin = t.write("pkg/sub.py", "");
+        let parent_path = [t.join("elsewhere"), t.join("pkg")];
+        assert_eq!(cache().check_module(&parent_path, &origin, "pkg.sub", false), Ok(()));
+        t.write("elsewhere/sub.py", "");
+        assert!(cache().check_module(&parent_path, &origin, "pkg.sub", false).is_err());
+    }
+
+    #[test]
+    fn directory_gone_from_the_path_is_refused() {
+        let t = TestDir::new();
+        let origin = t.write("b/m.py", "");
+        let why = cache().check_module(&[t.join("a")], &origin, "m", false).unwrap_err();
+        assert_eq!(why, format!("{} is no longer on the search path", t.join("b")));
+    }
+
+    #[test]
+    fn file_earlier_on_the_path_is_refused() {
+        let t = TestDir::new();
+        let origin = t.write("b/m.py", "");
+        let zip = t.write("lib.zip", "");
+        let why = cache().check_module(&[zip.clone(), t.join("b")], &origin, "m", false).unwrap_err();
+        assert_eq!(why, format!("search path entry {zip} is an archive cds cannot see into"));
+    }
+
+    #[test]
+    fn empty_entry_means_the_current_directory() {
+        // The only test that changes the working directory; every other test
+        // of the crate uses absolute paths.
+        let t = TestDir::new();
+        let origin = t.write("m.py", "");
+        let other = t.write("b/m.py", "");
+        let before = std::env::current_dir().unwrap();
+        std::env::set_current_dir(t.path()).unwrap();
+        let home_is_cwd = cache().check_module(&["".to_owned()], &origin, "m", false);
+        let cwd_shadows = cache().check_module(&["".to_owned(), t.join("b")], &other, "m", false);
+        let dot_is_cwd = cache().check_module(&[".".to_owned()], &origin, "m", false);
+        std::env::set_current_dir(before).unwrap();
+        assert_eq!(home_is_cwd, Ok(()));
+        assert_eq!(cwd_shadows.unwrap_err(), "shadowed by m in the current directory");
+        assert_eq!(dot_is_cwd, Ok(()));
+    }
+
+    #[test]
+    fn listing_is_cached_until_the_directory_mtime_changes() {
+        let t = TestDir::new();
+        let origin = t.write("b/m.py", "");
+        let a = t.join("a");
+        std::fs::create_dir(&a).unwrap();
+        set_mtime(&a, 1_000);
+        let path = [a.clone(), t.join("b")];
+        let mut dirs = cache();
+        assert_eq!(dirs.check_module(&path, &origin, "m", false), Ok(()));
+        // A new file behind an unchanged mtime is not seen (as FileFinder)...
+        t.write("a/m.py", "");
+        set_mtime(&a, 1_000);
+        assert_eq!(dirs.check_module(&path, &origin, "m", false), Ok(()));
+        // ...and is once the directory's mtime moves.
+        set_mtime(&a, 1_001);
+        assert_eq!(dirs.check_module(&path, &origin, "m", false).unwrap_err(), format!("shadowed by m in {a}"));
+    }
+}

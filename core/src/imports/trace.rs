@@ -1,0 +1,90 @@
+//! `-X cds_trace=PATH`: records every module whose code is loaded.
+//!
+//! One line per module, `name<TAB>source path`, handed to the kernel in one
+//! `write` on an `O_APPEND` descriptor. Local Linux file systems perform each
+//! such write whole, under the file's lock, so many processes can trace into
+//! one list at once without interleaving lines.
+
+use std::collections::HashSet;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+
+/// This process's trace list: where lines go, and the names already written.
+pub struct Tracer {
+    file: File,
+    seen: HashSet<String>,
+}
+
+impl Tracer {
+    /// Opens the list at `path` for appending, creating it if needed.
+    pub fn open(path: &str) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self { file, seen: HashSet::new() })
+    }
+
+    /// Appends `name` once per tracer (a process opens one per runtime
+    /// initialisation, see `python::state`). Names or paths holding a tab or a
+    /// newline are not recorded: they cannot be written as one list line.
+    pub fn record(&mut self, name: &str, source_path: &str) {
+        if name.contains(['\t', '\n']) || source_path.contains(['\t', '\n']) || !self.seen.insert(name.to_owned()) {
+            return;
+        }
+        let line = format!("{name}\t{source_path}\n");
+        // A failed append only loses a trace line; the program itself must not notice.
+        let _ = self.file.write_all(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testdir::TestDir;
+    use super::*;
+
+    fn read(path: &str) -> String {
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn records_each_module_once() {
+        let t = TestDir::new();
+        let list = t.join("mod.lst");
+        let mut tracer = Tracer::open(&list).unwrap();
+        tracer.record("json", "/lib/json/__init__.py");
+        tracer.record("json.decoder", "/lib/json/decoder.py");
+        tracer.record("json", "/lib/json/__init__.py");
+        tracer.record("json", "/elsewhere/json.py");
+        assert_eq!(read(&list), "json\t/lib/json/__init__.py\njson.decoder\t/lib/json/decoder.py\n");
+    }
+
+    #[test]
+    fn skips_names_and_paths_that_break_the_line_format() {
+        let t = TestDir::new();
+        let list = t.join("mod.lst");
+        let mut tracer = Tracer::open(&list).unwrap();
+        tracer.record("a\tb", "/lib/a.py");
+        tracer.record("a\nb", "/lib/a.py");
+        tracer.record("c", "/lib/c\t.py");
+        tracer.record("d", "/lib/d\n.py");
+        tracer.record("ok", "<frozen>");
+        assert_eq!(read(&list), "ok\t<frozen>\n");
+    }
+
+    #[test]
+    fn appends_to_an_existing_list() {
+        let t = TestDir::new();
+        let list = t.write("mod.lst", "# kept\nos\t<frozen>\n");
+        Tracer::open(&list).unwrap().record("json", "/lib/json/__init__.py");
+        // Another process (here: another tracer) appends after the first.
+        Tracer::open(&list).unwrap().record("re", "/lib/re/__init__.py");
+        assert_eq!(read(&list), "# kept\nos\t<frozen>\njson\t/lib/json/__init__.py\nre\t/lib/re/__init__.py\n");
+    }
+
+    #[test]
+    fn creates_a_missing_list_but_not_its_directory() {
+        let t = TestDir::new();
+        let list = t.join("new.lst");
+        Tracer::open(&list).unwrap();
+        assert_eq!(read(&list), "");
+        assert!(Tracer::open(&t.join("missing/new.lst")).is_err());
+    }
+}

@@ -1,0 +1,59 @@
+//! What cds reads from the running interpreter besides its options.
+
+use super::convert::str_list;
+use super::ffi;
+
+/// The current `sys.path` as strings (non-str entries are skipped).
+pub fn sys_path() -> Vec<String> {
+    // SAFETY: GIL held (every caller runs in a `_cds` call); sys.path is borrowed.
+    unsafe {
+        let path = ffi::PySys_GetObject(c"path".as_ptr());
+        if path.is_null() {
+            return Vec::new();
+        }
+        str_list(path).unwrap_or_default()
+    }
+}
+
+/// Identities of the objects in `sys.path_hooks`.
+pub fn path_hooks() -> Vec<usize> {
+    // SAFETY: GIL held (every caller runs in a `_cds` call); sys.path_hooks
+    // and its items are borrowed, and the items are only compared.
+    unsafe {
+        let hooks = ffi::PySys_GetObject(c"path_hooks".as_ptr());
+        if hooks.is_null() || ffi::PyList_Check(hooks) == 0 {
+            return Vec::new();
+        }
+        (0..ffi::PyList_Size(hooks)).map(|i| ffi::PyList_GetItem(hooks, i) as usize).collect()
+    }
+}
+
+/// `_imp.extension_suffixes()`: what makes a file an extension module.
+pub fn extension_suffixes() -> Vec<String> {
+    // SAFETY: GIL held (called during `_cds`'s init); new references are released.
+    unsafe {
+        let imp = ffi::PyImport_ImportModule(c"_imp".as_ptr());
+        if imp.is_null() {
+            ffi::PyErr_Clear();
+            return Vec::new();
+        }
+        let list = ffi::PyObject_CallMethod(imp, c"extension_suffixes".as_ptr(), std::ptr::null());
+        ffi::Py_DECREF(imp);
+        if list.is_null() {
+            ffi::PyErr_Clear();
+            return Vec::new();
+        }
+        let out = str_list(list).unwrap_or_default();
+        ffi::Py_DECREF(list);
+        out
+    }
+}
+
+/// cds works in the main interpreter only: archived code objects are shared
+/// by every user, and specialisation rewrites them in place, which is only
+/// safe under one GIL (the reason deepfreeze was main-interpreter only too).
+pub fn in_main_interpreter() -> bool {
+    // SAFETY: GIL held (every caller runs in a `_cds` call); both calls only
+    // read the runtime's interpreter list.
+    unsafe { ffi::PyInterpreterState_Get() == ffi::PyInterpreterState_Main() }
+}

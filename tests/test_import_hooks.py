@@ -1,0 +1,160 @@
+"""Import hooks always win: cds serves only where a plain import would use
+the plain SourceFileLoader that the default FileFinder, reached through
+PathFinder, makes for the archived file (patch 0003)."""
+
+from conftest import STATS, clean_env, run, stats_of, without_stats
+
+# The module every test archives and then imports under a hook.
+MOD = "ORIGINAL = 'original'\n"
+
+
+def archived(ws):
+    ws.write("lib/hooked.py", MOD)
+    env = clean_env(PYTHONPATH=ws.path / "lib")
+    run(f"-Xcds_trace={ws.lst}", "-c", "import hooked", env=env, cwd=ws.path)
+    ws.dump()
+    proc = run(f"-Xcds={ws.img}", "-c", "import hooked\n" + STATS, env=env, cwd=ws.path)
+    assert "hooked" in stats_of(proc)["served"], "precondition: served without a hook"
+    return env
+
+
+def replay(ws, env, program):
+    """Runs program without and with cds; both outputs, STATS line removed."""
+    plain = run("-c", program, env=env, cwd=ws.path)
+    cds = run(f"-Xcds={ws.img}", "-c", program + "\n" + STATS, env=env, cwd=ws.path)
+    return without_stats(plain.stdout), without_stats(cds.stdout), stats_of(cds)
+
+
+LOADER_SUBCLASS = """
+import sys
+from importlib.machinery import SourceFileLoader, PathFinder
+
+class Transforming(SourceFileLoader):
+    def source_to_code(self, data, path, *, _optimize=-1):
+        return compile(data.replace(b"'original'", b"'TRANSFORMED'"), path, "exec")
+
+class Finder:
+    # the typeguard/beartype pattern: PathFinder's spec, another loader
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        spec = PathFinder.find_spec(name, path, target)
+        if spec is not None and name == "hooked":
+            spec.loader = Transforming(name, spec.origin)
+        return spec
+
+sys.meta_path.insert(0, Finder)
+import hooked
+print(hooked.ORIGINAL)
+"""
+
+
+def test_loader_subclass_compiles_its_own_code(ws):
+    env = archived(ws)
+    # source_to_code runs only when no .pyc is there (as for typeguard,
+    # which keeps its own cache tag).
+    import shutil
+    shutil.rmtree(ws.path / "lib" / "__pycache__")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    plain, cds, stats = replay(ws, env, LOADER_SUBCLASS)
+    assert plain == "TRANSFORMED"
+    assert cds == "TRANSFORMED"
+    assert "hooked" not in stats["served"]
+
+
+PATH_IMPORTER_CACHE = """
+import sys, importlib.util
+from importlib.machinery import ModuleSpec
+
+class Finder:
+    def find_spec(self, name, target=None):
+        if name != "hooked":
+            return None
+        return importlib.util.spec_from_loader(name, Loader())
+
+class Loader:
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        module.ORIGINAL = "custom finder"
+
+lib = [p for p in sys.path if p.endswith("/lib")][0]
+sys.path_importer_cache[lib] = Finder()
+import hooked
+print(hooked.ORIGINAL)
+"""
+
+
+def test_finder_in_path_importer_cache_wins(ws):
+    env = archived(ws)
+    plain, cds, stats = replay(ws, env, PATH_IMPORTER_CACHE)
+    assert plain == cds == "custom finder"
+    assert "hooked" not in stats["served"]
+
+
+def test_finder_in_path_importer_cache_of_an_earlier_entry_wins(ws):
+    env = archived(ws)
+    program = PATH_IMPORTER_CACHE.replace(
+        'lib = [p for p in sys.path if p.endswith("/lib")][0]',
+        "import os; lib = os.getcwd(); sys.path.insert(0, lib)")
+    plain, cds, stats = replay(ws, env, program)
+    assert plain == cds == "custom finder"
+    assert "hooked" not in stats["served"]
+
+
+META_PATH_BEFORE_PATHFINDER = """
+import sys, importlib.util
+from importlib.machinery import PathFinder
+
+class Loader:
+    def create_module(self, spec):
+        return None
+    def exec_module(self, module):
+        module.ORIGINAL = "meta path finder"
+
+class Finder:
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name == "hooked":
+            return importlib.util.spec_from_loader(name, Loader())
+        return None
+
+sys.meta_path.insert(sys.meta_path.index(PathFinder), Finder)
+import hooked
+print(hooked.ORIGINAL)
+"""
+
+
+def test_meta_path_finder_before_pathfinder_wins(ws):
+    env = archived(ws)
+    plain, cds, stats = replay(ws, env, META_PATH_BEFORE_PATHFINDER)
+    assert plain == cds == "meta path finder"
+    assert "hooked" not in stats["served"]
+
+
+NO_PATHFINDER = """
+import sys
+from importlib.machinery import PathFinder
+sys.meta_path.remove(PathFinder)
+try:
+    import hooked
+except ImportError:
+    print("ImportError")
+else:
+    print("imported", hooked.ORIGINAL)
+sys.meta_path.append(PathFinder)  # for the STATS line
+"""
+
+
+def test_no_pathfinder_no_import(ws):
+    env = archived(ws)
+    plain, cds, stats = replay(ws, env, NO_PATHFINDER)
+    assert plain == cds == "ImportError"
+    assert "hooked" not in stats["served"]
+
+
+def test_nonexistent_entries_before_the_archived_one_do_not_stop_serving(ws):
+    env = archived(ws)
+    program = "import sys; sys.path.insert(0, '/nonexistent/dir'); import hooked; print(hooked.ORIGINAL)"
+    plain, cds, stats = replay(ws, env, program)
+    assert plain == cds == "original"
+    assert "hooked" in stats["served"]
