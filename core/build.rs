@@ -19,19 +19,28 @@ fn walk(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
 
 /// Re-emits cpython-sys's cumulative version cfgs (`Py_3_11`, `Py_3_12`, …)
 /// for this crate: build-script cfgs do not cross crate boundaries, but
-/// `links` metadata does (DEP_CPYTHON_CDS_VERSION_MINOR).
+/// `links` metadata does. cpython-sys derives the minors from
+/// harness/versions.txt (DEP_CPYTHON_CDS_KNOWN_MINORS) and reads the tree's
+/// (DEP_CPYTHON_CDS_VERSION_MINOR); without the `python` feature there is no
+/// cpython-sys, and no code that tests a version.
 fn version_cfgs() {
-    for minor in 11..=15 {
-        println!("cargo::rustc-check-cfg=cfg(Py_3_{minor})");
-    }
     println!("cargo::rustc-check-cfg=cfg(Py_DEBUG)");
     println!("cargo:rerun-if-env-changed=DEP_CPYTHON_CDS_PY_DEBUG");
     if std::env::var("DEP_CPYTHON_CDS_PY_DEBUG").as_deref() == Ok("1") {
         println!("cargo:rustc-cfg=Py_DEBUG");
     }
+    println!("cargo:rerun-if-env-changed=DEP_CPYTHON_CDS_KNOWN_MINORS");
+    let known: Vec<u32> = std::env::var("DEP_CPYTHON_CDS_KNOWN_MINORS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|m| m.parse().ok())
+        .collect();
+    for minor in &known {
+        println!("cargo::rustc-check-cfg=cfg(Py_3_{minor})");
+    }
     println!("cargo:rerun-if-env-changed=DEP_CPYTHON_CDS_VERSION_MINOR");
     if let Some(target) = std::env::var("DEP_CPYTHON_CDS_VERSION_MINOR").ok().and_then(|v| v.parse::<u32>().ok()) {
-        for minor in (11..=15).filter(|m| *m <= target) {
+        for minor in known.iter().filter(|m| **m <= target) {
             println!("cargo:rustc-cfg=Py_3_{minor}");
         }
     }
