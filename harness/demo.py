@@ -20,8 +20,7 @@ import tempfile
 import time
 
 CODE = "import json, argparse, email.message, http.client"
-CDS_ENVIRONMENT = ("PYTHONCDS", "PYTHONCDSTRACE", "PYTHONCDSMODE", "PYTHONCDSCHECK",
-                   "PYCDSMODE", "PYCDSLIST", "PYCDSARCHIVE")
+CDS_ENVIRONMENT = ("PYTHONCDS", "PYCDS")  # prefixes of every cds variable
 
 
 def run(cmd, **kw):
@@ -55,8 +54,8 @@ def main():
     if not os.access(py, os.X_OK):
         sys.exit(f"demo: {sys.argv[1]} is not built; run: make python-X.Y-cds")
     runs = int(os.environ.get("CDS_DEMO_RUNS", "20"))
-    for var in CDS_ENVIRONMENT:
-        os.environ.pop(var, None)
+    for var in [v for v in os.environ if v.startswith(CDS_ENVIRONMENT)]:
+        del os.environ[var]
     version = run([py, "-c", "import platform; print(platform.python_version())"]).strip()
     print(f"cds demo: CPython {version} ({sys.argv[1]})")
     print(f"program:  python -c '{CODE}'\n")

@@ -11,6 +11,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 [ $# -ge 1 ] || { echo "usage: harness/test.sh VERSION..." >&2; exit 2; }
 harness/deps.sh || exit $?
+# The suite sets every cds variable its runs need; none may come from the caller.
+while read -r var; do unset "$var"; done < <(compgen -e | grep -E '^(PYTHONCDS|PYCDS)')
 
 echo "== cargo test (core, without a CPython tree)"
 cargo test -q -p cds-core || { echo "== test: cargo test failed"; exit 1; }

@@ -1,17 +1,35 @@
 """Writing an archive from a list of module names.
 
-The list is what ``-X cds_trace`` writes (``name<TAB>source path`` per line)
-or, as in the original pycds, one module name per line. Names without a path
-are resolved on ``sys.path`` without importing anything: the dump never runs
-module code, it only compiles (or reads the .pyc of) each module, exactly as
-``SourceLoader.get_code`` does for a normal import.
+Two list formats are read:
+
+- what ``-X cds_trace`` / ``PYTHONCDSTRACE`` write, ``name<TAB>source path``
+  per line: the dump runs no module code; each listed module is compiled from
+  its source, as a normal import without a ``.pyc`` would;
+- the original pycds format, one bare module name per line, as
+  ``PYCDSMODE=TRACE`` writes or a user writes by hand: as the original's
+  ``run_dump`` does, each listed name is imported (its top-level code runs,
+  in a child interpreter started with this one's flags), and every module
+  those imports load is archived, as ``-X cds_trace`` would list them.
+
+Every archived module's code is compiled here from the bytes whose size,
+mtime and hash the archive records, never taken from a ``.pyc`` that may be
+stale in a way its header cannot show. A module whose compilation warns
+(``SyntaxWarning``, ``DeprecationWarning``: e.g. an invalid escape ``"\\d"``)
+is left out: a normal import compiling it would show the warning, or raise
+under ``-W error``. The code is compiled at the dumping interpreter's
+optimisation level (``-O``), which the archive records.
+
+``python -m cds.dump LIST IMG`` is ``python -m cds dump LIST IMG``.
 """
 
 import os
 import sys
+import warnings
 from importlib.machinery import PathFinder, SourceFileLoader
 
 __all__ = ["run_dump", "read_list", "DumpResult"]
+
+FROZEN = "<frozen>"
 
 
 class DumpResult:
@@ -55,9 +73,6 @@ def _resolve(name):
     return spec.origin if spec is not None and spec.has_location else None
 
 
-FROZEN = "<frozen>"
-
-
 def _frozen_entry(name):
     """The entry of a frozen module (3.13+ unmarshals these at every start).
 
@@ -73,6 +88,18 @@ def _frozen_entry(name):
     return (name, FROZEN, is_package, 0, 0, code)
 
 
+def _compile(loader, data, origin):
+    """The code a normal import compiles from ``data``; refuses code whose compilation warns."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = loader.source_to_code(data, origin)
+    if caught:
+        w = caught[0]
+        raise ImportError(f"compiling it warns ({w.category.__name__}: {w.message}, line {w.lineno}); "
+                          "a normal import would show the warning")
+    return code
+
+
 def _entry(name, origin):
     """(name, origin, is_package, mtime_ns, size, code) for one source module."""
     if origin == FROZEN:
@@ -83,21 +110,57 @@ def _entry(name, origin):
             raise ImportError("not found on sys.path")
     if not origin.endswith(".py"):
         raise ImportError(f"{origin} is not a Python source file")
+    loader = SourceFileLoader(name, origin)
     before = os.stat(origin)
-    code = SourceFileLoader(name, origin).get_code(name)
+    data = loader.get_data(origin)
     after = os.stat(origin)
-    if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size):
+    if (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size) or len(data) != after.st_size:
         raise ImportError("source changed while it was being read")
+    code = _compile(loader, data, origin)
     is_package = os.path.basename(origin) == "__init__.py"
     return (name, origin, is_package, after.st_mtime_ns, after.st_size, code)
+
+
+def _imported_by(names):
+    """[(name, origin)] of every module that importing ``names`` loads.
+
+    The original pycds format: the names are imported, in order, by a child
+    interpreter (this one, with the same -O/-X/-W flags and environment)
+    tracing what it loads, so the dumping process's own imports neither hide
+    nor add modules. A name that fails to import is reported; the others go on."""
+    import subprocess
+    import tempfile
+
+    program = "import sys\n" + "".join(
+        f"try:\n    import {name}\nexcept Exception as e:\n"
+        f"    print({name!r}, type(e).__name__ + ': ' + str(e), sep='\\t', file=sys.stderr)\n"
+        for name in names)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONCDS", "PYCDS"))}
+    with tempfile.TemporaryDirectory(prefix="cds-dump-") as tmp:
+        trace = os.path.join(tmp, "imported.lst")
+        args = [sys.executable, *subprocess._args_from_interpreter_flags(), "-X", f"cds_trace={trace}", "-c", program]
+        child = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        failed = []
+        for line in child.stderr.splitlines():
+            name, sep, why = line.partition("\t")
+            if sep and name in names:
+                failed.append((name, f"importing it failed: {why}"))
+        if child.returncode != 0 and not failed:
+            raise OSError(f"the child importing the listed modules exited {child.returncode}: {child.stderr.strip()}")
+        imported = read_list(trace) if os.path.exists(trace) else []
+    return imported, failed
 
 
 def run_dump(list_path, archive_path, *, verbose=False):
     """Writes the archive ``archive_path`` (atomically) for the modules in ``list_path``."""
     import _cds
 
-    entries, skipped = [], []
-    for name, origin in read_list(list_path):
+    listed = read_list(list_path)
+    skipped = []
+    if listed and all(origin is None for _, origin in listed):
+        listed, skipped = _imported_by([name for name, _ in listed])
+    entries = []
+    for name, origin in listed:
         try:
             entries.append(_entry(name, origin))
         except (ImportError, OSError, SyntaxError, ValueError) as e:
@@ -109,3 +172,9 @@ def run_dump(list_path, archive_path, *, verbose=False):
         for name, why in skipped:
             print(f"cds: skipped {name}: {why}", file=sys.stderr)
     return DumpResult(os.fspath(archive_path), archived, skipped)
+
+
+if __name__ == "__main__":
+    from cds.__main__ import main
+
+    sys.exit(main(["dump", *sys.argv[1:]]))
