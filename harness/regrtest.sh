@@ -13,23 +13,30 @@
 #    once into stdlib.img. Modules that do not compile (the suite's bad-syntax
 #    fixtures) are skipped by the dump. Cached under $CDS_CACHE/regrtest/,
 #    keyed by the interpreter binary (sha256) and the module listing.
-# 2. runs: `python -m test -jN --timeout T TESTS` twice from a snapshot of
-#    the build tree, once with no cds setting, once with PYTHONCDS=stdlib.img
-#    exported (so the regrtest main process, every worker and every child a
-#    test spawns serve from it; checked before the run).
-# 3. compare: the sets of failed tests (failures, errors, crashes and
-#    timeouts all count as failed) must be equal. A test that differs is run
-#    again, alone, in both modes; a difference that does not reproduce is
-#    reported as flaky and does not fail the comparison. Differences in
-#    "env changed" / skipped / "run no tests" are printed as warnings.
+# 2. runs: `python -m test -jN --timeout T --junit-xml NAME.xml TESTS` twice
+#    from a snapshot of the build tree, once with no cds setting, once with
+#    PYTHONCDS=stdlib.img exported (so the regrtest main process, every
+#    worker and every child a test spawns serve from it; checked before the
+#    run). Each test file's outcome (passed, failed, error, skipped, crashed,
+#    timed out, ...) is read from the JUnit report by
+#    harness/regrtest_outcomes.py, not from regrtest's human summary, into
+#    NAME.sum.
+# 3. compare: the sets of failed test files (failures, errors, crashes,
+#    timeouts and files without any result all count as failed) must be
+#    equal. A test file that differs is run again, alone, in both modes, with
+#    the shorter REGRTEST_RERUN_TIMEOUT (so a hang costs minutes); a
+#    difference that does not reproduce is reported as flaky and does not
+#    fail the comparison. Differences in "env changed" / skipped / "ran no
+#    tests" are printed as warnings.
 #
 # Exit status: 0 when the failing sets are equal, 1 when they differ, 2 on a
-# setup error. Logs and per-run summaries go to $REGRTEST_OUT (default
-# build/regrtest-X.Y[-full]/).
+# setup error. Logs, JUnit reports and per-run outcomes go to $REGRTEST_OUT
+# (default build/regrtest-X.Y[-full]/).
 #
-# Environment: REGRTEST_JOBS (2), REGRTEST_TIMEOUT (900, per test file),
-# REGRTEST_ARGS (extra arguments to both runs, e.g. -uall,-network),
-# REGRTEST_OUT, CDS_CACHE.
+# Environment: REGRTEST_JOBS (2), REGRTEST_TIMEOUT (per test file: 240 s for
+# the subset or given tests, 900 s for the full suite), REGRTEST_RERUN_TIMEOUT
+# (per test file re-run alone: 120 s), REGRTEST_ARGS (extra arguments to
+# every run, e.g. -uall,-network), REGRTEST_OUT, CDS_CACHE.
 set -euo pipefail
 
 die() { echo "regrtest.sh: error: $*" >&2; exit 2; }
@@ -72,7 +79,13 @@ else
 fi
 
 jobs=${REGRTEST_JOBS:-2}
-timeout=${REGRTEST_TIMEOUT:-900}
+# A test file of the subset takes well under a minute on two cores; one
+# that hangs (3.13's test_threading, 3.11's test_logging have, on fresh
+# machines) should cost minutes, not regrtest's quarter of an hour per run.
+# The full suite has legitimately slow files (test_concurrent_futures, ...).
+default_timeout=240; [ "$mode" = full ] && default_timeout=900
+timeout=${REGRTEST_TIMEOUT:-$default_timeout}
+rerun_timeout=${REGRTEST_RERUN_TIMEOUT:-120}
 extra=(${REGRTEST_ARGS:-})
 suffix=; [ "$mode" = full ] && suffix=-full
 out=${REGRTEST_OUT:-$root/build/regrtest-$ver$suffix}
@@ -161,89 +174,87 @@ read -r n_served json_ok support_ok n_rejected < <(cd "$tree" && PYTHONCDS=$img 
 echo "   check: a grandchild under PYTHONCDS serves $n_served modules (json, test.support among them), rejects none"
 
 # ---- 2. the two runs --------------------------------------------------------
-# run NAME [env assignments...] -- TEST...: writes $out/NAME.log, $out/NAME.sum
-summarize() {  # LOG -> "category<TAB>test" lines from the final summary
-  "$py" -I -S - "$1" <<'EOF'
-import re, sys
-text = open(sys.argv[1], encoding="utf-8", errors="replace").read()
-# Only the final summary (after the last "== Tests result" line, or the
-# whole log when the run was cut short) counts.
-start = text.rfind("== Tests result:")
-summary = text[text.rfind("\n", 0, max(start, 0)) + 1:] if start >= 0 else text
-cats = {
-    "failed": "failed", "altered the execution environment": "env_changed",
-    "skipped": "skipped", "run no tests": "no_tests", "omitted": "omitted",
-    "re-run": "rerun", "resource denied": "resource_denied",
-}
-head = re.compile(r"^(?:All )?(\d+|One) (?:re-run )?tests? (.*?)(?: \(.*\))?:$")
-cur = None
-for line in summary.splitlines():
-    m = head.match(line.strip()) if not line.startswith(" ") else None
-    if m:
-        what = m.group(2)
-        cur = "rerun" if "re-run" in line else next((v for k, v in cats.items() if what.startswith(k)), None)
-        continue
-    if cur and line.startswith("    ") and line.strip():
-        for t in line.split():
-            print(f"{cur}\t{t}")
-    elif not line.strip():
-        cur = None
-ok = re.search(r"^(?:All )?(\d+) tests? OK\.", summary, re.M)
-res = re.search(r"== Tests result: (\S+)", summary)
-print(f"ok_count\t{ok.group(1) if ok else 0}")
-print(f"result\t{res.group(1) if res else 'NONE'}")
-EOF
-}
+# The whole suite, as regrtest itself lists it (3.13 splits test_asyncio
+# and others into their modules): the test files a run without names runs.
+if [ "$mode" = full ]; then
+  (cd "$tree" && "$py" -m test --list-tests "${extra[@]}") >"$out/suite.txt" \
+    || die "python -m test --list-tests failed"
+fi
 
+# NAME OUTCOME: the test files of run NAME with that outcome (see
+# harness/regrtest_outcomes.py); "failed" stands for every failing outcome:
+# failures, errors, crashes, timeouts and test files without a result.
+set_of() {
+  if [ "$2" = failed ]; then
+    awk -F'\t' '$1 ~ /^(failed|error|crashed|timed_out|no_result)$/ {print $2}' "$out/$1.sum"
+  else
+    awk -F'\t' -v c="$2" '$1==c{print $2}' "$out/$1.sum"
+  fi | sort -u
+}
+count() { set_of "$1" "$2" | wc -l; }
+outcome_of() { awk -F'\t' -v t="$2" '$2==t && $1!="env_changed" {print $1; exit}' "$out/$1.sum"; }  # NAME TEST
+
+# run NAME TIMEOUT [env assignments...] -- TEST...: writes $out/NAME.log, the
+# JUnit report $out/NAME.xml and the outcomes $out/NAME.sum.
 run() {
-  local name=$1; shift
+  local name=$1 secs=$2; shift 2
   local envs=()
   while [ "$1" != -- ]; do envs+=("$1"); shift; done; shift
   local t0=$SECONDS rc=0
-  (cd "$tree" && env "${envs[@]}" "$py" -m test -j"$jobs" --timeout "$timeout" "${extra[@]}" "$@") \
-    >"$out/$name.log" 2>&1 || rc=$?
-  summarize "$out/$name.log" >"$out/$name.sum"
+  rm -f "$out/$name.xml"
+  (cd "$tree" && env "${envs[@]}" "$py" -m test -j"$jobs" --timeout "$secs" --junit-xml "$out/$name.xml" \
+    "${extra[@]}" "$@") >"$out/$name.log" 2>&1 || rc=$?
+  # 0: all passed; 2: a test failed; 3: env changed; 4: no tests ran; 5: a
+  # re-run failed (3.13). Anything else (130: interrupted, a traceback of
+  # regrtest itself, killed) leaves no trustworthy result.
+  case $rc in 0|2|3|4|5) ;; *) tail -n 20 "$out/$name.log" >&2; die "$name: python -m test exited $rc (see $out/$name.log)" ;; esac
+  if [ $# -gt 0 ]; then printf '%s\n' "$@"; else cat "$out/suite.txt"; fi >"$out/$name.tests"
+  "$py" -I -S "$root/harness/regrtest_outcomes.py" "$out/$name.tests" "$out/$name.xml" "$out/$name.log" >"$out/$name.sum" \
+    || die "$name: cannot read the results of $out/$name.log"
   # An archive unusable for the interpreter (a foreign build): every process
   # warns and imports normally, and tests that check stderr fail. That is no
   # cds result.
   ! grep -q '^cds: warning: cannot use archive' "$out/$name.log" \
     || die "$name: processes could not use the archive: $(grep -m1 '^cds: warning' "$out/$name.log")"
-  echo "$name: exit $rc, $((SECONDS - t0)) s, result $(awk -F'\t' '$1=="result"{print $2}' "$out/$name.sum")," \
-    "$(awk -F'\t' '$1=="ok_count"{print $2}' "$out/$name.sum") OK, $(grep -c '^failed' "$out/$name.sum" || true) failed"
-  [ "$(awk -F'\t' '$1=="result"{print $2}' "$out/$name.sum")" != NONE ] \
-    || die "$name: no regrtest summary in $out/$name.log (interrupted?)"
+  echo "$name: exit $rc, $((SECONDS - t0)) s: $(count "$name" passed) passed, $(count "$name" failed) failed" \
+    "($(count "$name" timed_out) timed out, $(count "$name" crashed) crashed, $(count "$name" no_result) without result)," \
+    "$(count "$name" skipped) skipped, $(count "$name" no_tests) ran no tests"
 }
 
 what="${#tests[@]} tests"; [ "$mode" = full ] && what="the full suite"
 echo "== python -m test -j$jobs --timeout $timeout ${extra[*]:-} ($what) in $tree"
-run nocds -- "${tests[@]}"
-run cds PYTHONCDS="$img" -- "${tests[@]}"
+run nocds "$timeout" -- "${tests[@]}"
+run cds "$timeout" PYTHONCDS="$img" -- "${tests[@]}"
 
 # ---- 3. compare ---------------------------------------------------------------
-set_of() { awk -F'\t' -v c="$2" '$1==c{print $2}' "$out/$1.sum" | sort -u; }
 status=0
-for cat in failed env_changed skipped no_tests; do
-  only_cds=$(comm -13 <(set_of nocds $cat) <(set_of cds $cat) | tr '\n' ' ')
-  only_nocds=$(comm -23 <(set_of nocds $cat) <(set_of cds $cat) | tr '\n' ' ')
-  both=$(comm -12 <(set_of nocds $cat) <(set_of cds $cat) | tr '\n' ' ')
-  [ "$cat" = failed ] && echo "failed in both runs: ${both:-none}"
-  [ -z "$only_cds$only_nocds" ] && continue
-  if [ "$cat" != failed ]; then
-    echo "warning: $cat differs: only with cds: ${only_cds:-none}; only without: ${only_nocds:-none}"
-    continue
-  fi
+differs() {  # OUTCOME: prints "only with cds|only without|in both" (space-separated test files)
+  local a b
+  a=$(set_of nocds "$1"); b=$(set_of cds "$1")
+  echo "$(comm -13 <(echo "$a") <(echo "$b") | xargs)|$(comm -23 <(echo "$a") <(echo "$b") | xargs)|$(comm -12 <(echo "$a") <(echo "$b") | xargs)"
+}
+IFS='|' read -r only_cds only_nocds both < <(differs failed)
+echo "failed in both runs: ${both:-none}"
+for t in $both; do
+  echo "   $t: $(outcome_of nocds "$t") without cds, $(outcome_of cds "$t") with cds"
+done
+if [ -n "$only_cds$only_nocds" ]; then
   echo "failed only with cds: ${only_cds:-none}; only without: ${only_nocds:-none}"
-  echo "== re-running the differing tests alone, in both modes"
+  echo "== re-running the differing tests alone, in both modes (--timeout $rerun_timeout)"
   for t in $only_cds $only_nocds; do
-    run "nocds-$t" -- "$t" >/dev/null; run "cds-$t" PYTHONCDS="$img" -- "$t" >/dev/null
-    a=$(set_of "nocds-$t" failed | grep -cx "$t" || true); b=$(set_of "cds-$t" failed | grep -cx "$t" || true)
-    if [ "$a" = "$b" ]; then
-      echo "   $t: same result alone (failed: $a) -> flaky, not counted"
+    run "nocds-$t" "$rerun_timeout" -- "$t" >/dev/null; run "cds-$t" "$rerun_timeout" PYTHONCDS="$img" -- "$t" >/dev/null
+    a=$(outcome_of "nocds-$t" "$t"); b=$(outcome_of "cds-$t" "$t")
+    if [ "$(count "nocds-$t" failed)" = "$(count "cds-$t" failed)" ]; then
+      echo "   $t: same result alone ($a without cds, $b with cds) -> flaky, not counted"
     else
-      echo "   $t: DIFFERS alone (failed without cds: $a, with cds: $b); logs: $out/nocds-$t.log $out/cds-$t.log"
+      echo "   $t: DIFFERS alone ($a without cds, $b with cds); logs: $out/nocds-$t.log $out/cds-$t.log"
       status=1
     fi
   done
+fi
+for outcome in env_changed skipped no_tests; do
+  IFS='|' read -r only_cds only_nocds both < <(differs "$outcome")
+  [ -z "$only_cds$only_nocds" ] || echo "warning: $outcome differs: only with cds: ${only_cds:-none}; only without: ${only_nocds:-none}"
 done
 if [ $status = 0 ]; then
   echo "== regrtest $ver ($mode): the failing sets are equal"

@@ -62,6 +62,7 @@ def test_threads_and_fork_import_archived_modules(ws):
     proc = ws.replay("-c", prog)
     assert without_stats(proc.stdout) == "0"
     assert proc.stderr == ""
+    assert set(MANY.replace("import ", "").split(", ")) <= set(stats_of(proc)["served"])
 
 
 def test_custom_path_hooks_are_honoured(ws):

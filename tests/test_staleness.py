@@ -86,14 +86,27 @@ def test_hash_check_ignores_mtime_but_sees_content(ws):
 
 
 def test_trust_mode_skips_checks(ws):
-    """-X cds_check=none: for immutable deployments; no stat, no shadow check."""
+    """-X cds_check=none: for immutable deployments; no stat, no shadow check.
+    So a changed or shadowed source goes unseen: the archived code is run."""
     mod = ws.write("mymod.py", "VALUE = 1\n")
-    ws.archive("-c", "import mymod")
-    proc = ws.replay("-Xcds_check=none", "-c", "import mymod; print(mymod.VALUE)\n" + STATS)
-    assert without_stats(proc.stdout) == "1"
-    assert "mymod" in stats_of(proc)["served"]
-    proc = run("-c", STATS, env=clean_env(PYTHONCDS=ws.img, PYTHONCDSCHECK="none"), cwd=ws.path)
-    assert stats_of(proc)["archive"] == str(ws.img)
+    ws.write("lib/other.py", "VALUE = 'archived'\n")
+    env = clean_env(PYTHONPATH=ws.path / "lib")
+    run(f"-Xcds_trace={ws.lst}", "-c", "import mymod, other", env=env, cwd=ws.path)
+    ws.dump()
+    mod.write_text("VALUE = 22222\n")  # another size and mtime
+    ws.write("other.py", "VALUE = 'shadow'\n")  # earlier on sys.path than lib/
+    prog = "import mymod, other; print(mymod.VALUE, other.VALUE)\n" + STATS
+    proc = run(f"-Xcds={ws.img}", "-Xcds_check=none", "-c", prog, env=env, cwd=ws.path)
+    assert without_stats(proc.stdout) == "1 archived"
+    served, rejected = served_and_rejected(proc)
+    assert {"mymod", "other"} <= served and rejected == {}
+    # The default check sees both.
+    proc = run(f"-Xcds={ws.img}", "-c", prog, env=env, cwd=ws.path)
+    assert without_stats(proc.stdout) == "22222 shadow"
+    assert {"mymod", "other"} <= set(served_and_rejected(proc)[1])
+    # The environment variable is the same setting.
+    proc = run("-c", prog, env=clean_env(PYTHONPATH=ws.path / "lib", PYTHONCDS=ws.img, PYTHONCDSCHECK="none"), cwd=ws.path)
+    assert without_stats(proc.stdout) == "1 archived"
 
 
 def test_bad_check_value_is_a_clear_error(ws):

@@ -57,7 +57,8 @@ def test_xoptions_are_visible_and_documented(ws):
     proc = ws.replay("-c", "import sys; print(sys._xoptions['cds'])")
     assert proc.stdout.strip() == str(ws.img)
     help_text = run("--help-all").stdout
-    assert "-X cds=" in help_text and "cds_trace" in help_text and "PYTHONCDS" in help_text
+    for option in ("-X cds=", "-X cds_trace=", "-X cds_mode=", "-X cds_check=", "PYTHONCDS", "PYTHONCDSCHECK"):
+        assert option in help_text, option
 
 
 def test_environment_equivalents(ws):
@@ -94,14 +95,19 @@ def test_name_only_list_is_resolved_without_importing(ws):
 
 def test_reimport_after_del_and_reload_are_served(ws):
     ws.archive("-c", "import json")
+    # Functions of a served module share the archived code objects; a
+    # normal re-import unmarshals new ones.
     prog = (
         "import sys, importlib, json\n"
+        "first = json.dumps.__code__\n"
         "del sys.modules['json']\n"
         "import json as j2\n"
         "assert j2 is not json\n"
+        "reimported = j2.dumps.__code__ is first\n"
         "importlib.reload(j2)\n"
-        "print(j2.dumps([1]))\n" + STATS
+        "print(j2.dumps([1]), reimported, j2.dumps.__code__ is first)\n" + STATS
     )
+    assert without_stats(ws.plain("-c", prog).stdout) == "[1] False False"
     proc = ws.replay("-c", prog)
-    assert without_stats(proc.stdout) == "[1]"
+    assert without_stats(proc.stdout) == "[1] True True"
     assert "json" in stats_of(proc)["served"]
