@@ -22,6 +22,7 @@ optimisation level (``-O``), which the archive records.
 ``python -m cds.dump LIST IMG`` is ``python -m cds dump LIST IMG``.
 """
 
+import marshal
 import os
 import sys
 import warnings
@@ -97,7 +98,10 @@ def _compile(loader, data, origin):
         w = caught[0]
         raise ImportError(f"compiling it warns ({w.category.__name__}: {w.message}, line {w.lineno}); "
                           "a normal import would show the warning")
-    return code
+    # What a normal import executes is, but for its first run, this code
+    # read back from its .pyc: marshal rebuilds frozenset constants by
+    # insertion (their iteration order can change) and interns names.
+    return marshal.loads(marshal.dumps(code))
 
 
 def _entry(name, origin):
