@@ -11,7 +11,7 @@
 //! call created. Its mode is `0o644 & ~umask`: the umask decides, as for
 //! CPython's `.pyc` writer, except that the group and others never get write
 //! permission, because a reader refuses an archive anybody but its owner may
-//! write. A replaced archive does not keep its old mode:
+//! write (`crate::archive_file`). A replaced archive does not keep its old mode:
 //! the new file is a new inode of whoever dumps.
 
 use std::fs::{self, File, OpenOptions};
