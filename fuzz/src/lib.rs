@@ -349,6 +349,9 @@ pub fn build_archive(input: &mut Input) -> Built {
             source_mtime_ns: input.u32() as i64 * 1_000_003,
             source_size: input.u16() as u64,
             source_hash: input.u32() as u64 * 0x9e37_79b9,
+            source_dev: 0,
+            source_ino: 0,
+            source_realpath: String::new(),
         };
         let Ok(mut m) = b.module(meta) else { continue };
         // Objects: the first is the code object (hot).
@@ -692,6 +695,9 @@ fn meta(name: &str, is_package: bool) -> ModuleMeta {
         source_mtime_ns: 1_700_000_000_123_456_789,
         source_size: 4321,
         source_hash: 0x1234_5678_9abc_def0,
+        source_dev: 0,
+        source_ino: 0,
+        source_realpath: String::new(),
     }
 }
 

@@ -8,6 +8,7 @@
 //! those writes stay in this process. It is never unmapped: archived objects
 //! may be referenced until the very end of the process.
 
+use super::interpreter::compile_settings;
 use super::mapping::Mapping;
 use super::symbols::SymbolTable;
 use super::{ffi, sys, version};
@@ -95,6 +96,11 @@ impl Served {
         };
         let map = Mapping::map(&file, meta.len() as usize, base).map_err(|e| format!("cannot map: {e}"))?;
         let archive = Archive::parse(&map, expect).map_err(|e| e.to_string())?;
+        // Code compiled with other settings is not what an import here
+        // would produce (asserts, docstrings, column positions).
+        if let Some(why) = archive.compile_settings().mismatch(&compile_settings()) {
+            return Err(why);
+        }
         // SAFETY: the GIL is held (we run in PyInit__cds), and the dealloc
         // guard, the only other user of the two statics, reads them with the
         // GIL held too; they are set before any object of this mapping is
@@ -241,8 +247,14 @@ impl Served {
     /// relocations. Returns the code object's address.
     fn prepare(&mut self, view: &ModuleView, name: &str) -> Option<usize> {
         if !view.is_frozen(&self.map) {
-            let recorded =
-                SourceStamp { size: view.source_size, mtime_ns: view.source_mtime_ns, hash: view.source_hash };
+            let recorded = SourceStamp {
+                size: view.source_size,
+                mtime_ns: view.source_mtime_ns,
+                hash: view.source_hash,
+                dev: view.source_dev,
+                ino: view.source_ino,
+                realpath: view.source_realpath(&self.map),
+            };
             if let Err(why) = source_unchanged(view.origin(&self.map), &recorded, self.check) {
                 self.reject(name, why);
                 return None;

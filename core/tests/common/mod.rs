@@ -16,5 +16,8 @@ pub fn meta(name: &str) -> ModuleMeta {
         source_mtime_ns: 1_700_000_000_123_456_789,
         source_size: 4321,
         source_hash: 0,
+        source_dev: 0,
+        source_ino: 0,
+        source_realpath: String::new(),
     }
 }
