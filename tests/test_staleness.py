@@ -112,3 +112,48 @@ def test_trust_mode_skips_checks(ws):
 def test_bad_check_value_is_a_clear_error(ws):
     proc = ws.replay("-Xcds_check=sometimes", "-c", "pass", check=False)
     assert proc.returncode != 0 and "cds_check=sometimes" in proc.stderr
+
+
+def release(ws, name, value):
+    """A release directory holding m.py; every release's m.py has the same size and mtime."""
+    mod = ws.write(f"{name}/m.py", f"VALUE = {value}\n")
+    os.utime(mod, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    return mod
+
+
+def test_release_symlink_switch_with_equal_size_and_mtime(ws):
+    """current -> r1 switched to r2: same path, size and mtime, another file."""
+    release(ws, "r1", 1)
+    release(ws, "r2", 2)
+    os.symlink("r1", ws.path / "current")
+    env = clean_env(PYTHONPATH=ws.path / "current")
+    prog = "import m; print(m.VALUE)\n" + STATS
+    run(f"-Xcds_trace={ws.lst}", "-c", "import m", env=env, cwd=ws.path)
+    ws.dump()
+    assert "m" in stats_of(run(f"-Xcds={ws.img}", "-c", prog, env=env, cwd=ws.path))["served"]
+    os.symlink("r2", ws.path / "current.new")
+    os.replace(ws.path / "current.new", ws.path / "current")
+    proc = run(f"-Xcds={ws.img}", "-c", prog, env=env, cwd=ws.path)
+    assert without_stats(proc.stdout) == "2"
+    why = stats_of(proc)["rejected"]["m"]
+    assert "resolves to another file" in why and "r2/m.py" in why and "r1/m.py" in why
+
+
+def test_tree_copied_with_mtimes_is_still_served(ws):
+    """A tree replaced by a copy that keeps mtimes (docker COPY, cp -a): new
+    inodes at the same paths, the same files."""
+    import shutil
+
+    release(ws, "app", 1)
+    ws.write("app/pkg/__init__.py", "NAME = 'pkg'\n")
+    env = clean_env(PYTHONPATH=ws.path / "app")
+    prog = "import m, pkg; print(m.VALUE, pkg.NAME)\n" + STATS
+    run(f"-Xcds_trace={ws.lst}", "-c", "import m, pkg", env=env, cwd=ws.path)
+    ws.dump()
+    shutil.copytree(ws.path / "app", ws.path / "app.copy", copy_function=shutil.copy2)
+    os.rename(ws.path / "app", ws.path / "app.old")
+    os.rename(ws.path / "app.copy", ws.path / "app")
+    shutil.rmtree(ws.path / "app.old")
+    proc = run(f"-Xcds={ws.img}", "-c", prog, env=env, cwd=ws.path)
+    assert without_stats(proc.stdout) == "1 pkg"
+    assert {"m", "pkg"} <= set(stats_of(proc)["served"]) and stats_of(proc)["rejected"] == {}

@@ -41,6 +41,9 @@ fn build(mb: usize) -> Vec<u8> {
             source_mtime_ns: 1_700_000_000_000_000_000,
             source_size: 12345,
             source_hash: 0,
+            source_dev: 0,
+            source_ino: 0,
+            source_realpath: String::new(),
         };
         let mut m = b.module(meta).expect("unique names");
         let mut objs = Vec::new();

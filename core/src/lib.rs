@@ -3,12 +3,18 @@
 //! - [`format`]: the archive layout, validation and relocation, on plain bytes.
 //! - [`imports`]: what a normal import would see on the file system (search
 //!   path resolution, source freshness) and the trace list; std only.
-//! - [`write`]: atomic archive writing.
+//! - [`write`]: atomic archive writing that planted files cannot subvert.
+//! - [`archive_file`]: whether the archive file may be trusted, and whether
+//!   it changed after it was opened.
+//! - [`fault_guard`]: one clear line when the mapped file is truncated or
+//!   overwritten under the process.
 //! - `python` (feature `python`): the glue linked into the patched interpreter:
 //!   the `_cds` built-in module, dumping live code objects, serving them.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod archive_file;
+pub mod fault_guard;
 pub mod format;
 pub mod imports;
 pub mod write;

@@ -37,6 +37,9 @@ pub fn build_archive(input: &mut Input) -> Built {
             source_mtime_ns: input.u32() as i64 * 1_000_003,
             source_size: input.u16() as u64,
             source_hash: input.u32() as u64 * 0x9e37_79b9,
+            source_dev: input.u16() as u64,
+            source_ino: input.u32() as u64,
+            source_realpath: if flags & 4 != 0 { format!("/real/{name}.py") } else { String::new() },
         };
         let Ok(mut m) = b.module(meta) else { continue };
         // Objects: the first is the code object (hot).

@@ -20,6 +20,9 @@ pub fn meta(name: &str) -> ModuleMeta {
         source_mtime_ns: 1_700_000_000_123_456_789,
         source_size: 4321,
         source_hash: 0x1234_5678_9abc_def0,
+        source_dev: 0x801,
+        source_ino: 4242,
+        source_realpath: format!("/real/lib/{name}.py"),
     }
 }
 

@@ -6,6 +6,7 @@
 //! objects occupy one contiguous span per region and can be checked and fixed
 //! up alone, at its first import.
 
+use super::compile::CompileSettings;
 use super::layout::*;
 use std::collections::HashSet;
 use std::ops::Range;
@@ -63,6 +64,12 @@ pub struct ModuleMeta {
     pub source_size: u64,
     /// xxh3-64 of the source file's bytes, for `-X cds_check=hash`.
     pub source_hash: u64,
+    /// `st_dev`, `st_ino` and the symlink-free path of the file the origin
+    /// resolved to (0, 0, "" when unknown, e.g. for frozen modules): a
+    /// release directory switched behind a symlink is another file.
+    pub source_dev: u64,
+    pub source_ino: u64,
+    pub source_realpath: String,
 }
 
 struct PendingReloc {
@@ -105,11 +112,19 @@ pub struct ArchiveBuilder {
     relocs: Vec<PendingReloc>,
     modules: Vec<PendingModule>,
     names: HashSet<String>,
+    compile: CompileSettings,
 }
 
 impl ArchiveBuilder {
+    /// A builder for an archive of code compiled with the default settings.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder for an archive of code compiled with `compile` (the
+    /// dumping interpreter's settings), which its readers must match.
+    pub fn with_compile_settings(compile: CompileSettings) -> Self {
+        Self { compile, ..Self::default() }
     }
 
     /// Starts a module. Its objects are dropped again unless
@@ -160,7 +175,9 @@ impl ArchiveBuilder {
             strings.extend_from_slice(m.meta.name.as_bytes());
             let origin = (strings.len(), m.meta.origin.len());
             strings.extend_from_slice(m.meta.origin.as_bytes());
-            string_refs.push((name, origin));
+            let realpath = (strings.len(), m.meta.source_realpath.len());
+            strings.extend_from_slice(m.meta.source_realpath.as_bytes());
+            string_refs.push((name, origin, realpath));
         }
 
         let table_off = HEADER_SIZE;
@@ -215,7 +232,7 @@ impl ArchiveBuilder {
         out[strings_off..strings_off + strings.len()].copy_from_slice(&strings);
 
         // Module table, with each module's checksum over its final bytes.
-        for (i, (m, (name, origin))) in self.modules.iter().zip(&string_refs).enumerate() {
+        for (i, (m, (name, origin, realpath))) in self.modules.iter().zip(&string_refs).enumerate() {
             let at = table_off + i * MODULE_ENTRY_SIZE;
             let hot = (hot_off + m.hot.start, hot_off + m.hot.end);
             let cold = (cold_off + m.cold.start, cold_off + m.cold.end);
@@ -238,6 +255,10 @@ impl ArchiveBuilder {
             put_u32(e, entry::RELOC_COUNT, m.relocs.len() as u32);
             put_u64(e, entry::CHECKSUM, sum);
             put_u64(e, entry::SOURCE_HASH, m.meta.source_hash);
+            put_u64(e, entry::SOURCE_DEV, m.meta.source_dev);
+            put_u64(e, entry::SOURCE_INO, m.meta.source_ino);
+            put_u32(e, entry::SOURCE_REALPATH, realpath.0 as u32);
+            put_u32(e, entry::SOURCE_REALPATH_LEN, realpath.1 as u32);
         }
 
         let h = &mut out[..HEADER_SIZE];
@@ -260,6 +281,8 @@ impl ArchiveBuilder {
         let table_sum = checksum(&[&out[table_off..strings_off + strings.len()]]);
         put_u64(&mut out, header::TABLE_CHECKSUM, table_sum);
         put_u64(&mut out, header::PREFERRED_BASE, base);
+        put_u32(&mut out, header::OPTIMIZE, self.compile.optimize);
+        put_u32(&mut out, header::COMPILE_FLAGS, self.compile.flags());
         let header_sum = header_checksum(&out);
         put_u64(&mut out, header::HEADER_CHECKSUM, header_sum);
         Ok(out)

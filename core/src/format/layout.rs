@@ -7,7 +7,7 @@
 /// as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
 /// Bumped whenever any layout below changes; readers accept exactly this.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
@@ -40,12 +40,19 @@ pub mod header {
     pub const HEADER_CHECKSUM: usize = 96; // u64, see `header_checksum`
     /// u64: the address the dump laid pointers out for (0: none).
     pub const PREFERRED_BASE: usize = 104;
-    /// Bytes [112, 128) are reserved and must be zero.
-    pub const RESERVED: usize = 112;
+    /// u32: `sys.flags.optimize` of the dumping interpreter.
+    pub const OPTIMIZE: usize = 112;
+    /// u32: other compile settings, `COMPILE_*` bits.
+    pub const COMPILE_FLAGS: usize = 116;
+    /// Bytes [120, 128) are reserved and must be zero.
+    pub const RESERVED: usize = 120;
 }
 
+/// Header `compile_flags` bit: dumped under `-X no_debug_ranges`.
+pub const COMPILE_NO_DEBUG_RANGES: u32 = 1;
+
 /// Size of one module table entry.
-pub const MODULE_ENTRY_SIZE: usize = 80;
+pub const MODULE_ENTRY_SIZE: usize = 104;
 pub mod entry {
     //! Field offsets inside a module table entry.
     pub const NAME: usize = 0; // u32 offset into strings
@@ -64,6 +71,10 @@ pub mod entry {
     pub const RELOC_COUNT: usize = 60; // u32
     pub const CHECKSUM: usize = 64; // u64 over hot range, cold range, relocs
     pub const SOURCE_HASH: usize = 72; // u64 xxh3 of the source bytes (0 for frozen)
+    pub const SOURCE_DEV: usize = 80; // u64 st_dev of the source at dump time
+    pub const SOURCE_INO: usize = 88; // u64 st_ino of the source at dump time
+    pub const SOURCE_REALPATH: usize = 96; // u32 offset into strings: the origin with symlinks resolved
+    pub const SOURCE_REALPATH_LEN: usize = 100; // u32
 }
 pub const MODULE_IS_PACKAGE: u32 = 1;
 /// Origin of modules whose code comes from the interpreter's frozen modules

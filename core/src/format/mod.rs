@@ -8,11 +8,13 @@
 //! description; keep the two in step.
 
 pub mod builder;
+pub mod compile;
 pub mod layout;
 pub mod reader;
 pub mod reloc;
 
 pub use builder::{ArchiveBuilder, ModuleBuilder, ModuleMeta, Region, RegionRef, Target};
+pub use compile::CompileSettings;
 pub use layout::*;
 pub use reader::{Archive, Expectations, FormatError, ModuleView};
 pub use reloc::{apply_relocations, Fixups, RelocError};

@@ -6,6 +6,7 @@
 //! then are relocations applied (see `reloc.rs`, which checks each record).
 //! Nothing here follows a pointer: every access is a bounds-checked slice.
 
+use super::compile::CompileSettings;
 use super::layout::*;
 use std::fmt;
 use std::ops::Range;
@@ -73,6 +74,7 @@ pub struct Archive {
     hot: Range<usize>,
     cold: Range<usize>,
     len: usize,
+    compile: CompileSettings,
 }
 
 /// One validated module table entry.
@@ -87,6 +89,9 @@ pub struct ModuleView {
     pub source_mtime_ns: i64,
     pub source_size: u64,
     pub source_hash: u64,
+    pub source_dev: u64,
+    pub source_ino: u64,
+    source_realpath: Range<usize>,
     pub hot: Range<usize>,
     pub cold: Range<usize>,
     /// Byte range of the module's relocation records.
@@ -120,6 +125,9 @@ impl Archive {
         {
             return Err(FormatError::BadLayout("unknown header size, flags or reserved bytes"));
         }
+        let compile =
+            CompileSettings::from_fields(get_u32(bytes, header::OPTIMIZE), get_u32(bytes, header::COMPILE_FLAGS))
+                .ok_or(FormatError::BadLayout("unknown compile flags"))?;
         let found = get_u32(bytes, header::PYTHON_HEXVERSION);
         // The release level and serial do not change object layouts.
         if found & 0xffff_ff00 != expect.python_hexversion & 0xffff_ff00 {
@@ -178,7 +186,13 @@ impl Archive {
             hot,
             cold,
             len: bytes.len(),
+            compile,
         })
+    }
+
+    /// The compile settings of the interpreter that dumped the archive.
+    pub fn compile_settings(&self) -> CompileSettings {
+        self.compile
     }
 
     pub fn module_count(&self) -> usize {
@@ -239,8 +253,11 @@ impl Archive {
         let e = self.entry(bytes, index);
         let name = self.string_range(e, entry::NAME, entry::NAME_LEN).ok_or(bad("name out of bounds"))?;
         let origin = self.string_range(e, entry::ORIGIN, entry::ORIGIN_LEN).ok_or(bad("origin out of bounds"))?;
-        if std::str::from_utf8(&bytes[name.clone()]).is_err() || std::str::from_utf8(&bytes[origin.clone()]).is_err() {
-            return Err(bad("name or origin is not UTF-8"));
+        let realpath = self
+            .string_range(e, entry::SOURCE_REALPATH, entry::SOURCE_REALPATH_LEN)
+            .ok_or(bad("source realpath out of bounds"))?;
+        if [&name, &origin, &realpath].iter().any(|r| std::str::from_utf8(&bytes[(*r).clone()]).is_err()) {
+            return Err(bad("name, origin or realpath is not UTF-8"));
         }
         let flags = get_u32(e, entry::FLAGS);
         if flags & !MODULE_IS_PACKAGE != 0 {
@@ -274,6 +291,9 @@ impl Archive {
             source_mtime_ns: get_u64(e, entry::SOURCE_MTIME_NS) as i64,
             source_size: get_u64(e, entry::SOURCE_SIZE),
             source_hash: get_u64(e, entry::SOURCE_HASH),
+            source_dev: get_u64(e, entry::SOURCE_DEV),
+            source_ino: get_u64(e, entry::SOURCE_INO),
+            source_realpath: realpath,
             hot,
             cold,
             relocs,
@@ -290,6 +310,11 @@ impl ModuleView {
 
     pub fn origin<'a>(&self, bytes: &'a [u8]) -> &'a str {
         std::str::from_utf8(&bytes[self.origin.clone()]).unwrap_or("")
+    }
+
+    /// The origin with symlinks resolved, at the dump ("" when unknown).
+    pub fn source_realpath<'a>(&self, bytes: &'a [u8]) -> &'a str {
+        std::str::from_utf8(&bytes[self.source_realpath.clone()]).unwrap_or("")
     }
 
     /// Whether this is a frozen module's code (origin `<frozen>`).

@@ -1,7 +1,18 @@
 //! What cds reads from the running interpreter besides its options.
 
 use super::convert::str_list;
-use super::ffi;
+use super::{ffi, sys};
+use crate::format::CompileSettings;
+
+/// The settings this interpreter compiles and creates code objects with
+/// (`sys.flags.optimize`, `-X no_debug_ranges`).
+pub fn compile_settings() -> CompileSettings {
+    // SAFETY: the GIL is held (every caller runs in a `_cds` call), so there
+    // is a current interpreter; its config lives as long as it does.
+    // (_Py_GetConfig, the shorter spelling, is internal-only on 3.13.)
+    let config = unsafe { &*sys::_PyInterpreterState_GetConfig(sys::PyInterpreterState_Get()) };
+    CompileSettings { optimize: config.optimization_level.max(0) as u32, debug_ranges: config.code_debug_ranges != 0 }
+}
 
 /// The current `sys.path` as strings (non-str entries are skipped).
 pub fn sys_path() -> Vec<String> {

@@ -8,9 +8,11 @@
 //! those writes stay in this process. It is never unmapped: archived objects
 //! may be referenced until the very end of the process.
 
+use super::interpreter::compile_settings;
 use super::mapping::Mapping;
 use super::symbols::SymbolTable;
 use super::{ffi, sys, version};
+use crate::archive_file::{self, FileStamp};
 use crate::format::{apply_relocations, Archive, Expectations, Fixups, ModuleView};
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
@@ -43,6 +45,13 @@ enum ModuleState {
 pub struct Served {
     pub path: String,
     map: Mapping,
+    /// The archive's absolute path (the program may change directory), stat'ed
+    /// to notice an in-place overwrite or a truncation ([`Served::file_changed`]).
+    real_path: Option<String>,
+    /// The file as it was when mapped.
+    stamp: FileStamp,
+    /// Set once the file changed: nothing more is served from it.
+    changed: bool,
     archive: Archive,
     states: HashMap<usize, ModuleState>,
     served: Vec<String>,
@@ -74,6 +83,10 @@ impl Served {
         if meta.len() == 0 {
             return Err("file is empty".into());
         }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if let Some(why) = archive_file::untrusted(&meta, unsafe { libc::geteuid() }) {
+            return Err(why);
+        }
         // The preferred base is read before validation: it is only where to
         // try mapping, and every slot is checked by relocation regardless.
         let mut head = [0u8; crate::format::HEADER_SIZE];
@@ -83,6 +96,11 @@ impl Served {
         };
         let map = Mapping::map(&file, meta.len() as usize, base).map_err(|e| format!("cannot map: {e}"))?;
         let archive = Archive::parse(&map, expect).map_err(|e| e.to_string())?;
+        // Code compiled with other settings is not what an import here
+        // would produce (asserts, docstrings, column positions).
+        if let Some(why) = archive.compile_settings().mismatch(&compile_settings()) {
+            return Err(why);
+        }
         // SAFETY: the GIL is held (we run in PyInit__cds), and the dealloc
         // guard, the only other user of the two statics, reads them with the
         // GIL held too; they are set before any object of this mapping is
@@ -91,9 +109,15 @@ impl Served {
             _PyCds_MapStart = map.as_ptr() as usize;
             _PyCds_MapSize = map.len();
         }
+        let real_path = std::fs::canonicalize(path).ok().and_then(|p| p.into_os_string().into_string().ok());
+        let stamp = FileStamp::of(&meta);
+        crate::fault_guard::install(path, real_path.as_deref(), stamp, map.as_ptr() as usize, map.len());
         Ok(Self {
             path: path.to_owned(),
             map,
+            real_path,
+            stamp,
+            changed: false,
             archive,
             states: HashMap::new(),
             served: Vec::new(),
@@ -119,7 +143,27 @@ impl Served {
         self.rejected.push((name.to_owned(), why));
     }
 
+    /// Whether the archive file was overwritten in place or truncated since
+    /// it was mapped (one `stat`). The first time, says so on stderr: from
+    /// then on every module is imported normally. (Objects already served
+    /// may read the new bytes, or fault; see `fault_guard`.)
+    fn file_changed(&mut self) -> bool {
+        let now = || std::fs::metadata(self.real_path.as_deref()?).ok().map(|m| FileStamp::of(&m));
+        if !self.changed && now().is_some_and(|now| self.stamp.changed_in_place(&now)) {
+            eprintln!(
+                "cds: warning: archive {} was changed in place while in use; importing normally from now on",
+                self.path
+            );
+            self.changed = true;
+        }
+        self.changed
+    }
+
     fn lookup(&mut self, name: &str) -> Option<ModuleView> {
+        // The table itself may be what changed: check before reading it.
+        if self.file_changed() {
+            return None;
+        }
         let index = self.archive.find(&self.map, name)?;
         match self.archive.module(&self.map, index) {
             Ok(view) => Some(view),
@@ -203,8 +247,14 @@ impl Served {
     /// relocations. Returns the code object's address.
     fn prepare(&mut self, view: &ModuleView, name: &str) -> Option<usize> {
         if !view.is_frozen(&self.map) {
-            let recorded =
-                SourceStamp { size: view.source_size, mtime_ns: view.source_mtime_ns, hash: view.source_hash };
+            let recorded = SourceStamp {
+                size: view.source_size,
+                mtime_ns: view.source_mtime_ns,
+                hash: view.source_hash,
+                dev: view.source_dev,
+                ino: view.source_ino,
+                realpath: view.source_realpath(&self.map),
+            };
             if let Err(why) = source_unchanged(view.origin(&self.map), &recorded, self.check) {
                 self.reject(name, why);
                 return None;

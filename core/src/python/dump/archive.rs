@@ -7,7 +7,8 @@
 
 use super::writer::ObjectWriter;
 use crate::format::{ArchiveBuilder, ModuleMeta, FROZEN_ORIGIN};
-use crate::imports::freshness::content_hash;
+use crate::imports::freshness::{content_hash, ResolvedFile};
+use crate::python::interpreter::compile_settings;
 use crate::python::mapping::PREFERRED_BASE;
 use crate::python::symbols::{SymbolTable, SYMBOL_COUNT};
 use crate::python::{build_id, sys};
@@ -58,7 +59,8 @@ pub unsafe fn write_archive(
     entries: impl IntoIterator<Item = Result<ModuleEntry, Skipped>>,
     path: &str,
 ) -> Result<Vec<Skipped>, DumpFailure> {
-    let mut builder = ArchiveBuilder::new();
+    // The code objects were compiled (or unmarshalled) by this process.
+    let mut builder = ArchiveBuilder::with_compile_settings(compile_settings());
     let mut skipped = Vec::new();
     for entry in entries {
         let added = entry.and_then(|entry| {
@@ -81,13 +83,21 @@ pub unsafe fn write_archive(
 /// # Safety
 /// The GIL is held and `entry.code` is a live object.
 unsafe fn add_module(builder: &mut ArchiveBuilder, entry: ModuleEntry) -> Result<(), String> {
-    // The content hash serves `-X cds_check=hash`; frozen modules have no file.
-    let source_hash = if entry.origin == FROZEN_ORIGIN {
-        0
+    // The content hash serves `-X cds_check=hash`, the file's identity the
+    // stat check; frozen modules have no file.
+    let (source_hash, file) = if entry.origin == FROZEN_ORIGIN {
+        (0, None)
     } else {
+        let file = ResolvedFile::of(&entry.origin).map_err(|e| format!("cannot stat {}: {e}", entry.origin))?;
         let bytes = std::fs::read(&entry.origin).map_err(|e| format!("cannot read {}: {e}", entry.origin))?;
-        content_hash(&bytes)
+        // The code was read from the file the caller stat'ed: a file
+        // replaced since is not the one the code came from.
+        if (file.size, file.mtime_ns) != (entry.source_size, entry.source_mtime_ns) || file.size != bytes.len() as u64 {
+            return Err("source changed while it was being read".into());
+        }
+        (content_hash(&bytes), Some(file))
     };
+    let file = file.unwrap_or(ResolvedFile { size: 0, mtime_ns: 0, dev: 0, ino: 0, realpath: String::new() });
     let meta = ModuleMeta {
         name: entry.name,
         origin: entry.origin,
@@ -95,6 +105,9 @@ unsafe fn add_module(builder: &mut ArchiveBuilder, entry: ModuleEntry) -> Result
         source_mtime_ns: entry.source_mtime_ns,
         source_size: entry.source_size,
         source_hash,
+        source_dev: file.dev,
+        source_ino: file.ino,
+        source_realpath: file.realpath,
     };
     let mut module = builder.module(meta).map_err(|e| e.to_string())?;
     let code = {
