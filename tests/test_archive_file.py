@@ -79,11 +79,13 @@ def test_truncated_archive_is_noticed_then_fatal_with_one_line(ws):
     img = two_module_archive(ws)
     prog = CHANGE_THEN_IMPORT + "print(m.BIG[-1], m.f())\n"
     proc = run(f"-Xcds={img}", "-c", prog, "truncate", img, cwd=ws.path, check=False, timeout=60)
-    # b is imported normally after the change is noticed...
-    assert proc.stdout.splitlines()[0] == "b ok"
-    assert f"cds: warning: archive {img} was changed in place while in use" in proc.stderr
-    # ... and touching m's objects, whose pages are gone, ends the process.
+    # Touching m's objects, whose pages are gone, ends the process: at the
+    # latest at m.BIG, earlier when a collection visits them (importing b
+    # can trigger one, so b ok and the warning may or may not come first).
     assert proc.returncode == -signal.SIGBUS, proc.stderr
+    if proc.stdout:
+        assert proc.stdout.splitlines()[0] == "b ok"
+        assert f"cds: warning: archive {img} was changed in place while in use" in proc.stderr
     fatal = [l for l in proc.stderr.splitlines() if l.startswith("cds: fatal:")]
     assert len(fatal) == 1, proc.stderr
     assert fatal[0].startswith(f"cds: fatal: archive {img} was truncated or overwritten while in use (fault at offset ")
@@ -107,12 +109,13 @@ def test_overwritten_archive_is_noticed(ws):
         f.seek(-1, 2)
         f.write(bytes([last[0] ^ 1]))
     proc = run(f"-Xcds={img}", "-c", CHANGE_THEN_IMPORT + STATS, "overwrite", img, other, cwd=ws.path, check=False)
-    # b is imported normally once the change is noticed.
-    assert proc.stdout.splitlines()[0] == "b ok"
-    assert f"cds: warning: archive {img} was changed in place while in use" in proc.stderr
-    # m's objects now read the new file's bytes: the process may survive
-    # (same bytes where m lies) or die, and then says why.
+    # m's objects now read the new file's bytes (copyfile truncates first,
+    # which drops even the pages relocation copied): the process may survive
+    # (b imported normally once the change is noticed) or die, and then says
+    # why; a collection visiting m's objects can come before b's import.
     if proc.returncode == 0:
+        assert proc.stdout.splitlines()[0] == "b ok"
+        assert f"cds: warning: archive {img} was changed in place while in use" in proc.stderr
         assert stats_of(proc)["served"] == ["m"]
     else:
         assert proc.returncode in (-signal.SIGSEGV, -signal.SIGBUS), proc.stderr

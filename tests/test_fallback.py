@@ -4,6 +4,7 @@ one warning line, then a normal import."""
 import os
 import struct
 import time
+from pathlib import Path
 
 import pytest
 
@@ -153,13 +154,23 @@ def sections(data):
     ]
 
 
+def module_entry_size():
+    """The module table entry size docs/FORMAT.md gives (core/tests/format.rs
+    checks it against the code)."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "FORMAT.md").read_text()
+    return int(re.search(r"^## Module table entry \((\d+) bytes\)", text, re.M).group(1))
+
+
 def module_spans(data):
     """{name: (hot_start, hot_end, cold_start, cold_end)} of every module,
-    read from the module table (docs/FORMAT.md: 80-byte entries)."""
+    read from the module table (docs/FORMAT.md)."""
     count, table, strings = struct.unpack_from("<3I", data, 56)
+    entry_size = module_entry_size()
     spans = {}
     for i in range(count):
-        entry = table + 80 * i
+        entry = table + entry_size * i
         name_at, name_len = struct.unpack_from("<2I", data, entry)
         name = bytes(data[strings + name_at : strings + name_at + name_len]).decode()
         spans[name] = struct.unpack_from("<4I", data, entry + 40)

@@ -313,3 +313,10 @@ fn every_flipped_bit_is_refused_or_lies_in_padding() {
     }
     assert_eq!(ignored, 2 * padding_len);
 }
+
+#[test]
+fn format_md_gives_the_module_entry_size_of_the_code() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
+    let heading = format!("## Module table entry ({} bytes)", cds_core::format::layout::MODULE_ENTRY_SIZE);
+    assert!(doc.lines().any(|l| l == heading), "docs/FORMAT.md lacks {heading:?}");
+}
