@@ -37,7 +37,6 @@ impl Rng {
     }
 }
 
-
 /// Three modules using every relocation kind; each has a code object in the
 /// hot region pointing at a str-like and a tuple-like object in the cold one.
 fn sample() -> Vec<u8> {

@@ -15,4 +15,4 @@ pub mod reloc;
 pub use builder::{ArchiveBuilder, ModuleBuilder, ModuleMeta, Region, RegionRef, Target};
 pub use layout::*;
 pub use reader::{Archive, Expectations, FormatError, ModuleView};
-pub use reloc::{apply_relocations, Fixups, RelocError};
+pub use reloc::{apply_relocations, apply_relocations_at, Fixups, RelocError};
