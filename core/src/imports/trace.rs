@@ -59,41 +59,50 @@ mod tests {
         std::fs::read_to_string(path).unwrap()
     }
 
-    #[test]
-    fn records_each_module_once() {
+    /// What a fresh list holds after one tracer recorded `records`.
+    fn traced(format: ListFormat, records: &[(&str, &str)]) -> String {
         let t = TestDir::new();
         let list = t.join("mod.lst");
-        let mut tracer = Tracer::open(&list, ListFormat::NameAndPath).unwrap();
-        tracer.record("json", "/lib/json/__init__.py");
-        tracer.record("json.decoder", "/lib/json/decoder.py");
-        tracer.record("json", "/lib/json/__init__.py");
-        tracer.record("json", "/elsewhere/json.py");
-        assert_eq!(read(&list), "json\t/lib/json/__init__.py\njson.decoder\t/lib/json/decoder.py\n");
+        let mut tracer = Tracer::open(&list, format).unwrap();
+        for (name, path) in records {
+            tracer.record(name, path);
+        }
+        read(&list)
+    }
+
+    #[test]
+    fn records_each_module_once() {
+        let records = [
+            ("json", "/lib/json/__init__.py"),
+            ("json.decoder", "/lib/json/decoder.py"),
+            ("json", "/lib/json/__init__.py"),
+            ("json", "/elsewhere/json.py"),
+        ];
+        let lines = "json\t/lib/json/__init__.py\njson.decoder\t/lib/json/decoder.py\n";
+        assert_eq!(traced(ListFormat::NameAndPath, &records), lines);
     }
 
     #[test]
     fn skips_names_and_paths_that_break_the_line_format() {
-        let t = TestDir::new();
-        let list = t.join("mod.lst");
-        let mut tracer = Tracer::open(&list, ListFormat::NameAndPath).unwrap();
-        tracer.record("a\tb", "/lib/a.py");
-        tracer.record("a\nb", "/lib/a.py");
-        tracer.record("c", "/lib/c\t.py");
-        tracer.record("d", "/lib/d\n.py");
-        tracer.record("ok", "<frozen>");
-        assert_eq!(read(&list), "ok\t<frozen>\n");
+        let records = [
+            ("a\tb", "/lib/a.py"),
+            ("a\nb", "/lib/a.py"),
+            ("c", "/lib/c\t.py"),
+            ("d", "/lib/d\n.py"),
+            ("ok", "<frozen>"),
+        ];
+        assert_eq!(traced(ListFormat::NameAndPath, &records), "ok\t<frozen>\n");
     }
 
     #[test]
     fn writes_bare_names_in_the_original_format() {
-        let t = TestDir::new();
-        let list = t.join("mod.lst");
-        let mut tracer = Tracer::open(&list, ListFormat::Name).unwrap();
-        tracer.record("json", "/lib/json/__init__.py");
-        tracer.record("os", "<frozen>");
-        tracer.record("json", "/lib/json/__init__.py");
-        tracer.record("a\tb", "/lib/a.py");
-        assert_eq!(read(&list), "json\nos\n");
+        let records = [
+            ("json", "/lib/json/__init__.py"),
+            ("os", "<frozen>"),
+            ("json", "/lib/json/__init__.py"),
+            ("a\tb", "/lib/a.py"),
+        ];
+        assert_eq!(traced(ListFormat::Name, &records), "json\nos\n");
     }
 
     #[test]
