@@ -6,6 +6,12 @@ archive, and serve them from a shared memory mapping in later runs::
     ./python -X cds_trace=mod.lst -c 'import json'
     ./python -m cds dump mod.lst mod.img
     ./python -X cds=mod.img -c 'import json'
+
+or, started by the program itself (``PYCDSMODE=MANUALLY`` starts nothing by
+itself, as in the original pycds)::
+
+    import cds
+    cds.trace("mod.lst")     # or, in a later run: cds.share("mod.img")
 """
 
 try:
@@ -13,7 +19,56 @@ try:
 except ImportError:  # an interpreter built without the cds patches
     _cds = None
 
-__all__ = ["stats"]
+__all__ = ["share", "stats", "trace"]
+
+
+def _activate():
+    # The importlib hooks (PathFinder, SourceLoader.get_code and, on 3.13,
+    # FrozenImporter through _bootstrap_external) ask cds only when this
+    # global is set; start-up sets it when -X cds / -X cds_trace asked.
+    import _frozen_importlib_external
+    _frozen_importlib_external._cds = _cds
+
+
+def trace(list_path):
+    """Record every module whose code is loaded from now on into list_path.
+
+    As ``-X cds_trace=list_path`` (lines ``name<TAB>path``, appended; the
+    dump reads them), but only for imports after this call: modules imported
+    before it are not listed. Returns True once tracing into list_path, False
+    when cds is not built in or the list cannot be written (one warning line
+    on stderr). Calling it again with the same path does nothing; with
+    another path while tracing, RuntimeError.
+    """
+    if _cds is None or not _cds.start_tracing(list_path):
+        return False
+    _activate()
+    return True
+
+
+def share(archive_path):
+    """Serve modules from the archive at archive_path from now on.
+
+    As ``-X cds=archive_path`` under the start-up ``-X cds_mode``: an
+    unusable archive (missing, corrupt, made by another build) prints one
+    warning line on stderr and returns False, and imports go on normally
+    (``auto``, the default); ``-X cds_mode=on`` raises RuntimeError instead
+    of exiting; ``off`` ignores the archive and returns False. Returns True
+    once serving from archive_path. Calling it again with the same path does
+    nothing; with another path while serving, RuntimeError (one archive per
+    process).
+
+    Sharing turned on late serves only what is imported after the call:
+    modules already imported (sys.modules) stay as they were loaded, and the
+    interpreter's start-up modules (on 3.13 the frozen ones such as os, site
+    and codecs, which -X cds serves at start-up) are past. Modules imported
+    later are checked exactly as at start-up, so a changed or shadowed
+    source is still imported normally.
+    """
+    if _cds is None or not _cds.start_serving(archive_path):
+        return False
+    _activate()
+    return True
 
 
 def stats():

@@ -61,7 +61,11 @@ impl std::error::Error for RelocError {}
 
 /// Reads and validates the module's relocation records.
 pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
-    let records = &bytes[module.relocs.clone()];
+    read_relocations_in(&bytes[module.relocs.clone()], module)
+}
+
+/// [`read_relocations`] of the module's records, `records`.
+fn read_relocations_in(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
     let mut out = Vec::with_capacity(records.len() / RELOC_SIZE);
     for (index, rec) in records.chunks_exact(RELOC_SIZE).enumerate() {
         let slot = get_u32(rec, 0);
@@ -87,7 +91,44 @@ pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Vec<Reloc>,
 /// Applies the module's relocations to `bytes`, the archive as mapped at
 /// `bytes.as_ptr()`. The module must have passed [`ModuleView::verify`].
 pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut impl Fixups) -> Result<(), RelocError> {
-    let relocs = read_relocations(bytes, module)?;
+    // SAFETY: `bytes` is an exclusive borrow of all `bytes.len()` bytes.
+    unsafe { apply_relocations_at(bytes.as_mut_ptr(), bytes.len(), module, fixups) }
+}
+
+/// [`apply_relocations`] through a raw pointer: touches only the module's
+/// own bytes (its relocation records, read; its slots, written) and keeps no
+/// reference to the archive across a [`Fixups`] call. A fix-up may run code
+/// that serves or relocates another module of the same mapping meanwhile
+/// (the interpreter runs Python during allocation), which a `&mut [u8]` of
+/// the whole archive held across the call would forbid.
+///
+/// # Safety
+/// `base..base + len` is readable and writable for the whole call, and no
+/// one else reads or writes this module's bytes during it.
+pub unsafe fn apply_relocations_at(
+    base: *mut u8,
+    len: usize,
+    module: &ModuleView,
+    fixups: &mut impl Fixups,
+) -> Result<(), RelocError> {
+    assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len);
+    // SAFETY: in bounds (asserted); relocation records are never written.
+    let records = unsafe { std::slice::from_raw_parts(base.add(module.relocs.start), module.relocs.len()) };
+    let relocs = read_relocations_in(records, module)?;
+    // Slots are 8-aligned and inside the module (checked by read_relocations_in),
+    // hence in bounds; the caller gives us the module's bytes exclusively.
+    let slot = |r: &Reloc| base.wrapping_add(r.slot as usize).cast::<u64>();
+    // A slot that already holds its value (the archive was mapped where
+    // the dump assumed, with the same runtime addresses) is not written:
+    // the page stays clean and shared with other processes.
+    let store = |r: &Reloc, value: u64| {
+        // SAFETY: see `slot`; archives are little-endian, as the only targets (x86-64, aarch64).
+        unsafe {
+            if slot(r).read_unaligned() != value.to_le() {
+                slot(r).write_unaligned(value.to_le());
+            }
+        }
+    };
     // Resolve every symbol before writing anything.
     let mut symbols = Vec::with_capacity(relocs.len());
     for r in &relocs {
@@ -96,42 +137,34 @@ pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut imp
             _ => 0,
         });
     }
-    let base = bytes.as_mut_ptr() as usize;
+    let base_addr = base as usize;
     for (r, sym) in relocs.iter().zip(&symbols) {
         let value = match r.kind {
             RelocKind::Symbol => *sym,
-            RelocKind::Object | RelocKind::Interior => base + r.target as usize,
+            RelocKind::Object | RelocKind::Interior => base_addr + r.target as usize,
             RelocKind::InternedStr => continue, // below, once the str itself is relocated
             RelocKind::FrozenSet => 0,          // filled in below, once its items are relocated
             RelocKind::CodeInit => continue,    // not a pointer slot
         };
-        // A slot that already holds its value (the archive was mapped where
-        // the dump assumed, with the same runtime addresses) is not written:
-        // the page stays clean and shared with other processes.
-        if get_u64(bytes, r.slot as usize) != value as u64 {
-            put_u64(bytes, r.slot as usize, value as u64);
-        }
+        store(r, value as u64);
     }
     // Interning and set building read the objects, so they come last.
-    let base = bytes.as_mut_ptr();
     for r in relocs.iter().filter(|r| r.kind == RelocKind::InternedStr) {
         // SAFETY: the target was bounds- and alignment-checked in
-        // read_relocations, and the module's other slots are relocated.
-        let value = unsafe { fixups.intern(base as usize + r.target as usize) }.map_err(RelocError::Runtime)?;
-        if get_u64(bytes, r.slot as usize) != value as u64 {
-            put_u64(bytes, r.slot as usize, value as u64);
-        }
+        // read_relocations_in, and the module's other slots are relocated.
+        let value = unsafe { fixups.intern(base_addr + r.target as usize) }.map_err(RelocError::Runtime)?;
+        store(r, value as u64);
     }
     for r in relocs.iter().filter(|r| r.kind == RelocKind::FrozenSet) {
         // SAFETY: the target was bounds-checked and all of the module's slots,
         // including the tuple's items, are relocated by now.
-        let set = unsafe { fixups.frozenset(base as usize + r.target as usize) }.map_err(RelocError::Runtime)?;
-        put_u64(bytes, r.slot as usize, set as u64);
+        let set = unsafe { fixups.frozenset(base_addr + r.target as usize) }.map_err(RelocError::Runtime)?;
+        store(r, set as u64);
     }
     for r in relocs.iter().filter(|r| r.kind == RelocKind::CodeInit) {
         // SAFETY: the slot is a 16-aligned object start inside the module
         // (checked above), and the module is fully relocated.
-        unsafe { fixups.init_code(base as usize + r.slot as usize) };
+        unsafe { fixups.init_code(base_addr + r.slot as usize) };
     }
     Ok(())
 }

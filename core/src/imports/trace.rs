@@ -1,6 +1,7 @@
 //! `-X cds_trace=PATH`: records every module whose code is loaded.
 //!
-//! One line per module, `name<TAB>source path`, handed to the kernel in one
+//! One line per module, `name<TAB>source path` (or the bare name, the
+//! original pycds's `PYCDSLIST` format, see [`ListFormat`]), handed to the kernel in one
 //! `write` on an `O_APPEND` descriptor. Local Linux file systems perform each
 //! such write whole, under the file's lock, so many processes can trace into
 //! one list at once without interleaving lines.
@@ -9,17 +10,28 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 
+/// What a list line holds. The dump reads both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    /// `name<TAB>source path`: `-X cds_trace`, `PYTHONCDSTRACE`, `cds.trace()`.
+    NameAndPath,
+    /// `name`: the original pycds's list (`PYCDSMODE=TRACE PYCDSLIST=...`).
+    Name,
+}
+
 /// This process's trace list: where lines go, and the names already written.
 pub struct Tracer {
+    pub path: String,
     file: File,
+    format: ListFormat,
     seen: HashSet<String>,
 }
 
 impl Tracer {
     /// Opens the list at `path` for appending, creating it if needed.
-    pub fn open(path: &str) -> std::io::Result<Self> {
+    pub fn open(path: &str, format: ListFormat) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { file, seen: HashSet::new() })
+        Ok(Self { path: path.to_owned(), file, format, seen: HashSet::new() })
     }
 
     /// Appends `name` once per tracer (a process opens one per runtime
@@ -29,7 +41,10 @@ impl Tracer {
         if name.contains(['\t', '\n']) || source_path.contains(['\t', '\n']) || !self.seen.insert(name.to_owned()) {
             return;
         }
-        let line = format!("{name}\t{source_path}\n");
+        let line = match self.format {
+            ListFormat::NameAndPath => format!("{name}\t{source_path}\n"),
+            ListFormat::Name => format!("{name}\n"),
+        };
         // A failed append only loses a trace line; the program itself must not notice.
         let _ = self.file.write_all(line.as_bytes());
     }
@@ -44,38 +59,59 @@ mod tests {
         std::fs::read_to_string(path).unwrap()
     }
 
-    #[test]
-    fn records_each_module_once() {
+    /// What a fresh list holds after one tracer recorded `records`.
+    fn traced(format: ListFormat, records: &[(&str, &str)]) -> String {
         let t = TestDir::new();
         let list = t.join("mod.lst");
-        let mut tracer = Tracer::open(&list).unwrap();
-        tracer.record("json", "/lib/json/__init__.py");
-        tracer.record("json.decoder", "/lib/json/decoder.py");
-        tracer.record("json", "/lib/json/__init__.py");
-        tracer.record("json", "/elsewhere/json.py");
-        assert_eq!(read(&list), "json\t/lib/json/__init__.py\njson.decoder\t/lib/json/decoder.py\n");
+        let mut tracer = Tracer::open(&list, format).unwrap();
+        for (name, path) in records {
+            tracer.record(name, path);
+        }
+        read(&list)
+    }
+
+    #[test]
+    fn records_each_module_once() {
+        let records = [
+            ("json", "/lib/json/__init__.py"),
+            ("json.decoder", "/lib/json/decoder.py"),
+            ("json", "/lib/json/__init__.py"),
+            ("json", "/elsewhere/json.py"),
+        ];
+        let lines = "json\t/lib/json/__init__.py\njson.decoder\t/lib/json/decoder.py\n";
+        assert_eq!(traced(ListFormat::NameAndPath, &records), lines);
     }
 
     #[test]
     fn skips_names_and_paths_that_break_the_line_format() {
-        let t = TestDir::new();
-        let list = t.join("mod.lst");
-        let mut tracer = Tracer::open(&list).unwrap();
-        tracer.record("a\tb", "/lib/a.py");
-        tracer.record("a\nb", "/lib/a.py");
-        tracer.record("c", "/lib/c\t.py");
-        tracer.record("d", "/lib/d\n.py");
-        tracer.record("ok", "<frozen>");
-        assert_eq!(read(&list), "ok\t<frozen>\n");
+        let records = [
+            ("a\tb", "/lib/a.py"),
+            ("a\nb", "/lib/a.py"),
+            ("c", "/lib/c\t.py"),
+            ("d", "/lib/d\n.py"),
+            ("ok", "<frozen>"),
+        ];
+        assert_eq!(traced(ListFormat::NameAndPath, &records), "ok\t<frozen>\n");
+    }
+
+    #[test]
+    fn writes_bare_names_in_the_original_format() {
+        let records = [
+            ("json", "/lib/json/__init__.py"),
+            ("os", "<frozen>"),
+            ("json", "/lib/json/__init__.py"),
+            ("a\tb", "/lib/a.py"),
+        ];
+        assert_eq!(traced(ListFormat::Name, &records), "json\nos\n");
     }
 
     #[test]
     fn appends_to_an_existing_list() {
         let t = TestDir::new();
         let list = t.write("mod.lst", "# kept\nos\t<frozen>\n");
-        Tracer::open(&list).unwrap().record("json", "/lib/json/__init__.py");
+        Tracer::open(&list, ListFormat::NameAndPath).unwrap().record("json", "/lib/json/__init__.py");
         // Another process (here: another tracer) appends after the first.
-        Tracer::open(&list).unwrap().record("re", "/lib/re/__init__.py");
+        Tracer::open(&list, ListFormat::NameAndPath).unwrap().record("re", "/lib/re/__init__.py");
         assert_eq!(read(&list), "# kept\nos\t<frozen>\njson\t/lib/json/__init__.py\nre\t/lib/re/__init__.py\n");
     }
 
@@ -83,8 +119,8 @@ mod tests {
     fn creates_a_missing_list_but_not_its_directory() {
         let t = TestDir::new();
         let list = t.join("new.lst");
-        Tracer::open(&list).unwrap();
+        Tracer::open(&list, ListFormat::NameAndPath).unwrap();
         assert_eq!(read(&list), "");
-        assert!(Tracer::open(&t.join("missing/new.lst")).is_err());
+        assert!(Tracer::open(&t.join("missing/new.lst"), ListFormat::NameAndPath).is_err());
     }
 }

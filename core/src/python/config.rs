@@ -2,12 +2,16 @@
 //! per runtime initialisation).
 //!
 //! Precedence: `-X` options, then `PYTHONCDS*` variables, then the seed's
-//! `PYCDSMODE=TRACE|SHARE` with `PYCDSLIST` / `PYCDSARCHIVE`. Variables are
-//! ignored under `-E`/`-I`, like every `PYTHON*` variable.
+//! `PYCDS*` variables (`PYCDSMODE=TRACE|SHARE|MANUALLY` with `PYCDSLIST` /
+//! `PYCDSARCHIVE`, `PYCDSVERBOSE`). As CPython treats its own `PYTHON*`
+//! variables (`config_get_env`): all of them are ignored under `-E`/`-I`, an
+//! empty value counts as unset, and a value outside the accepted ones stops
+//! start-up with exit status 1 and one line naming it.
 
 use super::convert::{new_str, str_value};
 use super::ffi;
 use crate::imports::freshness::Check;
+use crate::imports::trace::ListFormat;
 
 /// What to do when the archive cannot be used (`-X cds_mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,47 +29,120 @@ pub enum Mode {
 pub struct Config {
     /// The archive to serve from (`-X cds`).
     pub archive: Option<String>,
-    /// The list to trace into (`-X cds_trace`).
-    pub trace: Option<String>,
+    /// The list to trace into (`-X cds_trace`) and its line format.
+    pub trace: Option<(String, ListFormat)>,
     /// `-X cds_mode`, if given; see [`Config::mode`].
     pub mode: Option<Mode>,
     pub check: Check,
+    /// `-X cds_verbose`: 0 silent, 1 served and rejected modules, 2 also
+    /// missed modules and the archive's opening.
+    pub verbose: u8,
+}
+
+/// An option a user gave: its `-X` name and its environment variables, in
+/// order of precedence.
+struct Source {
+    xoption: &'static str,
+    vars: &'static [&'static str],
+}
+
+const ARCHIVE: Source = Source { xoption: "cds", vars: &["PYTHONCDS"] };
+const TRACE: Source = Source { xoption: "cds_trace", vars: &["PYTHONCDSTRACE"] };
+const MODE: Source = Source { xoption: "cds_mode", vars: &["PYTHONCDSMODE"] };
+const CHECK: Source = Source { xoption: "cds_check", vars: &["PYTHONCDSCHECK"] };
+const VERBOSE: Source = Source { xoption: "cds_verbose", vars: &["PYTHONCDSVERBOSE", "PYCDSVERBOSE"] };
+const SEED_MODE: Source = Source { xoption: "", vars: &["PYCDSMODE"] };
+const SEED_ARCHIVE: Source = Source { xoption: "", vars: &["PYCDSARCHIVE"] };
+const SEED_LIST: Source = Source { xoption: "", vars: &["PYCDSLIST"] };
+
+/// Where a value came from, as the error names it.
+enum Origin {
+    XOption(&'static str),
+    Var(&'static str),
+}
+
+/// The value of one option, with where it came from.
+struct Given {
+    value: String,
+    origin: Origin,
+}
+
+/// Reads option values: `-X` first, then the variables (unless `-E`/`-I`).
+struct Reader {
+    use_env: bool,
+}
+
+impl Reader {
+    /// The first value given for `source`. `-X name` alone reads as "" (for
+    /// options that take a choice) and empty variables as unset.
+    fn given(&self, source: &Source) -> Option<Given> {
+        if !source.xoption.is_empty() {
+            if let Some(value) = xoption(source.xoption) {
+                return Some(Given { value, origin: Origin::XOption(source.xoption) });
+            }
+        }
+        if !self.use_env {
+            return None;
+        }
+        source.vars.iter().find_map(|&var| {
+            let value = std::env::var(var).ok().filter(|v| !v.is_empty())?;
+            Some(Given { value, origin: Origin::Var(var) })
+        })
+    }
+
+    /// A path option: `-X name` alone or empty counts as unset.
+    fn path(&self, source: &Source) -> Option<String> {
+        self.given(source).map(|g| g.value).filter(|v| !v.is_empty())
+    }
+
+    /// A choice among `accepted` (exact spellings), or the one-line error.
+    fn choice<T: Copy>(&self, source: &Source, accepted: &[(&str, T)]) -> Result<Option<T>, String> {
+        let Some(given) = self.given(source) else { return Ok(None) };
+        if let Some((_, v)) = accepted.iter().find(|(name, _)| *name == given.value) {
+            return Ok(Some(*v));
+        }
+        let names: Vec<&str> = accepted.iter().map(|(name, _)| *name).collect();
+        let what = match given.origin {
+            Origin::XOption(name) => format!("-X {name}"),
+            Origin::Var(name) => name.to_owned(),
+        };
+        let (last, rest) = names.split_last().expect("every choice accepts some value");
+        Err(format!("invalid {what} value '{}': expected {} or {last}", given.value, rest.join(", ")))
+    }
+}
+
+/// What `PYCDSMODE` asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SeedMode {
+    Trace,
+    Share,
+    /// Nothing starts by itself: the program calls `cds.trace()` / `cds.share()`.
+    Manually,
 }
 
 impl Config {
-    /// Reads the options of the running interpreter. GIL held.
+    /// Reads the options of the running interpreter, or the one-line reason
+    /// start-up must fail. GIL held.
     pub fn read() -> Result<Self, String> {
-        let use_env = !ignore_environment();
-        let env = |name: &str| if use_env { std::env::var(name).ok().filter(|v| !v.is_empty()) } else { None };
-        let seed_mode = env("PYCDSMODE").map(|m| m.to_ascii_uppercase());
-        let archive = xoption("cds").or_else(|| env("PYTHONCDS")).or_else(|| {
-            if seed_mode.as_deref() == Some("SHARE") {
-                env("PYCDSARCHIVE")
-            } else {
-                None
-            }
-        });
-        let trace = xoption("cds_trace").or_else(|| env("PYTHONCDSTRACE")).or_else(|| {
-            if seed_mode.as_deref() == Some("TRACE") {
-                env("PYCDSLIST")
-            } else {
-                None
-            }
-        });
-        let mode = match xoption("cds_mode").or_else(|| env("PYTHONCDSMODE")).as_deref() {
-            None => None,
-            Some("auto") => Some(Mode::Auto),
-            Some("on") => Some(Mode::On),
-            Some("off") => Some(Mode::Off),
-            Some(other) => return Err(format!("-X cds_mode={other}: expected auto, on or off")),
+        let read = Reader { use_env: !ignore_environment() };
+        let seed = read.choice(
+            &SEED_MODE,
+            &[("TRACE", SeedMode::Trace), ("SHARE", SeedMode::Share), ("MANUALLY", SeedMode::Manually)],
+        )?;
+        let seed_var = |mode, source: &Source| if seed == Some(mode) { read.path(source) } else { None };
+        let archive = read.path(&ARCHIVE).or_else(|| seed_var(SeedMode::Share, &SEED_ARCHIVE));
+        let trace = read
+            .path(&TRACE)
+            .map(|p| (p, ListFormat::NameAndPath))
+            .or_else(|| seed_var(SeedMode::Trace, &SEED_LIST).map(|p| (p, ListFormat::Name)));
+        let mode = read.choice(&MODE, &[("auto", Mode::Auto), ("on", Mode::On), ("off", Mode::Off)])?;
+        let check = read.choice(&CHECK, &[("stat", Check::Stat), ("hash", Check::Hash), ("none", Check::None)])?;
+        // `-X cds_verbose` alone means level 1, as `-X importtime` alone turns it on.
+        let verbose = match xoption_flag(VERBOSE.xoption) {
+            true => Some(1),
+            false => read.choice(&VERBOSE, &[("0", 0), ("1", 1), ("2", 2)])?,
         };
-        let check = match xoption("cds_check").or_else(|| env("PYTHONCDSCHECK")).as_deref() {
-            None | Some("stat") => Check::Stat,
-            Some("hash") => Check::Hash,
-            Some("none") => Check::None,
-            Some(other) => return Err(format!("-X cds_check={other}: expected stat, hash or none")),
-        };
-        Ok(Self { archive, trace, mode, check })
+        Ok(Self { archive, trace, mode, check: check.unwrap_or(Check::Stat), verbose: verbose.unwrap_or(0) })
     }
 
     pub fn mode(&self) -> Mode {
@@ -73,8 +150,19 @@ impl Config {
     }
 }
 
-/// `sys._xoptions[name]` as a string; `-X name` alone (value True) counts as unset.
+/// `sys._xoptions[name]` as a string; `-X name` alone (value True) reads as "".
 fn xoption(name: &str) -> Option<String> {
+    xoption_value(name).map(|v| v.unwrap_or_default())
+}
+
+/// Whether `-X name` was given alone (no `=value`).
+fn xoption_flag(name: &str) -> bool {
+    matches!(xoption_value(name), Some(None))
+}
+
+/// `sys._xoptions[name]`: None when absent, Some(None) for `-X name` alone
+/// (value True), else its str value.
+fn xoption_value(name: &str) -> Option<Option<String>> {
     // SAFETY: GIL held; PySys_GetXOptions returns a borrowed dict (or NULL),
     // the key is a fresh str we release, items are borrowed.
     unsafe {
@@ -94,7 +182,7 @@ fn xoption(name: &str) -> Option<String> {
             ffi::PyErr_Clear();
             return None;
         }
-        str_value(value).filter(|v| !v.is_empty())
+        Some(str_value(value))
     }
 }
 

@@ -69,6 +69,15 @@ impl Mapping {
     pub fn at_preferred_base(&self) -> bool {
         matches!(self, Self::Fixed { .. })
     }
+
+    /// The mapping's first byte, for writers that must not borrow the whole
+    /// mapping while they run (`format::apply_relocations_at`).
+    pub fn base_ptr(&mut self) -> *mut u8 {
+        match self {
+            Self::Fixed { ptr, .. } => *ptr,
+            Self::Anywhere(m) => m.as_mut_ptr(),
+        }
+    }
 }
 
 impl Deref for Mapping {

@@ -1,12 +1,14 @@
 //! The glue between the archive format and the running interpreter.
 //!
 //! - [`module`]: the `_cds` built-in module: argument and result conversion only.
-//! - [`state`]: this runtime's served archive and trace list, behind one mutex.
+//! - [`state`]: this runtime's served archive and trace list, behind one mutex
+//!   never held across a call into the interpreter.
 //! - [`config`]: the `-X cds...` options and their environment equivalents.
 //! - [`build_id`]: the identity of this interpreter build, which archives carry.
 //! - [`interpreter`]: what cds reads from the interpreter (`sys.path`, path hooks, ...).
 //! - [`convert`]: Python objects to Rust values and back.
 //! - [`serve`]: the mapped archive of this process and its per-module state.
+//! - [`verbose`]: `-X cds_verbose` event lines.
 //! - [`mapping`]: the archive's memory mapping, at the preferred base when free.
 //! - [`dump`]: writes an archive from live code objects.
 //! - [`objects`]: reading and writing the bytes of archived objects.
@@ -28,6 +30,7 @@ mod objects;
 mod serve;
 mod state;
 mod symbols;
+mod verbose;
 mod version;
 
 pub use cpython_sys as sys;

@@ -3,6 +3,8 @@
 //! [`super::state`] (serving, tracing) and [`super::dump`].
 //!
 //! - `tracing()`, `serving()`: whether `-X cds_trace` / `-X cds` are active.
+//! - `start_tracing(path)`, `start_serving(path)`: turn them on late, for
+//!   `cds.trace()` / `cds.share()` (which also point importlib at `_cds`).
 //! - `find(name, path)`: `(origin, is_package)` or None, for `CdsFinder`.
 //! - `get_code(name, source_path)`: the archived code object or None, for
 //!   `SourceLoader.get_code` (also records the module when tracing).
@@ -15,8 +17,8 @@ use super::build_id::expectations;
 use super::convert::{new_bool, new_str, none, raise, str_list, str_value};
 use super::dump::{self, DumpFailure, ModuleEntry, Skipped};
 use super::interpreter::in_main_interpreter;
-use super::state::{self, state};
-use super::{as_sys, ffi, sys};
+use super::state::{self, StartRefused};
+use super::{as_sys, ffi};
 use std::ffi::{c_int, CString};
 use std::ptr::null_mut;
 
@@ -39,11 +41,11 @@ unsafe fn arg_str(args: *mut ffi::PyObject, i: ffi::Py_ssize_t) -> Option<String
 /// A new reference to the served code object, or None.
 ///
 /// # Safety
-/// GIL held; `code` is an archived code object.
-unsafe fn new_ref_or_none(code: Option<*mut sys::PyObject>) -> *mut ffi::PyObject {
+/// GIL held; `code` is the address of an archived code object.
+unsafe fn new_ref_or_none(code: Option<usize>) -> *mut ffi::PyObject {
     match code {
-        Some(op) => {
-            let op: *mut ffi::PyObject = op.cast();
+        Some(addr) => {
+            let op = addr as *mut ffi::PyObject;
             // SAFETY: GIL held (caller); archived objects are never freed.
             unsafe { ffi::Py_INCREF(op) };
             op
@@ -115,13 +117,13 @@ unsafe fn skipped_list(skipped: &[Skipped]) -> *mut ffi::PyObject {
 // ---- module functions ---------------------------------------------------------------
 
 unsafe extern "C" fn cds_tracing(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    let on = in_main_interpreter() && state().as_ref().is_some_and(|s| s.tracer.is_some());
+    let on = in_main_interpreter() && state::tracing();
     // SAFETY: GIL held (called from Python).
     unsafe { new_bool(on) }
 }
 
 unsafe extern "C" fn cds_serving(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    let on = in_main_interpreter() && state().as_ref().is_some_and(|s| s.served.is_some());
+    let on = in_main_interpreter() && state::serving();
     // SAFETY: GIL held (called from Python).
     unsafe { new_bool(on) }
 }
@@ -133,7 +135,7 @@ unsafe extern "C" fn cds_find(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
             return raise(ffi::PyExc_TypeError, "find(name, path): name must be a str");
         };
         let path = if ffi::PyTuple_Size(args) > 1 { str_list(ffi::PyTuple_GetItem(args, 1)) } else { None };
-        let found = state().as_mut().and_then(|st| st.find(&name, path.as_deref()));
+        let found = state::find(&name, path.as_deref());
         let Some((origin, is_package)) = found else { return none() };
         let origin = new_str(&origin);
         if origin.is_null() {
@@ -156,7 +158,7 @@ unsafe extern "C" fn cds_get_code(_m: *mut ffi::PyObject, args: *mut ffi::PyObje
         let (Some(name), Some(source_path)) = (arg_str(args, 0), arg_str(args, 1)) else {
             return raise(ffi::PyExc_TypeError, "get_code(name, source_path): str arguments required");
         };
-        let code = state().as_mut().and_then(|st| st.get_code(&name, &source_path));
+        let code = state::get_code(&name, &source_path);
         new_ref_or_none(code)
     }
 }
@@ -167,17 +169,18 @@ unsafe extern "C" fn cds_get_frozen_code(_m: *mut ffi::PyObject, name: *mut ffi:
         let Some(name) = str_value(name) else {
             return raise(ffi::PyExc_TypeError, "get_frozen_code(name): name must be a str");
         };
-        let code = state().as_mut().and_then(|st| st.get_frozen_code(&name));
+        let code = state::get_frozen_code(&name);
         new_ref_or_none(code)
     }
 }
 
 unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // Copied out first: building the dict allocates, which may run Python
+    // that calls `_cds` (state.rs).
+    let stats = state::stats();
     // SAFETY: GIL held (called from Python); every new reference is either stored in the dict
     // (PyDict_SetItemString does not steal, so we release ours) or released.
     unsafe {
-        let guard = state();
-        let served = guard.as_ref().and_then(|s| s.served.as_ref());
         let dict = ffi::PyDict_New();
         if dict.is_null() {
             return null_mut();
@@ -190,30 +193,29 @@ unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -
             ffi::Py_DECREF(value);
             ok
         };
-        let archive = served.map_or_else(|| none(), |s| new_str(&s.path));
+        let archive = stats.archive.as_deref().map_or_else(|| none(), |path| new_str(path));
         let names = ffi::PyList_New(0);
         let rejected = ffi::PyDict_New();
         let mut ok = set(c"archive", archive) && !names.is_null() && !rejected.is_null();
         if ok {
-            for name in served.map_or(&[][..], |s| s.served()) {
+            for name in &stats.served {
                 let s = new_str(name);
                 ok &= !s.is_null() && ffi::PyList_Append(names, s) == 0;
                 ffi::Py_XDECREF(s);
             }
-            for (name, why) in served.map_or(&[][..], |s| s.rejected()) {
+            for (name, why) in &stats.rejected {
                 let w = new_str(why);
                 ok &= !w.is_null()
                     && ffi::PyDict_SetItemString(rejected, CString::new(name.as_str()).unwrap_or_default().as_ptr(), w)
                         == 0;
                 ffi::Py_XDECREF(w);
             }
-            let count = served.map_or(0, |s| s.module_count());
             ok = ok
                 && set(c"served", names)
                 && set(c"rejected", rejected)
-                && set(c"modules", ffi::PyLong_FromSize_t(count))
-                && set(c"mapped_at_preferred_base", new_bool(served.is_some_and(|s| s.at_preferred_base())))
-                && set(c"tracing", new_bool(guard.as_ref().is_some_and(|s| s.tracer.is_some())));
+                && set(c"modules", ffi::PyLong_FromSize_t(stats.modules))
+                && set(c"mapped_at_preferred_base", new_bool(stats.mapped_at_preferred_base))
+                && set(c"tracing", new_bool(stats.tracing));
         } else {
             ffi::Py_XDECREF(names);
             ffi::Py_XDECREF(rejected);
@@ -223,6 +225,61 @@ unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -
             return null_mut();
         }
         dict
+    }
+}
+
+/// The result of `start_tracing` / `start_serving`: a bool, or RuntimeError.
+///
+/// # Safety
+/// GIL held.
+unsafe fn started(result: Result<bool, StartRefused>, what: &str) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (caller).
+    unsafe {
+        match result {
+            Ok(on) => new_bool(on),
+            Err(StartRefused::AlreadyStarted(current)) => {
+                raise(ffi::PyExc_RuntimeError, &format!("cds is already {what} {current}"))
+            }
+            Err(StartRefused::Unusable(why)) => raise(ffi::PyExc_RuntimeError, &why),
+        }
+    }
+}
+
+/// The single str argument of a METH_O start function, or TypeError; and
+/// RuntimeError outside the main interpreter, where cds never runs.
+///
+/// # Safety
+/// GIL held; `arg` is a borrowed object.
+unsafe fn start_arg(arg: *mut ffi::PyObject, call: &str) -> Result<String, *mut ffi::PyObject> {
+    // SAFETY: GIL held (caller); arg is borrowed.
+    unsafe {
+        let Some(path) = str_value(arg) else {
+            return Err(raise(ffi::PyExc_TypeError, &format!("{call}: path must be a str")));
+        };
+        if !in_main_interpreter() {
+            return Err(raise(ffi::PyExc_RuntimeError, "cds runs in the main interpreter only"));
+        }
+        Ok(path)
+    }
+}
+
+unsafe extern "C" fn cds_start_tracing(_m: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (called from Python); arg is the single argument (METH_O), borrowed.
+    unsafe {
+        match start_arg(arg, "start_tracing(path)") {
+            Ok(path) => started(state::start_tracing(&path), "tracing into"),
+            Err(raised) => raised,
+        }
+    }
+}
+
+unsafe extern "C" fn cds_start_serving(_m: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (called from Python); arg is the single argument (METH_O), borrowed.
+    unsafe {
+        match start_arg(arg, "start_serving(path)") {
+            Ok(path) => started(state::start_serving(&path), "serving from"),
+            Err(raised) => raised,
+        }
     }
 }
 
@@ -280,9 +337,21 @@ const fn method(
     }
 }
 
-static mut METHODS: [ffi::PyMethodDef; 9] = [
+static mut METHODS: [ffi::PyMethodDef; 11] = [
     method(c"tracing", cds_tracing, ffi::METH_NOARGS, c"True when -X cds_trace records loaded modules."),
     method(c"serving", cds_serving, ffi::METH_NOARGS, c"True when a valid archive is mapped."),
+    method(
+        c"start_tracing",
+        cds_start_tracing,
+        ffi::METH_O,
+        c"start_tracing(path) -> bool: record loaded modules into path from now on",
+    ),
+    method(
+        c"start_serving",
+        cds_start_serving,
+        ffi::METH_O,
+        c"start_serving(path) -> bool: serve from the archive at path from now on",
+    ),
     method(c"find", cds_find, ffi::METH_VARARGS, c"find(name, path) -> (origin, is_package) or None"),
     method(c"get_code", cds_get_code, ffi::METH_VARARGS, c"get_code(name, source_path) -> code or None"),
     method(

@@ -7,22 +7,30 @@
 //! into archived objects (refcounts, quickened bytecode, str hashes), and
 //! those writes stay in this process. It is never unmapped: archived objects
 //! may be referenced until the very end of the process.
+//!
+//! A module's first fix-up calls into the interpreter (interning, building
+//! frozensets), which may run Python that imports, so it runs with the state
+//! unlocked (`super::state`): [`Served::find`] and friends claim the module
+//! (state `Preparing`) and hand back a [`Preparation`]; the caller unlocks,
+//! relocates, locks again and [`Served::finish`]es it. A nested lookup of a
+//! module being prepared answers "import normally".
 
 use super::interpreter::compile_settings;
 use super::mapping::Mapping;
 use super::symbols::SymbolTable;
-use super::{ffi, sys, version};
+use super::{ffi, sys, verbose, version};
 use crate::archive_file::{self, FileStamp};
-use crate::format::{apply_relocations, Archive, Expectations, Fixups, ModuleView};
+use crate::format::{apply_relocations_at, Archive, Expectations, Fixups, ModuleView};
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::Arc;
 
 /// Address range of the mapping, read by the interpreter's dealloc guard
 /// (`_PyCds_IsArchived` in Include/internal/pycore_cds.h). Zero until an
-/// archive is opened. Each successful [`Served::open`] sets them, so after an
+/// archive serves. Each [`Served::publish`] sets them, so after an
 /// embedder's re-initialisation (see `state::forget_runtime`) they name the
 /// new runtime's mapping: the leaked mapping of the old runtime is no longer
 /// covered by the guard, and its objects rely on their archived refcounts
@@ -33,6 +41,9 @@ pub static mut _PyCds_MapStart: usize = 0;
 pub static mut _PyCds_MapSize: usize = 0;
 
 enum ModuleState {
+    /// Claimed by a [`Preparation`] that has not finished (it runs Python
+    /// meanwhile, which may ask for this module again).
+    Preparing,
     /// Relocated; `code` is the address of its code object.
     Ready { code: usize },
     /// Corrupt: never retried from this mapping.
@@ -57,7 +68,8 @@ pub struct Served {
     served: Vec<String>,
     served_names: HashSet<String>,
     rejected: Vec<(String, String)>,
-    symbols: SymbolTable,
+    /// Shared with preparations running unlocked.
+    symbols: Arc<SymbolTable>,
     check: Check,
     dirs: DirCache,
 }
@@ -101,17 +113,8 @@ impl Served {
         if let Some(why) = archive.compile_settings().mismatch(&compile_settings()) {
             return Err(why);
         }
-        // SAFETY: the GIL is held (we run in PyInit__cds), and the dealloc
-        // guard, the only other user of the two statics, reads them with the
-        // GIL held too; they are set before any object of this mapping is
-        // handed out.
-        unsafe {
-            _PyCds_MapStart = map.as_ptr() as usize;
-            _PyCds_MapSize = map.len();
-        }
         let real_path = std::fs::canonicalize(path).ok().and_then(|p| p.into_os_string().into_string().ok());
         let stamp = FileStamp::of(&meta);
-        crate::fault_guard::install(path, real_path.as_deref(), stamp, map.as_ptr() as usize, map.len());
         Ok(Self {
             path: path.to_owned(),
             map,
@@ -123,10 +126,30 @@ impl Served {
             served: Vec::new(),
             served_names: HashSet::new(),
             rejected: Vec::new(),
-            symbols: SymbolTable::new(),
+            symbols: Arc::new(SymbolTable::new()),
             check,
             dirs: DirCache::new(extension_suffixes),
         })
+    }
+
+    /// Points the dealloc guard at this mapping: called once it is the one
+    /// that serves, before any of its objects is handed out.
+    pub fn publish(&self) {
+        // SAFETY: the GIL is held (a `_cds` call), and the dealloc guard,
+        // the only other user of the two statics, reads them with the GIL
+        // held too.
+        unsafe {
+            _PyCds_MapStart = self.map.as_ptr() as usize;
+            _PyCds_MapSize = self.map.len();
+        }
+        crate::fault_guard::install(
+            &self.path,
+            self.real_path.as_deref(),
+            self.stamp,
+            self.map.as_ptr() as usize,
+            self.map.len(),
+        );
+        verbose::opened(&self.path, self.module_count(), self.at_preferred_base());
     }
 
     pub fn module_count(&self) -> usize {
@@ -139,6 +162,7 @@ impl Served {
     }
 
     fn reject(&mut self, name: &str, why: String) {
+        verbose::rejected(name, &why);
         self.rejected.retain(|(n, _)| n != name);
         self.rejected.push((name.to_owned(), why));
     }
@@ -159,12 +183,19 @@ impl Served {
         self.changed
     }
 
-    fn lookup(&mut self, name: &str) -> Option<ModuleView> {
+    /// The archived module `name`; `report_missing`: a miss is worth a
+    /// verbose line (the finders' lookups, not the loader's second one).
+    fn lookup(&mut self, name: &str, report_missing: bool) -> Option<ModuleView> {
         // The table itself may be what changed: check before reading it.
         if self.file_changed() {
             return None;
         }
-        let index = self.archive.find(&self.map, name)?;
+        let Some(index) = self.archive.find(&self.map, name) else {
+            if report_missing {
+                verbose::missed(name, &self.path);
+            }
+            return None;
+        };
         match self.archive.module(&self.map, index) {
             Ok(view) => Some(view),
             Err(e) => {
@@ -190,10 +221,10 @@ impl Served {
         name: &str,
         search_path: Option<&[String]>,
         sys_path: impl FnOnce() -> Vec<String>,
-    ) -> Option<(String, bool)> {
-        let view = self.lookup(name)?;
+    ) -> Answer<(String, bool)> {
+        let Some(view) = self.lookup(name, true) else { return Answer::Now(None) };
         if view.is_frozen(&self.map) {
-            return None; // served through FrozenImporter, which keeps its own spec
+            return Answer::Now(None); // served through FrozenImporter, which keeps its own spec
         }
         let origin = view.origin(&self.map).to_owned();
         if self.check != Check::None {
@@ -203,49 +234,49 @@ impl Served {
             };
             if let Err(why) = resolved {
                 self.reject(name, why);
-                return None;
+                return Answer::Now(None);
             }
         }
-        self.prepare(&view, name)?;
-        Some((origin, view.is_package))
+        let is_package = view.is_package;
+        self.prepare(view, name, false).map(|_| (origin, is_package))
     }
 
     /// For `SourceLoader.get_code`: the archived code of `name` if the archive
     /// holds it for exactly `source_path` and the source is unchanged.
-    pub fn get_code(&mut self, name: &str, source_path: &str) -> Option<*mut sys::PyObject> {
-        let view = self.lookup(name)?;
+    pub fn get_code(&mut self, name: &str, source_path: &str) -> Answer<usize> {
+        let Some(view) = self.lookup(name, false) else {
+            return Answer::Now(None);
+        };
         if view.origin(&self.map) != source_path {
-            return None;
+            return Answer::Now(None);
         }
         // The source is checked again (one stat): this call need not follow
         // the finder's check (a tool may call the loader much later).
-        let code = self.prepare(&view, name)?;
-        self.note_served(name);
-        Some(code as *mut sys::PyObject)
+        self.prepare(view, name, true)
     }
 
     /// For `FrozenImporter.exec_module` (3.13+): the archived code of frozen
     /// module `name`, instead of unmarshalling the frozen bytes.
-    pub fn get_frozen_code(&mut self, name: &str) -> Option<*mut sys::PyObject> {
-        let view = self.lookup(name)?;
+    pub fn get_frozen_code(&mut self, name: &str) -> Answer<usize> {
+        let Some(view) = self.lookup(name, true) else { return Answer::Now(None) };
         if !view.is_frozen(&self.map) {
-            return None;
+            return Answer::Now(None);
         }
-        let code = self.prepare(&view, name)?;
-        self.note_served(name);
-        Some(code as *mut sys::PyObject)
+        self.prepare(view, name, true)
     }
 
     fn note_served(&mut self, name: &str) {
         if self.served_names.insert(name.to_owned()) {
+            verbose::served(name, &self.path);
             self.served.push(name.to_owned());
         }
         self.rejected.retain(|(n, _)| n != name);
     }
 
-    /// Checks the source, then (first time only) the module's checksum and
-    /// relocations. Returns the code object's address.
-    fn prepare(&mut self, view: &ModuleView, name: &str) -> Option<usize> {
+    /// Checks the source; the first time also the module's checksum, and
+    /// claims the module for its fix-up. The answer is the code object's
+    /// address; `serves`: the caller hands the code out (recorded as served).
+    fn prepare(&mut self, view: ModuleView, name: &str, serves: bool) -> Answer<usize> {
         if !view.is_frozen(&self.map) {
             let recorded = SourceStamp {
                 size: view.source_size,
@@ -257,25 +288,50 @@ impl Served {
             };
             if let Err(why) = source_unchanged(view.origin(&self.map), &recorded, self.check) {
                 self.reject(name, why);
-                return None;
+                return Answer::Now(None);
             }
         }
         match self.states.get(&view.index) {
-            Some(ModuleState::Ready { code }) => return Some(*code),
-            Some(ModuleState::Broken) => return None,
+            Some(ModuleState::Ready { code }) => {
+                let code = *code;
+                if serves {
+                    self.note_served(name);
+                }
+                return Answer::Now(Some(code));
+            }
+            Some(ModuleState::Broken | ModuleState::Preparing) => return Answer::Now(None),
             None => {}
         }
         if let Err(e) = view.verify(&self.map) {
             self.broken(view.index, name, e.to_string());
-            return None;
+            return Answer::Now(None);
         }
-        let mut fixups = RuntimeFixups { symbols: &mut self.symbols, sets: HashMap::new() };
-        if let Err(e) = apply_relocations(&mut self.map, view, &mut fixups) {
-            self.broken(view.index, name, e.to_string());
+        self.states.insert(view.index, ModuleState::Preparing);
+        let code = self.map.as_ptr() as usize + view.code;
+        let preparation = Preparation {
+            base: self.map.base_ptr(),
+            len: self.map.len(),
+            symbols: Arc::clone(&self.symbols),
+            name: name.to_owned(),
+            serves,
+            view,
+        };
+        Answer::AfterPreparing(Box::new(preparation), code)
+    }
+
+    /// Records the outcome of `preparation` (see [`Preparation::relocate`]);
+    /// the code object's address when it succeeded.
+    pub fn finish(&mut self, preparation: Preparation, relocated: Result<(), String>) -> Option<usize> {
+        let Preparation { view, name, serves, .. } = preparation;
+        if let Err(why) = relocated {
+            self.broken(view.index, &name, why);
             return None;
         }
         let code = self.map.as_ptr() as usize + view.code;
         self.states.insert(view.index, ModuleState::Ready { code });
+        if serves {
+            self.note_served(&name);
+        }
         Some(code)
     }
 
@@ -288,9 +344,52 @@ impl Served {
     }
 }
 
+/// A lookup's answer: known now, or once the caller has fixed the module up
+/// with the state unlocked ([`Preparation::relocate`]) and handed the
+/// outcome to [`Served::finish`]; `T` is then the answer if that succeeds.
+pub enum Answer<T> {
+    Now(Option<T>),
+    /// Boxed: a preparation carries the module's whole view.
+    AfterPreparing(Box<Preparation>, T),
+}
+
+impl<T> Answer<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Answer<U> {
+        match self {
+            Answer::Now(v) => Answer::Now(v.map(f)),
+            Answer::AfterPreparing(p, v) => Answer::AfterPreparing(p, f(v)),
+        }
+    }
+}
+
+/// A module claimed for its first fix-up (state `Preparing` until
+/// [`Served::finish`]), with what relocating it needs without the state.
+pub struct Preparation {
+    /// The mapping (never unmapped once it serves, see the module doc).
+    base: *mut u8,
+    len: usize,
+    symbols: Arc<SymbolTable>,
+    name: String,
+    serves: bool,
+    view: ModuleView,
+}
+
+impl Preparation {
+    /// Relocates the module. Call with the state unlocked and the GIL held:
+    /// the fix-ups allocate, which may run Python.
+    pub fn relocate(&self) -> Result<(), String> {
+        let mut fixups = RuntimeFixups { symbols: &self.symbols, sets: HashMap::new() };
+        // SAFETY: base..base+len is the serving mapping, never unmapped
+        // (Served is leaked, not dropped, once it serves); the module is
+        // `Preparing` from its claim to `finish`, so no other caller reads
+        // or writes its bytes meanwhile, and it passed `verify`.
+        unsafe { apply_relocations_at(self.base, self.len, &self.view, &mut fixups) }.map_err(|e| e.to_string())
+    }
+}
+
 /// The interpreter side of relocation.
 struct RuntimeFixups<'a> {
-    symbols: &'a mut SymbolTable,
+    symbols: &'a SymbolTable,
     /// Frozensets built during this module's fix-up, by tuple, so one
     /// archived constant stays one object.
     sets: HashMap<usize, usize>,

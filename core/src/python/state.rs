@@ -5,40 +5,91 @@
 //! start-up) and shared by subinterpreters; dropped by `Py_FinalizeEx`
 //! ([`forget_runtime`]), so that an embedder's next `Py_Initialize` reads
 //! the options and maps the archive afresh.
+//!
+//! The lock is never held across a call into the interpreter. Anything that
+//! can allocate an object or call a function can run Python (a collection's
+//! `gc.callbacks`, finalizers, weakref callbacks, audit hooks, a replaced
+//! `__import__`), and that Python may import, i.e. call `_cds` again: on this
+//! thread (the std mutex is not re-entrant: deadlock), or on another thread
+//! the GIL switched to (which would wait for the lock holding the GIL, while
+//! the holder waits for the GIL). So what the interpreter supplies is read
+//! before locking, and what calls into it (a module's first fix-up, opening
+//! an archive, building results) runs unlocked; [`with_state`] closures touch
+//! plain Rust data only. A nested call sees a module being prepared as
+//! "import normally" (`serve::Answer`), and serves the ones already prepared.
 
 use super::build_id::expectations;
 use super::config::{Config, Mode};
 use super::interpreter::{extension_suffixes, path_hooks, sys_path};
-use super::serve::Served;
-use super::{ffi, sys};
-use crate::imports::trace::Tracer;
-use std::sync::{Mutex, MutexGuard};
+use super::serve::{Answer, Served};
+use super::{ffi, verbose};
+use crate::imports::freshness::Check;
+use crate::imports::trace::{ListFormat, Tracer};
+use std::sync::Mutex;
 
 pub struct State {
-    pub served: Option<Served>,
-    pub tracer: Option<Tracer>,
+    served: Option<Served>,
+    tracer: Option<Tracer>,
     /// `sys.path_hooks` as it was at the first lookup (identities): the
     /// archive stands for what FileFinder would find, so once a program
     /// installs its own path hooks, imports go through them instead.
     path_hooks: Option<Vec<usize>>,
+    /// The start-up options that also govern `cds.share()`.
+    mode: Mode,
+    check: Check,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
-/// The state, locked; None before `_cds` is first imported.
-pub fn state() -> MutexGuard<'static, Option<State>> {
+/// Runs `f` on the state with the lock held; None before `_cds` is first
+/// imported. `f` must not call into the interpreter (see the module doc).
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
     // A panic aborts the process (panic = "abort"), so the lock cannot be poisoned in practice.
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
+    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    guard.as_mut().map(f)
 }
 
-/// Creates the state unless this runtime already has it. GIL held.
+/// Creates the state unless this runtime already has it. GIL held. Exits
+/// the process on a bad option (status 1, as CPython for its own), or on an
+/// unusable archive under `-X cds_mode=on`.
 pub fn init() {
-    let mut guard = state();
-    if guard.is_none() {
-        *guard = Some(State::open());
-        // SAFETY: GIL held (module init); the callback is a plain function.
-        unsafe { ffi::Py_AtExit(Some(forget_runtime)) };
+    if with_state(|_| ()).is_some() {
+        return;
     }
+    let config = match Config::read() {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("cds: {why}");
+            std::process::exit(1);
+        }
+    };
+    verbose::set_level(config.verbose);
+    let tracer = config.trace.as_ref().and_then(|(path, format)| open_tracer(path, *format).ok());
+    let served = match &config.archive {
+        Some(path) => match open_archive(path, config.mode(), config.check) {
+            Ok(served) => served,
+            Err(why) => {
+                eprintln!("{why}");
+                std::process::exit(1);
+            }
+        },
+        None => None,
+    };
+    let state = State { served: None, tracer, path_hooks: None, mode: config.mode(), check: config.check };
+    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    if guard.is_some() {
+        // Another thread initialised meanwhile (opening ran unlocked): keep
+        // its state; ours never served, its mapping is left unused.
+        std::mem::forget(served);
+        return;
+    }
+    *guard = Some(state);
+    drop(guard);
+    if let Some(served) = served {
+        install(served);
+    }
+    // SAFETY: GIL held (module init); the callback is a plain function.
+    unsafe { ffi::Py_AtExit(Some(forget_runtime)) };
 }
 
 /// Called by `Py_FinalizeEx` (after the interpreter is gone): drops the
@@ -47,74 +98,204 @@ pub fn init() {
 /// mapping is deliberately leaked, never unmapped: static data of the old
 /// runtime may still point into it.
 extern "C" fn forget_runtime() {
-    if let Some(old) = state().take() {
+    let old = STATE.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(old) = old {
         std::mem::forget(old.served);
     }
 }
 
-impl State {
-    /// Reads the options, opens the trace list and maps the archive, as the
-    /// options say. Exits the process on a bad option, or on an unusable
-    /// archive under `-X cds_mode=on`.
-    fn open() -> Self {
-        let config = match Config::read() {
-            Ok(c) => c,
-            Err(why) => {
-                eprintln!("cds: {why}");
-                std::process::exit(2);
-            }
-        };
-        let tracer = config.trace.as_deref().and_then(|path| match Tracer::open(path) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                eprintln!("cds: warning: cannot write trace list {path}: {e}; not tracing");
-                None
-            }
-        });
-        let served = match (&config.archive, config.mode()) {
-            (Some(path), Mode::Auto | Mode::On) => {
-                match Served::open(path, &expectations(), config.check, extension_suffixes()) {
-                    Ok(s) => Some(s),
-                    Err(why) if config.mode() == Mode::On => {
-                        eprintln!("cds: error: cannot use archive {path}: {why} (-X cds_mode=on)");
-                        std::process::exit(1);
-                    }
-                    Err(why) => {
-                        eprintln!("cds: warning: cannot use archive {path}: {why}; importing normally");
-                        None
-                    }
-                }
-            }
-            _ => None,
-        };
-        State { served, tracer, path_hooks: None }
-    }
+/// Opens the trace list, or warns and traces nothing.
+fn open_tracer(path: &str, format: ListFormat) -> Result<Tracer, String> {
+    Tracer::open(path, format).map_err(|e| {
+        let why = format!("cds: warning: cannot write trace list {path}: {e}; not tracing");
+        eprintln!("{why}");
+        why
+    })
+}
 
-    /// For `_cds.find`: `(origin, is_package)` of archived module `name`
-    /// when it can be served (see [`Served::find`]); None also once the
-    /// program has changed `sys.path_hooks`.
-    pub fn find(&mut self, name: &str, search_path: Option<&[String]>) -> Option<(String, bool)> {
-        let hooks = path_hooks();
-        if *self.path_hooks.get_or_insert_with(|| hooks.clone()) != hooks {
-            return None;
+/// Maps the archive at `path` as `mode` says: Ok(None) when it is not to be
+/// used (`off`, or unusable under `auto`, after one warning line); Err with
+/// the line to print when it is unusable under `on`. Calls into the
+/// interpreter: the state must not be locked.
+fn open_archive(path: &str, mode: Mode, check: Check) -> Result<Option<Served>, String> {
+    if mode == Mode::Off {
+        return Ok(None);
+    }
+    match Served::open(path, &expectations(), check, extension_suffixes()) {
+        Ok(s) => Ok(Some(s)),
+        Err(why) if mode == Mode::On => Err(format!("cds: error: cannot use archive {path}: {why} (-X cds_mode=on)")),
+        Err(why) => {
+            eprintln!("cds: warning: cannot use archive {path}: {why}; importing normally");
+            Ok(None)
         }
-        self.served.as_mut()?.find(name, search_path, sys_path)
     }
+}
 
-    /// For `_cds.get_code`: records `name` when tracing, then the archived
-    /// code for `source_path`, if served.
-    pub fn get_code(&mut self, name: &str, source_path: &str) -> Option<*mut sys::PyObject> {
-        if let Some(t) = self.tracer.as_mut() {
+/// Makes `served` the archive this runtime serves from, unless one already
+/// serves (it is then left unused: true when `served` was installed).
+fn install(served: Served) -> bool {
+    let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    match guard.as_mut() {
+        Some(st) if st.served.is_none() => {
+            served.publish();
+            st.served = Some(served);
+            true
+        }
+        _ => {
+            std::mem::forget(served);
+            false
+        }
+    }
+}
+
+/// Whether a trace list records loaded modules.
+pub fn tracing() -> bool {
+    with_state(|st| st.tracer.is_some()).unwrap_or(false)
+}
+
+/// Whether an archive serves.
+pub fn serving() -> bool {
+    with_state(|st| st.served.is_some()).unwrap_or(false)
+}
+
+/// Why `cds.trace()` / `cds.share()` cannot start (the `_cds` call raises).
+pub enum StartRefused {
+    /// Another list or archive is already in use (its path).
+    AlreadyStarted(String),
+    /// The archive is unusable under `-X cds_mode=on` (the message).
+    Unusable(String),
+}
+
+/// `cds.trace(path)`: starts recording loaded modules into `path` (the
+/// `-X cds_trace` format). True once tracing into `path`; false after a
+/// warning when it cannot be written.
+pub fn start_tracing(path: &str) -> Result<bool, StartRefused> {
+    if let Some(current) = with_state(|st| st.tracer.as_ref().map(|t| t.path.clone())).flatten() {
+        return if current == path { Ok(true) } else { Err(StartRefused::AlreadyStarted(current)) };
+    }
+    let Ok(tracer) = open_tracer(path, ListFormat::NameAndPath) else { return Ok(false) };
+    with_state(|st| match &st.tracer {
+        None => {
+            st.tracer = Some(tracer);
+            Ok(true)
+        }
+        Some(t) if t.path == path => Ok(true),
+        Some(t) => Err(StartRefused::AlreadyStarted(t.path.clone())),
+    })
+    .unwrap_or(Ok(false))
+}
+
+/// `cds.share(path)`: starts serving from the archive at `path`, as
+/// `-X cds=PATH` would at start-up under the start-up `-X cds_mode`. True
+/// once serving from `path`; false when the archive is not used (`off`, or
+/// unusable under `auto`, after one warning line).
+pub fn start_serving(path: &str) -> Result<bool, StartRefused> {
+    let Some((current, mode, check)) = with_state(|st| (st.served.as_ref().map(|s| s.path.clone()), st.mode, st.check))
+    else {
+        return Ok(false);
+    };
+    if let Some(current) = current {
+        return if current == path { Ok(true) } else { Err(StartRefused::AlreadyStarted(current)) };
+    }
+    match open_archive(path, mode, check) {
+        Ok(Some(served)) => {
+            if install(served) {
+                return Ok(true);
+            }
+            // Another call installed an archive while this one was opening.
+            match with_state(|st| st.served.as_ref().map(|s| s.path.clone())).flatten() {
+                Some(current) if current == path => Ok(true),
+                Some(current) => Err(StartRefused::AlreadyStarted(current)),
+                None => Ok(false),
+            }
+        }
+        Ok(None) => Ok(false),
+        Err(why) => Err(StartRefused::Unusable(why)),
+    }
+}
+
+/// Completes a lookup: fixes the module up when the answer waits for that,
+/// with the state unlocked, then records the outcome.
+fn complete<T>(answer: Option<Answer<T>>) -> Option<T> {
+    match answer? {
+        Answer::Now(found) => found,
+        Answer::AfterPreparing(preparation, found) => {
+            let relocated = preparation.relocate();
+            with_state(|st| st.served.as_mut()?.finish(*preparation, relocated)).flatten().map(|_| found)
+        }
+    }
+}
+
+/// For `_cds.find`: `(origin, is_package)` of archived module `name` when it
+/// can be served (see [`Served::find`]); None also once the program has
+/// changed `sys.path_hooks`.
+pub fn find(name: &str, search_path: Option<&[String]>) -> Option<(String, bool)> {
+    if !serving() {
+        return None;
+    }
+    let hooks = path_hooks();
+    let top_level_path = if search_path.is_none() { sys_path() } else { Vec::new() };
+    let answer = with_state(|st| {
+        if *st.path_hooks.get_or_insert_with(|| hooks.clone()) != hooks {
+            return Answer::Now(None);
+        }
+        match st.served.as_mut() {
+            Some(served) => served.find(name, search_path, || top_level_path),
+            None => Answer::Now(None),
+        }
+    });
+    complete(answer)
+}
+
+/// For `_cds.get_code`: records `name` when tracing, then the address of the
+/// archived code for `source_path`, if served.
+pub fn get_code(name: &str, source_path: &str) -> Option<usize> {
+    complete(with_state(|st| {
+        if let Some(t) = st.tracer.as_mut() {
             t.record(name, source_path);
         }
-        self.served.as_mut()?.get_code(name, source_path)
-    }
+        match st.served.as_mut() {
+            Some(served) => served.get_code(name, source_path),
+            None => Answer::Now(None),
+        }
+    }))
+}
 
-    /// For `_cds.get_frozen_code`: the same for a frozen module.
-    pub fn get_frozen_code(&mut self, name: &str) -> Option<*mut sys::PyObject> {
-        if let Some(t) = self.tracer.as_mut() {
+/// For `_cds.get_frozen_code`: the same for a frozen module.
+pub fn get_frozen_code(name: &str) -> Option<usize> {
+    complete(with_state(|st| {
+        if let Some(t) = st.tracer.as_mut() {
             t.record(name, crate::format::FROZEN_ORIGIN);
         }
-        self.served.as_mut()?.get_frozen_code(name)
-    }
+        match st.served.as_mut() {
+            Some(served) => served.get_frozen_code(name),
+            None => Answer::Now(None),
+        }
+    }))
+}
+
+/// What `cds.stats()` reports, copied out so the dict is built unlocked.
+#[derive(Default)]
+pub struct Stats {
+    pub archive: Option<String>,
+    pub served: Vec<String>,
+    pub rejected: Vec<(String, String)>,
+    pub modules: usize,
+    pub mapped_at_preferred_base: bool,
+    pub tracing: bool,
+}
+
+pub fn stats() -> Stats {
+    with_state(|st| {
+        let mut stats = Stats { tracing: st.tracer.is_some(), ..Stats::default() };
+        if let Some(s) = &st.served {
+            stats.archive = Some(s.path.clone());
+            stats.served = s.served().to_vec();
+            stats.rejected = s.rejected().to_vec();
+            stats.modules = s.module_count();
+            stats.mapped_at_preferred_base = s.at_preferred_base();
+        }
+        stats
+    })
+    .unwrap_or_default()
 }

@@ -7,6 +7,7 @@
 
 use super::{as_sys, ffi, sys};
 use std::ptr::addr_of_mut;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub const NONE: u32 = 0;
 pub const TRUE: u32 = 1;
@@ -38,22 +39,34 @@ pub const BYTE_CHAR: u32 = 1280;
 pub const SYMBOL_COUNT: u32 = 1536;
 
 /// Resolved addresses, filled in on first use (0 = not yet resolved).
+///
+/// Shared, not locked: resolving may allocate (the empty frozenset), and an
+/// allocation may run Python that relocates another module meanwhile, so no
+/// borrow or lock is held across [`lookup`]. When such a nested call
+/// resolved the same id first, its address is kept and ours is dropped
+/// unused (a leaked reference to an empty object), so every user of the
+/// table sees one address per id.
 pub struct SymbolTable {
-    cache: Vec<usize>,
+    cache: Vec<AtomicUsize>,
 }
 
 impl SymbolTable {
     pub fn new() -> Self {
-        Self { cache: vec![0; SYMBOL_COUNT as usize] }
+        Self { cache: (0..SYMBOL_COUNT).map(|_| AtomicUsize::new(0)).collect() }
     }
 
     /// The address of runtime object `id` in this process.
-    pub fn resolve(&mut self, id: u32) -> Option<usize> {
-        let slot = self.cache.get_mut(id as usize)?;
-        if *slot == 0 {
-            *slot = lookup(id)? as usize;
+    pub fn resolve(&self, id: u32) -> Option<usize> {
+        let slot = self.cache.get(id as usize)?;
+        let known = slot.load(Ordering::Acquire);
+        if known != 0 {
+            return Some(known);
         }
-        Some(*slot)
+        let found = lookup(id)? as usize;
+        match slot.compare_exchange(0, found, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Some(found),
+            Err(first) => Some(first),
+        }
     }
 }
 

@@ -125,7 +125,7 @@ unsafe fn add_module(builder: &mut ArchiveBuilder, entry: ModuleEntry) -> Result
 /// this build), finds every slot already right and writes nothing.
 fn lay_out(builder: ArchiveBuilder) -> Result<Vec<u8>, DumpFailure> {
     let expect = build_id::expectations();
-    let mut symbols = SymbolTable::new();
+    let symbols = SymbolTable::new();
     // Resolved up front: `finish_at` takes a plain `Fn`. An id this process
     // cannot resolve is laid out as 0: the loader writes its own address
     // there (or refuses the module).

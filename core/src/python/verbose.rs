@@ -1,0 +1,46 @@
+//! `-X cds_verbose=1|2` (`PYTHONCDSVERBOSE`, `PYCDSVERBOSE`): one stderr line
+//! per event, as the JDK's `-Xlog:cds`. Level 1: each module served, and each
+//! archived module rejected with its reason; level 2 also each module
+//! imported normally that the archive does not hold ("missed") and the
+//! archive's opening.
+//!
+//! Written with Rust's stderr, never `sys.stderr`: these are called with the
+//! state locked, where nothing may run Python (`super::state`).
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the level for this runtime (from the options, at `_cds` init).
+pub fn set_level(level: u8) {
+    LEVEL.store(level, Ordering::Relaxed);
+}
+
+fn at(level: u8) -> bool {
+    LEVEL.load(Ordering::Relaxed) >= level
+}
+
+pub fn served(name: &str, archive: &str) {
+    if at(1) {
+        eprintln!("cds: served {name} from {archive}");
+    }
+}
+
+pub fn rejected(name: &str, why: &str) {
+    if at(1) {
+        eprintln!("cds: rejected {name}: {why}");
+    }
+}
+
+pub fn missed(name: &str, archive: &str) {
+    if at(2) {
+        eprintln!("cds: missed {name}: not in {archive}");
+    }
+}
+
+pub fn opened(archive: &str, modules: usize, at_preferred_base: bool) {
+    if at(2) {
+        let place = if at_preferred_base { "at its preferred base" } else { "relocated" };
+        eprintln!("cds: opened {archive}: {modules} modules, mapped {place}");
+    }
+}
