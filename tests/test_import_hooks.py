@@ -61,21 +61,23 @@ def test_loader_subclass_compiles_its_own_code(ws):
     assert "hooked" not in stats["served"]
 
 
-PATH_IMPORTER_CACHE = """
+# A loader that sets ORIGINAL to the name of the hook that made it.
+HOOK_LOADER = """
 import sys, importlib.util
-from importlib.machinery import ModuleSpec
-
-class Finder:
-    def find_spec(self, name, target=None):
-        if name != "hooked":
-            return None
-        return importlib.util.spec_from_loader(name, Loader())
 
 class Loader:
     def create_module(self, spec):
         return None
     def exec_module(self, module):
-        module.ORIGINAL = "custom finder"
+        module.ORIGINAL = %r
+"""
+
+PATH_IMPORTER_CACHE = HOOK_LOADER % "custom finder" + """
+class Finder:
+    def find_spec(self, name, target=None):
+        if name != "hooked":
+            return None
+        return importlib.util.spec_from_loader(name, Loader())
 
 lib = [p for p in sys.path if p.endswith("/lib")][0]
 sys.path_importer_cache[lib] = Finder()
@@ -101,15 +103,8 @@ def test_finder_in_path_importer_cache_of_an_earlier_entry_wins(ws):
     assert "hooked" not in stats["served"]
 
 
-META_PATH_BEFORE_PATHFINDER = """
-import sys, importlib.util
+META_PATH_BEFORE_PATHFINDER = HOOK_LOADER % "meta path finder" + """
 from importlib.machinery import PathFinder
-
-class Loader:
-    def create_module(self, spec):
-        return None
-    def exec_module(self, module):
-        module.ORIGINAL = "meta path finder"
 
 class Finder:
     @classmethod
