@@ -25,6 +25,13 @@ def replay(ws, env, program):
     return without_stats(plain.stdout), without_stats(cds.stdout), stats_of(cds)
 
 
+def assert_hook_wins(ws, env, program, expected):
+    """program prints `expected` without and with cds, and cds served nothing of it."""
+    plain, cds, stats = replay(ws, env, program)
+    assert plain == cds == expected
+    assert "hooked" not in stats["served"]
+
+
 LOADER_SUBCLASS = """
 import sys
 from importlib.machinery import SourceFileLoader, PathFinder
@@ -55,10 +62,7 @@ def test_loader_subclass_compiles_its_own_code(ws):
     import shutil
     shutil.rmtree(ws.path / "lib" / "__pycache__")
     env["PYTHONDONTWRITEBYTECODE"] = "1"
-    plain, cds, stats = replay(ws, env, LOADER_SUBCLASS)
-    assert plain == "TRANSFORMED"
-    assert cds == "TRANSFORMED"
-    assert "hooked" not in stats["served"]
+    assert_hook_wins(ws, env, LOADER_SUBCLASS, "TRANSFORMED")
 
 
 # A loader that sets ORIGINAL to the name of the hook that made it.
@@ -88,9 +92,7 @@ print(hooked.ORIGINAL)
 
 def test_finder_in_path_importer_cache_wins(ws):
     env = archived(ws)
-    plain, cds, stats = replay(ws, env, PATH_IMPORTER_CACHE)
-    assert plain == cds == "custom finder"
-    assert "hooked" not in stats["served"]
+    assert_hook_wins(ws, env, PATH_IMPORTER_CACHE, "custom finder")
 
 
 def test_finder_in_path_importer_cache_of_an_earlier_entry_wins(ws):
@@ -98,9 +100,7 @@ def test_finder_in_path_importer_cache_of_an_earlier_entry_wins(ws):
     program = PATH_IMPORTER_CACHE.replace(
         'lib = [p for p in sys.path if p.endswith("/lib")][0]',
         "import os; lib = os.getcwd(); sys.path.insert(0, lib)")
-    plain, cds, stats = replay(ws, env, program)
-    assert plain == cds == "custom finder"
-    assert "hooked" not in stats["served"]
+    assert_hook_wins(ws, env, program, "custom finder")
 
 
 META_PATH_BEFORE_PATHFINDER = HOOK_LOADER % "meta path finder" + """
@@ -121,9 +121,7 @@ print(hooked.ORIGINAL)
 
 def test_meta_path_finder_before_pathfinder_wins(ws):
     env = archived(ws)
-    plain, cds, stats = replay(ws, env, META_PATH_BEFORE_PATHFINDER)
-    assert plain == cds == "meta path finder"
-    assert "hooked" not in stats["served"]
+    assert_hook_wins(ws, env, META_PATH_BEFORE_PATHFINDER, "meta path finder")
 
 
 NO_PATHFINDER = """
@@ -142,9 +140,7 @@ sys.meta_path.append(PathFinder)  # for the STATS line
 
 def test_no_pathfinder_no_import(ws):
     env = archived(ws)
-    plain, cds, stats = replay(ws, env, NO_PATHFINDER)
-    assert plain == cds == "ImportError"
-    assert "hooked" not in stats["served"]
+    assert_hook_wins(ws, env, NO_PATHFINDER, "ImportError")
 
 
 def test_nonexistent_entries_before_the_archived_one_do_not_stop_serving(ws):
