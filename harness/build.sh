@@ -240,11 +240,14 @@ say "make -j$jobs in $tree"
 # --- 6. byte-compile the stdlib once per tree ------------------------------------
 # So benchmarks compare cds against up-to-date .pyc files rather than against
 # a first run that compiles. Failures come from deliberately broken test files.
-if [ ! -f "$tree/.cds-compiled" ]; then
+# Absolute paths, as an installed interpreter's .pyc files have: a .pyc that
+# records another path gets its co_filename replaced at every import
+# (_imp._fix_co_filename), by a str that is not interned.
+if [ ! -f "$tree/.cds-compiled-abs" ]; then
   say "byte-compiling Lib (once per tree)"
-  (cd "$tree" && env -u PYTHONDONTWRITEBYTECODE ./python -E -m compileall -q -j0 \
-      -x 'bad_coding|badsyntax|lib2to3/tests/data' Lib >/dev/null 2>&1) || true
-  touch "$tree/.cds-compiled"
+  (cd "$tree" && env -u PYTHONDONTWRITEBYTECODE ./python -E -m compileall -q -j0 -f \
+      -x 'bad_coding|badsyntax|lib2to3/tests/data' "$tree/Lib" >/dev/null 2>&1) || true
+  touch "$tree/.cds-compiled-abs"
 fi
 
 # --- 7. optional modules ------------------------------------------------------------

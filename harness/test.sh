@@ -16,6 +16,9 @@ while read -r var; do unset "$var"; done < <(compgen -e | grep -E '^(PYTHONCDS|P
 
 echo "== cargo test (core, without a CPython tree)"
 cargo test -q -p cds-core || { echo "== test: cargo test failed"; exit 1; }
+# The forged-archive tests edit archives and recompute their checksums with it.
+cargo build -q -p cds-testkit --bin cds-reseal || { echo "== test: cannot build cds-reseal"; exit 1; }
+export CDS_RESEAL=$root/target/debug/cds-reseal
 
 failed= deps=
 for v in "$@"; do

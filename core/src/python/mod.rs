@@ -9,6 +9,9 @@
 //! - [`convert`]: Python objects to Rust values and back.
 //! - [`serve`]: the mapped archive of this process and its per-module state.
 //! - [`verbose`]: `-X cds_verbose` event lines.
+//! - [`shapes`]: the walk over a module's archived objects that makes
+//!   forged lengths and unrelocated pointers impossible before relocation.
+//! - [`marshal`]: marshal's sharing test for archived objects.
 //! - [`mapping`]: the archive's memory mapping, at the preferred base when free.
 //! - [`dump`]: writes an archive from live code objects.
 //! - [`objects`]: reading and writing the bytes of archived objects.
@@ -25,9 +28,11 @@ mod convert;
 mod dump;
 mod interpreter;
 mod mapping;
+mod marshal;
 mod module;
 mod objects;
 mod serve;
+mod shapes;
 mod state;
 mod symbols;
 mod verbose;

@@ -17,6 +17,8 @@
 
 use super::interpreter::compile_settings;
 use super::mapping::Mapping;
+use super::marshal::References;
+use super::shapes::{self, ShapeChecked};
 use super::symbols::SymbolTable;
 use super::{ffi, sys, verbose, version};
 use crate::archive_file::{self, FileStamp};
@@ -72,6 +74,13 @@ pub struct Served {
     symbols: Arc<SymbolTable>,
     check: Check,
     dirs: DirCache,
+    /// For marshal's sharing test, built at its first question: module
+    /// spans by start offset, and per module how many archived slots point
+    /// at each of its objects.
+    spans: Vec<(std::ops::Range<usize>, usize)>,
+    references: HashMap<usize, References>,
+    /// What the function of the code object marshal is writing holds.
+    marshal_held: Vec<usize>,
 }
 
 impl Served {
@@ -129,6 +138,9 @@ impl Served {
             symbols: Arc::new(SymbolTable::new()),
             check,
             dirs: DirCache::new(extension_suffixes),
+            spans: Vec::new(),
+            references: HashMap::new(),
+            marshal_held: Vec::new(),
         })
     }
 
@@ -306,15 +318,23 @@ impl Served {
             self.broken(view.index, name, e.to_string());
             return Answer::Now(None);
         }
-        self.states.insert(view.index, ModuleState::Preparing);
-        let code = self.map.as_ptr() as usize + view.code;
+        let index = view.index;
+        let module = match shapes::check(&self.map, view) {
+            Ok(module) => module,
+            Err(why) => {
+                self.broken(index, name, why);
+                return Answer::Now(None);
+            }
+        };
+        self.states.insert(index, ModuleState::Preparing);
+        let code = self.map.as_ptr() as usize + module.view().code;
         let preparation = Preparation {
             base: self.map.base_ptr(),
             len: self.map.len(),
             symbols: Arc::clone(&self.symbols),
             name: name.to_owned(),
             serves,
-            view,
+            module,
         };
         Answer::AfterPreparing(Box::new(preparation), code)
     }
@@ -322,7 +342,8 @@ impl Served {
     /// Records the outcome of `preparation` (see [`Preparation::relocate`]);
     /// the code object's address when it succeeded.
     pub fn finish(&mut self, preparation: Preparation, relocated: Result<(), String>) -> Option<usize> {
-        let Preparation { view, name, serves, .. } = preparation;
+        let Preparation { module, name, serves, .. } = preparation;
+        let view = module.view();
         if let Err(why) = relocated {
             self.broken(view.index, &name, why);
             return None;
@@ -333,6 +354,43 @@ impl Served {
             self.note_served(&name);
         }
         Some(code)
+    }
+
+    /// Whether marshal should treat archived object `address` as shared
+    /// (write it with FLAG_REF), as it treats an object whose refcount is
+    /// not 1: see [`References`]. `top`: the object passed to marshal (the
+    /// caller holds it and, for a code object, maybe its function, which
+    /// holds more: kept for the rest of this dump).
+    pub fn shared_for_marshal(&mut self, address: usize, top: bool) -> bool {
+        let Some(offset) = address.checked_sub(self.map.as_ptr() as usize) else { return true };
+        if self.spans.is_empty() {
+            for index in 0..self.archive.module_count() {
+                if let Ok(view) = self.archive.module(&self.map, index) {
+                    self.spans.push((view.hot.clone(), index));
+                    self.spans.push((view.cold.clone(), index));
+                }
+            }
+            self.spans.sort_by_key(|(span, _)| span.start);
+        }
+        let after = self.spans.partition_point(|(span, _)| span.start <= offset);
+        let Some(&(_, index)) = after.checked_sub(1).map(|i| &self.spans[i]).filter(|(s, _)| s.contains(&offset))
+        else {
+            return true;
+        };
+        if !matches!(self.states.get(&index), Some(ModuleState::Ready { .. })) {
+            return true; // not served from here: nothing is known, keep marshal's default for immortals
+        }
+        if !self.references.contains_key(&index) {
+            let Ok(view) = self.archive.module(&self.map, index) else { return true };
+            let Some(references) = References::of(&self.map, &view) else { return true };
+            self.references.insert(index, references);
+        }
+        let references = &self.references[&index];
+        if top {
+            self.marshal_held = references.held_by_function(offset).to_vec();
+        }
+        let held_by_caller = if top { 1 } else { u32::from(self.marshal_held.contains(&offset)) };
+        references.count(offset) + held_by_caller >= 2
     }
 
     pub fn served(&self) -> &[String] {
@@ -371,7 +429,7 @@ pub struct Preparation {
     symbols: Arc<SymbolTable>,
     name: String,
     serves: bool,
-    view: ModuleView,
+    module: ShapeChecked,
 }
 
 impl Preparation {
@@ -382,8 +440,9 @@ impl Preparation {
         // SAFETY: base..base+len is the serving mapping, never unmapped
         // (Served is leaked, not dropped, once it serves); the module is
         // `Preparing` from its claim to `finish`, so no other caller reads
-        // or writes its bytes meanwhile, and it passed `verify`.
-        unsafe { apply_relocations_at(self.base, self.len, &self.view, &mut fixups) }.map_err(|e| e.to_string())
+        // or writes its bytes meanwhile, and it passed `verify` and the shape
+        // check (a `ShapeChecked`): every slot written is a pointer field.
+        unsafe { apply_relocations_at(self.base, self.len, self.module.view(), &mut fixups) }.map_err(|e| e.to_string())
     }
 }
 

@@ -5,6 +5,7 @@
 //! dumper stores an id and the loader writes this process's address.
 //! The ids are part of the archive format: never renumber, only add.
 
+use super::shapes::Kind;
 use super::{as_sys, ffi, sys};
 use std::ptr::addr_of_mut;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,10 +34,36 @@ pub const SMALL_INT_MIN: i64 = -5;
 pub const SMALL_INT_MAX: i64 = 256;
 /// 1-character latin-1 strings: id = LATIN1_CHAR + code point.
 pub const LATIN1_CHAR: u32 = 1024;
-/// 1-byte bytes objects: id = BYTE_CHAR + byte.
+/// 1-byte bytes objects: id = BYTE_CHAR + byte. Read, no longer written
+/// (see `symbol_of`).
 pub const BYTE_CHAR: u32 = 1280;
+/// 1-character latin-1 strings that were interned: the same object as
+/// `LATIN1_CHAR`, interned at load as unmarshalling a name interns it (3.11
+/// does not intern these singletons at start-up; 3.13 does).
+pub const LATIN1_CHAR_INTERNED: u32 = 1536;
 /// One past the last id.
-pub const SYMBOL_COUNT: u32 = 1536;
+pub const SYMBOL_COUNT: u32 = 1792;
+
+/// Whether symbol `id` names a type (what an object's `ob_type` holds).
+pub fn is_type(id: u32) -> bool {
+    (TYPE_CODE..=TYPE_COMPLEX).contains(&id)
+}
+
+/// What runtime object `id` is, for the shape check (None: no such id).
+pub fn kind_of(id: u32) -> Option<Kind> {
+    Some(match id {
+        EMPTY_TUPLE => Kind::Tuple { len: 0 },
+        EMPTY_BYTES => Kind::Bytes { len: 0 },
+        EMPTY_STR => Kind::Str,
+        id if (SMALL_INT..SMALL_INT + 262).contains(&id) => Kind::Int,
+        id if (LATIN1_CHAR..LATIN1_CHAR + 256).contains(&id) => Kind::Str,
+        id if (LATIN1_CHAR_INTERNED..LATIN1_CHAR_INTERNED + 256).contains(&id) => Kind::Str,
+        id if (BYTE_CHAR..BYTE_CHAR + 256).contains(&id) => Kind::Bytes { len: 1 },
+        NONE | TRUE | FALSE | ELLIPSIS | EMPTY_FROZENSET => Kind::Other,
+        id if is_type(id) => Kind::Other,
+        _ => return None,
+    })
+}
 
 /// Resolved addresses, filled in on first use (0 = not yet resolved).
 ///
@@ -102,6 +129,13 @@ fn lookup(id: u32) -> Option<*mut sys::PyObject> {
             id if (LATIN1_CHAR..LATIN1_CHAR + 256).contains(&id) => {
                 as_sys(ffi::PyUnicode_FromOrdinal((id - LATIN1_CHAR) as std::ffi::c_int))
             }
+            id if (LATIN1_CHAR_INTERNED..LATIN1_CHAR_INTERNED + 256).contains(&id) => {
+                let mut op = ffi::PyUnicode_FromOrdinal((id - LATIN1_CHAR_INTERNED) as std::ffi::c_int);
+                if !op.is_null() {
+                    ffi::PyUnicode_InternInPlace(&mut op);
+                }
+                as_sys(op)
+            }
             id if (BYTE_CHAR..BYTE_CHAR + 256).contains(&id) => {
                 let byte = (id - BYTE_CHAR) as u8;
                 as_sys(ffi::PyBytes_FromStringAndSize((&byte as *const u8).cast(), 1))
@@ -148,12 +182,12 @@ pub unsafe fn symbol_of(op: *mut sys::PyObject) -> Option<u32> {
                 return Some(EMPTY_TUPLE);
             }
         } else if ty == addr_of_mut!(sys::PyBytes_Type) {
-            let n = ffi::PyBytes_Size(op.cast());
-            if n == 0 {
+            // One-byte bytes are not `BYTE_CHAR` symbols: marshal gives each
+            // its own object (it fills a new bytes in place), so a normal
+            // import's constant is not the runtime's cached one (identity,
+            // and marshal's sharing test, tell them apart).
+            if ffi::PyBytes_Size(op.cast()) == 0 {
                 return Some(EMPTY_BYTES);
-            }
-            if n == 1 {
-                return Some(BYTE_CHAR + *ffi::PyBytes_AsString(op.cast()) as u8 as u32);
             }
         } else if ty == addr_of_mut!(sys::PyUnicode_Type) {
             let n = ffi::PyUnicode_GetLength(op.cast());
@@ -163,7 +197,8 @@ pub unsafe fn symbol_of(op: *mut sys::PyObject) -> Option<u32> {
             if n == 1 {
                 let ch = ffi::PyUnicode_ReadChar(op.cast(), 0);
                 if ch < 256 {
-                    return Some(LATIN1_CHAR + ch);
+                    let interned = super::version::str_layout(op).is_some_and(|l| l.interned);
+                    return Some(if interned { LATIN1_CHAR_INTERNED } else { LATIN1_CHAR } + ch);
                 }
             }
         } else if ty == addr_of_mut!(sys::PyFrozenSet_Type) && ffi::PySet_Size(op.cast()) == 0 {

@@ -205,7 +205,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
             let size = ty.tp_basicsize as usize + objects::var_size(op) * ty.tp_itemsize as usize;
             let children: Vec<(usize, *mut sys::PyObject)> = version::CODE_OBJECT_FIELDS
                 .iter()
-                .map(|&off| (off, op.cast::<u8>().add(off).cast::<*mut sys::PyObject>().read()))
+                .map(|f| (f.offset, op.cast::<u8>().add(f.offset).cast::<*mut sys::PyObject>().read()))
                 .collect();
             let at = self.copy(op, Region::Hot, size, symbols::TYPE_CODE, false);
             version::prepare_code_copy(op, self.module.bytes_mut(at, size)).map_err(DumpError)?;

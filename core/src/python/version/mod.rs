@@ -5,7 +5,10 @@
 //!
 //! - `ARCHIVED_REFCNT`: the refcount archived objects carry; `str_refcnt`
 //!   for strings, which debug builds may require to be mortal.
-//! - `CODE_OBJECT_FIELDS` (shared below): offsets of a code object's object pointers.
+//! - `CODE_OBJECT_FIELDS` (shared below): a code object's object pointers;
+//!   `CODE_NULL_FIELDS`: its pointers the archive leaves NULL (caches).
+//! - `archived_str_shape(bytes)`, `archived_long_size(bytes)`: the size an
+//!   archived str or int claims, checked against its span (`shapes`).
 //! - `prepare_code_copy(op, bytes)`: turns a copied code object into the state
 //!   of a fresh one (bytecode, caches, per-process fields cleared).
 //! - `init_code(code)`: per-process state given to a code object at load.
@@ -27,25 +30,44 @@ pub use v3_13::*;
 #[cfg(any(all(Py_3_12, not(Py_3_13)), Py_3_14))]
 compile_error!("cds core: this CPython version has no version module yet (see docs/PORTING.md)");
 
-use super::sys;
+use super::shapes::Holds;
+use super::{objects, sys};
 use std::mem::{offset_of, size_of};
 
+/// A pointer field of a code object and what it must hold.
+pub struct CodeField {
+    pub offset: usize,
+    pub holds: Holds,
+}
+
 /// Object pointers of a code object (the same fields in 3.11 and 3.13; a
-/// version that differs defines its own list in its module).
-pub const CODE_OBJECT_FIELDS: &[usize] = {
+/// version that differs defines its own list in its module). The writer
+/// archives each; the shape check requires each, of the kind named here.
+pub const CODE_OBJECT_FIELDS: &[CodeField] = {
     type Code = sys::PyCodeObject;
+    const fn field(offset: usize, holds: Holds) -> CodeField {
+        CodeField { offset, holds }
+    }
     &[
-        offset_of!(Code, co_consts),
-        offset_of!(Code, co_names),
-        offset_of!(Code, co_exceptiontable),
-        offset_of!(Code, co_localsplusnames),
-        offset_of!(Code, co_localspluskinds),
-        offset_of!(Code, co_filename),
-        offset_of!(Code, co_name),
-        offset_of!(Code, co_qualname),
-        offset_of!(Code, co_linetable),
+        field(offset_of!(Code, co_consts), Holds::Tuple),
+        field(offset_of!(Code, co_names), Holds::TupleOfStr),
+        field(offset_of!(Code, co_exceptiontable), Holds::Bytes),
+        field(offset_of!(Code, co_localsplusnames), Holds::TupleOfStr),
+        field(offset_of!(Code, co_localspluskinds), Holds::Bytes),
+        field(offset_of!(Code, co_filename), Holds::Str),
+        field(offset_of!(Code, co_name), Holds::Str),
+        field(offset_of!(Code, co_qualname), Holds::Str),
+        field(offset_of!(Code, co_linetable), Holds::Bytes),
     ]
 };
+
+/// What the shape check learns from an archived str's header.
+pub struct StrShape {
+    /// Its size in bytes.
+    pub size: usize,
+    /// `(slot, target)` offsets of a pointer into its own body (3.11 `wstr`).
+    pub interior: Option<(usize, usize)>,
+}
 
 /// Bytes of a compact str of `len` code points: the header, then the
 /// characters and a terminating NUL of `kind` bytes each (1 for ASCII).
@@ -63,4 +85,35 @@ pub struct StrLayout {
     pub size: usize,
     pub ascii: bool,
     pub interned: bool,
+}
+
+/// The size of archived compact str `bytes` (from its start to its span's
+/// end), of the length its header claims: the characters and their NUL
+/// terminator must lie inside `bytes`.
+fn str_size_within(bytes: &[u8], ascii: bool, kind: usize) -> Result<usize, &'static str> {
+    let length = usize::try_from(objects::get::<sys::Py_ssize_t>(bytes, offset_of!(sys::PyASCIIObject, length)))
+        .ok()
+        .filter(|n| *n <= bytes.len())
+        .ok_or("a str whose length exceeds its span")?;
+    let size = compact_str_size(length, ascii, kind);
+    if size > bytes.len() || bytes[size - kind..size].iter().any(|b| *b != 0) {
+        return Err("a str whose length exceeds its span or that lacks its NUL");
+    }
+    Ok(size)
+}
+
+/// The size of archived int `bytes` whose `count` digits start at `first`:
+/// they must lie inside `bytes`, each below `PyLong_BASE`.
+fn int_size_within(bytes: &[u8], first: usize, count: usize) -> Result<usize, &'static str> {
+    let size = count
+        .max(1)
+        .checked_mul(size_of::<sys::digit>())
+        .and_then(|n| n.checked_add(first))
+        .filter(|n| *n <= bytes.len())
+        .ok_or("an int whose digits exceed its span")?;
+    let base = 1 << sys::PyLong_SHIFT;
+    if bytes[first..size].chunks_exact(size_of::<sys::digit>()).any(|d| objects::get::<sys::digit>(d, 0) >= base) {
+        return Err("an int with an out-of-range digit");
+    }
+    Ok(size)
 }

@@ -126,3 +126,65 @@ pub unsafe fn long_size(op: *mut sys::PyObject) -> usize {
     let digits = unsafe { (*op.cast::<sys::PyVarObject>()).ob_size.unsigned_abs() };
     offset_of!(sys::_longobject, ob_digit) + digits.max(1) * size_of::<sys::digit>()
 }
+
+/// Code object pointers the archive leaves NULL: per-process caches
+/// (`prepare_code_copy`), which CPython follows when set.
+pub const CODE_NULL_FIELDS: &[usize] = &[
+    offset_of!(Code, co_weakreflist),
+    offset_of!(Code, _co_code),
+    offset_of!(Code, _co_linearray),
+    offset_of!(Code, co_extra),
+];
+
+/// The size archived str `bytes` (from its start to its span's end) claims,
+/// if its header is one `reset_str_runtime_fields` leaves: compact and
+/// ready, a valid kind, not interned, no cached hash or UTF-8 buffer, `wstr`
+/// empty except for a 4-byte kind (where it is the data: named as interior),
+/// and a terminating NUL inside the span.
+pub fn archived_str_shape(bytes: &[u8]) -> Result<super::StrShape, &'static str> {
+    type Ascii = sys::PyASCIIObject;
+    type Compact = sys::PyCompactUnicodeObject;
+    let state: sys::PyASCIIObject__bindgen_ty_1 = get(bytes, offset_of!(Ascii, state));
+    let (kind, ascii) = (state.kind() as usize, state.ascii() != 0);
+    if !ascii && bytes.len() < size_of::<Compact>() + kind {
+        return Err("a str whose header exceeds its span");
+    }
+    if state.compact() == 0 || state.ready() == 0 || !matches!(kind, 1 | 2 | 4) || (ascii && kind != 1) {
+        return Err("a str that is not compact and ready or has an unknown kind");
+    }
+    if state.interned() != sys::SSTATE_NOT_INTERNED {
+        return Err("a str archived as interned");
+    }
+    if get::<sys::Py_hash_t>(bytes, offset_of!(Ascii, hash)) != -1 {
+        return Err("a str with a cached hash");
+    }
+    let mut interior = None;
+    if ascii {
+        if get::<usize>(bytes, offset_of!(Ascii, wstr)) != 0 {
+            return Err("an ASCII str with a wstr buffer");
+        }
+    } else {
+        if get::<usize>(bytes, offset_of!(Compact, utf8)) != 0 {
+            return Err("a str with a cached UTF-8 buffer");
+        }
+        let wstr_length: sys::Py_ssize_t = get(bytes, offset_of!(Compact, wstr_length));
+        if kind == size_of::<sys::wchar_t>() {
+            if wstr_length != get::<sys::Py_ssize_t>(bytes, offset_of!(Ascii, length)) {
+                return Err("a str whose wstr length differs from its length");
+            }
+            interior = Some((offset_of!(Ascii, wstr), size_of::<Compact>()));
+        } else if wstr_length != 0 || get::<usize>(bytes, offset_of!(Ascii, wstr)) != 0 {
+            return Err("a str with a wstr buffer");
+        }
+    }
+    let size = super::str_size_within(bytes, ascii, kind)?;
+    Ok(super::StrShape { size, interior })
+}
+
+/// The size archived int `bytes` claims: its digit count (`|ob_size|`)
+/// within the span and each digit below `PyLong_BASE`.
+pub fn archived_long_size(bytes: &[u8]) -> Result<usize, &'static str> {
+    let count: sys::Py_ssize_t = get(bytes, offset_of!(sys::PyVarObject, ob_size));
+    let first = offset_of!(sys::_longobject, ob_digit);
+    super::int_size_within(bytes, first, count.unsigned_abs())
+}

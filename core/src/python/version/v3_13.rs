@@ -145,3 +145,53 @@ pub unsafe fn long_size(op: *mut sys::PyObject) -> usize {
         + offset_of!(sys::_PyLongValue, ob_digit)
         + digits.max(1) * size_of::<sys::digit>()
 }
+
+/// Code object pointers the archive leaves NULL: per-process caches and
+/// tier-2/monitoring state (`prepare_code_copy`), which CPython follows when set.
+pub const CODE_NULL_FIELDS: &[usize] = &[
+    offset_of!(Code, co_weakreflist),
+    offset_of!(Code, co_executors),
+    offset_of!(Code, _co_cached),
+    offset_of!(Code, _co_monitoring),
+    offset_of!(Code, co_extra),
+];
+
+/// The size archived str `bytes` (from its start to its span's end) claims,
+/// if its header is one `reset_str_runtime_fields` leaves: compact, a valid
+/// kind, not interned or static (interning happens at load), no cached hash
+/// or UTF-8 buffer, and a terminating NUL inside the span.
+pub fn archived_str_shape(bytes: &[u8]) -> Result<super::StrShape, &'static str> {
+    type Ascii = sys::PyASCIIObject;
+    type Compact = sys::PyCompactUnicodeObject;
+    let state: sys::PyASCIIObject__bindgen_ty_1 = get(bytes, offset_of!(Ascii, state));
+    let (kind, ascii) = (state.kind() as usize, state.ascii() != 0);
+    if !ascii && bytes.len() < size_of::<Compact>() + kind {
+        return Err("a str whose header exceeds its span");
+    }
+    if state.compact() == 0 || !matches!(kind, 1 | 2 | 4) || (ascii && kind != 1) {
+        return Err("a str that is not compact or has an unknown kind");
+    }
+    if state.interned() != sys::SSTATE_NOT_INTERNED || state.statically_allocated() != 0 {
+        return Err("a str archived as interned or static");
+    }
+    if get::<sys::Py_hash_t>(bytes, offset_of!(Ascii, hash)) != -1
+        || (!ascii && get::<usize>(bytes, offset_of!(Compact, utf8)) != 0)
+    {
+        return Err("a str with a cached hash or UTF-8 buffer");
+    }
+    let size = super::str_size_within(bytes, ascii, kind)?;
+    Ok(super::StrShape { size, interior: None })
+}
+
+/// The size archived int `bytes` claims: a valid sign tag, its digit count
+/// within the span (checked by the caller) and each digit below `PyLong_BASE`.
+pub fn archived_long_size(bytes: &[u8]) -> Result<usize, &'static str> {
+    let value = offset_of!(sys::_longobject, long_value);
+    let tag: usize = get(bytes, value + offset_of!(sys::_PyLongValue, lv_tag));
+    if tag & 3 == 3 {
+        return Err("an int with an invalid sign");
+    }
+    let digits = tag >> sys::_PyLong_NON_SIZE_BITS;
+    let first = value + offset_of!(sys::_PyLongValue, ob_digit);
+    super::int_size_within(bytes, first, digits)
+}

@@ -1,0 +1,62 @@
+"""marshal.dumps() of archived code gives the bytes it gives without cds
+(Python/marshal.c asks cds whether an archived object is shared, as it
+asks an ordinary object's refcount: patch marshal-cds-shared-refs)."""
+
+import shutil
+
+from conftest import DATA, STATS, stats_of, without_stats
+
+DUMPS = r'''
+import hashlib, inspect, marshal, types, {modules}
+
+def functions(module):
+    for name, value in sorted(vars(module).items()):
+        if isinstance(value, type):
+            for attr, member in sorted(vars(value).items()):
+                member = getattr(member, "__func__", member)
+                if isinstance(member, types.FunctionType):
+                    yield f"{{name}}.{{attr}}", member
+        elif isinstance(value, types.FunctionType) and value.__module__ == module.__name__:
+            yield name, value
+
+for module in ({modules},):
+    for name, f in functions(module):
+        data = marshal.dumps(f.__code__)
+        assert marshal.loads(data) == f.__code__
+        print(module.__name__, name, len(data), hashlib.sha256(data).hexdigest()[:16])
+'''
+
+
+def compare(ws, modules, program_extra=""):
+    prog = DUMPS.format(modules=", ".join(modules)) + program_extra
+    ws.archive("-c", prog)
+    plain = ws.plain("-c", prog)
+    cds = ws.replay("-c", prog + "\n" + STATS)
+    served = stats_of(cds)["served"]
+    assert all(m in served for m in modules), served
+    assert cds.stderr == plain.stderr == ""
+    lines = without_stats(cds.stdout).splitlines()
+    assert len(lines) > 5
+    assert lines == without_stats(plain.stdout).splitlines()
+
+
+def test_marshal_of_archived_functions_matches(ws):
+    shutil.copy(DATA / "marshal_mod.py", ws.path)
+    compare(ws, ["marshal_mod"])
+
+
+def test_marshal_of_stdlib_functions_matches(ws):
+    compare(ws, ["json.decoder", "json.encoder", "textwrap", "fnmatch"])
+
+
+def test_nested_code_objects_match(ws):
+    """A closure's code, its nested lambda's code (referenced once: no
+    FLAG_REF) and a tuple of constants passed to marshal directly."""
+    shutil.copy(DATA / "marshal_mod.py", ws.path)
+    extra = (
+        "import marshal_mod as m\n"
+        "inner = m.nested(1)\n"
+        "print(marshal.dumps(inner.__code__).hex())\n"
+        "print(marshal.dumps(m.also_uses_shared.__code__.co_consts).hex())\n"
+    )
+    compare(ws, ["marshal_mod"], extra)
