@@ -24,6 +24,13 @@
 #   CDS_CONFIGURE_FLAGS  extra ./configure flags (e.g. --with-pydebug); part
 #                        of the build key
 #   CDS_BUILD_SUFFIX     suffix of the tree's name (e.g. -debug)
+#   CDS_PIE              1: link python as a position-independent executable
+#                        (ASLR for the interpreter's own data). Default: not,
+#                        as Debian links its python3.X; then types and
+#                        singletons sit at the same address in every process
+#                        and an archive mapped at its preferred base needs no
+#                        relocation writes (docs/DESIGN.md, "Address layout").
+#                        Part of the build key
 #   CDS_SKIP_DEPS        do not install missing system packages (deps.sh)
 set -euo pipefail
 
@@ -38,6 +45,13 @@ harness=$root/harness
 patches=$root/patches/$ver
 CDS_CACHE=${CDS_CACHE:-$HOME/.cache/cds}
 configure_flags=${CDS_CONFIGURE_FLAGS:-}
+# LINKFORSHARED is what configure puts on the python executable's link line
+# only (not on extension modules'): Linux's default plus -no-pie.
+case ${CDS_PIE:-0} in
+  1) link_for_shared= pie_mode=pie ;;
+  0) link_for_shared="-Xlinker -export-dynamic -no-pie" pie_mode=no-pie ;;
+  *) die "CDS_PIE must be 0 or 1, not '${CDS_PIE}'" ;;
+esac
 tree=$root/build/python-$ver-cds${CDS_BUILD_SUFFIX:-}
 jobs=$(nproc 2>/dev/null || echo 2)
 
@@ -135,6 +149,7 @@ key_text=$( {
   echo "version $ver"
   echo "tarball $tar_sha"
   echo "configure $configure_flags"
+  echo "link $pie_mode"
   echo "compiler $(cc --version 2>/dev/null | head -n 1)"
   echo "patches $( { cat "$patches/series"; for p in $series; do echo "patch $p"; cat "$patches/$p"; done; } | sha256sum | cut -c1-16)"
   "$harness/deps.sh" fingerprint | sed 's/^/package /'
@@ -184,9 +199,9 @@ fi
 # the key is written only once it succeeded, so an interrupted configure
 # means a fresh tree next time.
 if [ ! -f "$key_file" ]; then
-  say "configuring $ver${configure_flags:+ ($configure_flags)} ..."
+  say "configuring $ver${configure_flags:+ ($configure_flags)}, $pie_mode ..."
   # shellcheck disable=SC2086  # flags are meant to word-split
-  (cd "$tree" && ./configure -q $configure_flags >cds-configure.log 2>&1) ||
+  (cd "$tree" && ${link_for_shared:+env LINKFORSHARED="$link_for_shared"} ./configure -q $configure_flags >cds-configure.log 2>&1) ||
     { tail -n 30 "$tree/cds-configure.log" >&2; die "configure failed (log: $tree/cds-configure.log)"; }
   echo "$key_text" > "$key_file"
 fi

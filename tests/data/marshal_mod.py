@@ -9,7 +9,7 @@ def uses_module_constant():
 
 
 def also_uses_shared():
-    return "shared-constant", (5, 6), 10**20
+    return "shared-constant", (3, 4), 10**20
 
 
 def nested(x):

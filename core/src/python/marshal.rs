@@ -1,146 +1,116 @@
-//! What the interpreter's marshal asks of cds (patch "marshal-cds-shared-refs").
+//! What the interpreter's marshal asks of cds (3.11 patch
+//! `0006-marshal-cds-shared-refs`).
 //!
-//! marshal writes an object with FLAG_REF unless its refcount is 1 (then it
-//! cannot be met again). Archived objects are immortal, so for them
-//! `Python/marshal.c` asks here instead; the answer models the refcount a
-//! normally imported object would have (see `Served::shared_for_marshal`),
-//! so that `marshal.dumps(f.__code__)` gives the bytes it gives without cds.
+//! marshal writes an object with FLAG_REF unless its refcount is 1: such an
+//! object cannot be met twice in one dump. An archived object's refcount
+//! carries the archive's bias (`version::ARCHIVED_REFCNT`), so marshal asks
+//! here instead, and gets the refcount the object would have after a normal
+//! import: the references taken at run time (the count above the bias:
+//! INCREF and DECREF work as usual on 3.11) plus those of archived
+//! containers that are alive. So `marshal.dumps(f.__code__)` gives the bytes
+//! it gives without cds, and objects shared in the dumped graph stay shared.
+//!
+//! On 3.13 archived objects are immortal (no refcount is ever written, which
+//! keeps their pages shared), so nothing tells how many references a program
+//! holds: the patch is not applied, marshal flags every archived object, and
+//! its bytes differ from a normal import's in those flags (docs/DESIGN.md).
 
-use super::objects::{get, tuple_item_offset, OB_TYPE};
+use super::objects::OB_TYPE;
+use super::version::{self, OB_REFCNT};
 use super::{state, symbols, sys};
 use crate::format::reloc::read_relocations;
 use crate::format::{ModuleView, RelocKind};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
-use std::mem::offset_of;
 
-/// 1 when archived object `op` counts as shared; `top`: it is the object
-/// passed to marshal (whose caller holds a reference to it). Called with the
-/// GIL held, only for addresses inside the archive mapping.
+/// 1 when archived object `op` may be referenced more than once. Called by
+/// marshal with the GIL held, only for addresses inside the archive mapping.
 #[no_mangle]
-pub extern "C" fn _PyCds_ArchivedRefIsShared(op: *const c_void, top: c_int) -> c_int {
-    c_int::from(state::archived_ref_is_shared(op as usize, top != 0))
+pub extern "C" fn _PyCds_ArchivedRefIsShared(op: *const c_void) -> c_int {
+    c_int::from(state::archived_ref_is_shared(op as usize))
 }
 
-/// What a normal import's copy of each object of one module would have as
-/// references once the module has run, as far as the archive can tell.
-///
-/// After a normal import, the module's code object is freed, and with it
-/// every container only it (or a class body, which runs once) referred to.
-/// What stays alive are the functions: a code object with `CO_OPTIMIZED`
-/// directly under the module or a class body has a function object, which
-/// holds its code and its docstring; everything their code refers to stays
-/// alive with it. An object's count is the references from live archived
-/// containers plus those of its function. References the program took
-/// itself (a constant bound to a global, a closure it keeps) are not seen;
-/// for the object passed to marshal, the caller's is added
-/// ([`Served::shared_for_marshal`]).
-///
-/// [`Served::shared_for_marshal`]: super::serve::Served::shared_for_marshal
+/// The archived references between one module's objects, reversed: for
+/// each object, the archived containers (tuples, code objects) whose slots
+/// point at it. A container counts only while it is alive as it would be
+/// after a normal import: referenced at run time (a function holds its
+/// code, a global a constant tuple), or by an archived container that is.
+/// The module's own code object and what only it holds are not (a normal
+/// import frees them once the module ran).
 pub struct References {
-    counts: HashMap<usize, u32>,
-    functions: HashSet<usize>,
-    /// For each code object, what a function made from it holds besides it.
-    held: HashMap<usize, Vec<usize>>,
+    referrers: HashMap<usize, Vec<usize>>,
 }
 
 impl References {
-    /// Counts the references of the (relocated, shape-checked) module `view`.
+    /// The references of module `view`, relocated and shape-checked.
     pub fn of(bytes: &[u8], view: &ModuleView) -> Option<Self> {
-        type Code = sys::PyCodeObject;
         let relocs = read_relocations(bytes, view).ok()?;
-        // Object starts and types: the shape check made every object's
-        // `ob_type` a type-symbol record, and no other record a type symbol.
-        let mut starts: Vec<(usize, u32)> = relocs
+        // Object starts: the shape check made every object's `ob_type` a
+        // type-symbol record, and no other record a type symbol.
+        let mut starts: Vec<usize> = relocs
             .iter()
             .filter(|r| r.kind == RelocKind::Symbol && symbols::is_type(r.target))
-            .map(|r| (r.slot as usize - OB_TYPE, r.target))
+            .map(|r| r.slot as usize - OB_TYPE)
             .collect();
         starts.sort_unstable();
-        let owner = |slot: usize| Some(starts[starts.partition_point(|(s, _)| *s <= slot).checked_sub(1)?]);
-        // (owner, target) of every slot that points at an archived object.
-        let mut edges: Vec<(usize, usize)> = Vec::new();
-        let mut target_of: HashMap<usize, usize> = HashMap::new();
+        let mut referrers: HashMap<usize, Vec<usize>> = HashMap::new();
         for r in relocs.iter().filter(|r| matches!(r.kind, RelocKind::Object | RelocKind::InternedStr)) {
-            let (start, _) = owner(r.slot as usize)?;
-            edges.push((start, r.target as usize));
-            target_of.insert(r.slot as usize, r.target as usize);
+            let owner = starts[starts.partition_point(|s| *s <= r.slot as usize).checked_sub(1)?];
+            referrers.entry(r.target as usize).or_default().push(owner);
         }
-        let is_code =
-            |at: usize| starts.binary_search_by_key(&at, |(s, _)| *s).is_ok_and(|i| starts[i].1 == symbols::TYPE_CODE);
-        let optimized = |at: usize| {
-            get::<std::ffi::c_int>(&bytes[at..], offset_of!(Code, co_flags)) & sys::CO_OPTIMIZED as std::ffi::c_int != 0
-        };
-        // A code object's parent: the code object whose co_consts holds it.
-        let mut parent: HashMap<usize, usize> = HashMap::new();
-        for &(code, _) in starts.iter().filter(|(_, t)| *t == symbols::TYPE_CODE) {
-            let Some(&consts) = target_of.get(&(code + offset_of!(Code, co_consts))) else { continue };
-            for &(_, child) in edges.iter().filter(|(o, t)| *o == consts && is_code(*t)) {
-                parent.insert(child, code);
-            }
-        }
-        let function_exists = |code: usize| optimized(code) && parent.get(&code).is_some_and(|p| !optimized(*p));
-        let functions: HashSet<usize> =
-            starts.iter().filter(|(s, t)| *t == symbols::TYPE_CODE && function_exists(*s)).map(|(s, _)| *s).collect();
-        // Live containers: reachable from a function's code.
-        let mut children: HashMap<usize, Vec<usize>> = HashMap::new();
-        for &(owner, target) in &edges {
-            children.entry(owner).or_default().push(target);
-        }
-        let mut live: HashSet<usize> = HashSet::new();
-        let mut stack: Vec<usize> = functions.iter().copied().collect();
-        while let Some(at) = stack.pop() {
-            if live.insert(at) {
-                stack.extend(children.get(&at).into_iter().flatten().copied());
-            }
-        }
-        let mut counts: HashMap<usize, u32> = HashMap::new();
-        for &(_, target) in edges.iter().filter(|(o, _)| live.contains(o)) {
-            *counts.entry(target).or_default() += 1;
-        }
-        let held: HashMap<usize, Vec<usize>> = starts
-            .iter()
-            .filter(|(_, t)| *t == symbols::TYPE_CODE)
-            .map(|&(code, _)| (code, held_by_function(code, &target_of, &starts)))
-            .collect();
-        for &code in &functions {
-            *counts.entry(code).or_default() += 1;
-            for &object in &held[&code] {
-                *counts.entry(object).or_default() += 1;
-            }
-        }
-        Some(Self { counts, functions, held })
+        Some(Self { referrers })
     }
 
-    /// References to the object at file offset `at` (see the type's doc).
-    pub fn count(&self, at: usize) -> u32 {
-        self.counts.get(&at).copied().unwrap_or(0)
+    /// Whether the object at file offset `at` of the mapping at `base` has
+    /// more than one reference, as a normally imported one would.
+    ///
+    /// # Safety
+    /// `base` is the serving mapping and this module is relocated; GIL held.
+    pub unsafe fn is_shared(&self, base: usize, at: usize) -> bool {
+        let mut alive = HashMap::new();
+        // SAFETY: forwarded from the caller.
+        let mut count = unsafe { runtime_references(base, at) };
+        for &owner in self.referrers.get(&at).into_iter().flatten() {
+            // SAFETY: forwarded from the caller.
+            count += u64::from(unsafe { self.is_alive(base, owner, &mut alive) });
+            if count >= 2 {
+                return true;
+            }
+        }
+        count >= 2
     }
 
-    /// What a function made from the code object at `at` holds (its
-    /// docstring, name and qualified name), unless the import left one
-    /// (then [`count`](Self::count) includes them): a code object passed to
-    /// marshal came from a function the caller holds, such as a closure.
-    pub fn held_by_function(&self, at: usize) -> &[usize] {
-        match self.held.get(&at) {
-            Some(held) if !self.functions.contains(&at) => held,
-            _ => &[],
+    /// Whether archived container `at` is alive (see the type's doc);
+    /// `known`: answers so far (false while being decided, which ends cycles).
+    ///
+    /// # Safety
+    /// As [`is_shared`](Self::is_shared).
+    unsafe fn is_alive(&self, base: usize, at: usize, known: &mut HashMap<usize, bool>) -> bool {
+        if let Some(&answer) = known.get(&at) {
+            return answer;
         }
+        known.insert(at, false);
+        // SAFETY: forwarded from the caller.
+        let answer = unsafe { runtime_references(base, at) } > 0
+            || self.referrers.get(&at).into_iter().flatten().any(|&owner| {
+                // SAFETY: forwarded from the caller.
+                unsafe { self.is_alive(base, owner, known) }
+            });
+        known.insert(at, answer);
+        answer
     }
 }
 
-/// What `PyFunction_New` makes a function of the code object at `code`
-/// hold: `co_consts[0]` when it is a str (`__doc__`), `co_name` and
-/// `co_qualname` (as far as they are archived objects).
-fn held_by_function(code: usize, target_of: &HashMap<usize, usize>, starts: &[(usize, u32)]) -> Vec<usize> {
-    type Code = sys::PyCodeObject;
-    let is_str =
-        |at: usize| starts.binary_search_by_key(&at, |(s, _)| *s).is_ok_and(|i| starts[i].1 == symbols::TYPE_STR);
-    let docstring = target_of
-        .get(&(code + offset_of!(Code, co_consts)))
-        .and_then(|consts| target_of.get(&(consts + tuple_item_offset(0))))
-        .copied()
-        .filter(|at| is_str(*at));
-    let names = [offset_of!(Code, co_name), offset_of!(Code, co_qualname)].map(|f| target_of.get(&(code + f)).copied());
-    docstring.into_iter().chain(names.into_iter().flatten()).collect()
+/// References to the archived object at `base + at` taken at run time: its
+/// refcount above the archive's bias (0 if the program dropped one of the
+/// archive's own references, as interning does when it swaps a slot).
+///
+/// # Safety
+/// `base + at` is an object start of a relocated module of the serving
+/// mapping (an offset from its validated relocation records); GIL held.
+unsafe fn runtime_references(base: usize, at: usize) -> u64 {
+    // SAFETY: the object lies inside the mapping (caller), and its refcount
+    // is written by the interpreter only with the GIL held, which we hold.
+    let refcnt = unsafe { ((base + at + OB_REFCNT) as *const sys::Py_ssize_t).read() };
+    u64::try_from(refcnt - version::ARCHIVED_REFCNT).unwrap_or(0)
 }

@@ -79,8 +79,6 @@ pub struct Served {
     /// at each of its objects.
     spans: Vec<(std::ops::Range<usize>, usize)>,
     references: HashMap<usize, References>,
-    /// What the function of the code object marshal is writing holds.
-    marshal_held: Vec<usize>,
 }
 
 impl Served {
@@ -140,7 +138,6 @@ impl Served {
             dirs: DirCache::new(extension_suffixes),
             spans: Vec::new(),
             references: HashMap::new(),
-            marshal_held: Vec::new(),
         })
     }
 
@@ -358,11 +355,10 @@ impl Served {
 
     /// Whether marshal should treat archived object `address` as shared
     /// (write it with FLAG_REF), as it treats an object whose refcount is
-    /// not 1: see [`References`]. `top`: the object passed to marshal (the
-    /// caller holds it and, for a code object, maybe its function, which
-    /// holds more: kept for the rest of this dump).
-    pub fn shared_for_marshal(&mut self, address: usize, top: bool) -> bool {
-        let Some(offset) = address.checked_sub(self.map.as_ptr() as usize) else { return true };
+    /// not 1: see [`References`]. When nothing is known, it is.
+    pub fn shared_for_marshal(&mut self, address: usize) -> bool {
+        let base = self.map.as_ptr() as usize;
+        let Some(offset) = address.checked_sub(base) else { return true };
         if self.spans.is_empty() {
             for index in 0..self.archive.module_count() {
                 if let Ok(view) = self.archive.module(&self.map, index) {
@@ -378,19 +374,16 @@ impl Served {
             return true;
         };
         if !matches!(self.states.get(&index), Some(ModuleState::Ready { .. })) {
-            return true; // not served from here: nothing is known, keep marshal's default for immortals
+            return true;
         }
         if !self.references.contains_key(&index) {
             let Ok(view) = self.archive.module(&self.map, index) else { return true };
             let Some(references) = References::of(&self.map, &view) else { return true };
             self.references.insert(index, references);
         }
-        let references = &self.references[&index];
-        if top {
-            self.marshal_held = references.held_by_function(offset).to_vec();
-        }
-        let held_by_caller = if top { 1 } else { u32::from(self.marshal_held.contains(&offset)) };
-        references.count(offset) + held_by_caller >= 2
+        // SAFETY: the module is Ready (relocated from validated, shape-checked
+        // records) in the serving mapping at `base`; marshal, our caller, holds the GIL.
+        unsafe { self.references[&index].is_shared(base, offset) }
     }
 
     pub fn served(&self) -> &[String] {

@@ -275,8 +275,8 @@ pub fn get_frozen_code(name: &str) -> Option<usize> {
 }
 
 /// For marshal (`_PyCds_ArchivedRefIsShared`): see [`Served::shared_for_marshal`].
-pub fn archived_ref_is_shared(address: usize, top: bool) -> bool {
-    with_state(|st| st.served.as_mut().is_none_or(|s| s.shared_for_marshal(address, top))).unwrap_or(true)
+pub fn archived_ref_is_shared(address: usize) -> bool {
+    with_state(|st| st.served.as_mut().is_none_or(|s| s.shared_for_marshal(address))).unwrap_or(true)
 }
 
 /// What `cds.stats()` reports, copied out so the dict is built unlocked.
