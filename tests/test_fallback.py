@@ -144,11 +144,13 @@ def test_archive_replaced_while_in_use_is_atomic(ws):
 def sections(data):
     """(name, start, end) of each section, read from the header (docs/FORMAT.md)."""
     count, table, strings, strings_size, relocs, reloc_count, hot, hot_size, cold, cold_size = struct.unpack_from("<10I", data, 56)
+    names, names_size = struct.unpack_from("<2I", data, 120)
     return [
-        ("header", 0, 128),
+        ("header", 0, table),
         ("table", table, strings),
         ("strings", strings, strings + strings_size),
         ("relocs", relocs, relocs + 12 * reloc_count),
+        ("names", names, names + names_size),
         ("hot", hot, hot + hot_size),
         ("cold", cold, cold + cold_size),
     ]
@@ -202,6 +204,9 @@ def test_one_flipped_byte_in_every_section(ws):
         lines = proc.stderr.splitlines()
         if name in ("header", "table", "strings"):
             assert len(lines) == 1 and "cannot use archive" in lines[0], (name, proc.stderr)
+        elif name == "names":  # shared by every module: one line, then nothing is served
+            assert len(lines) == 1 and "name pool checksum" in lines[0], (name, proc.stderr)
+            assert stats_of(proc)["served"] == []
         else:  # one module fails its checksum; the others are still served
             rejected = stats_of(proc)["rejected"]
             assert len(lines) == len(rejected) == 1, (name, proc.stderr)

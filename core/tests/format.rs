@@ -253,7 +253,8 @@ fn padding(b: &[u8]) -> Vec<Range<usize>> {
     let relocs_end = field(b, header::RELOCS) + field(b, header::RELOC_COUNT) * RELOC_SIZE;
     vec![
         end(header::STRINGS, header::STRINGS_SIZE)..field(b, header::RELOCS),
-        relocs_end..field(b, header::HOT),
+        relocs_end..field(b, header::NAMES),
+        end(header::NAMES, header::NAMES_SIZE)..field(b, header::HOT),
         end(header::HOT, header::HOT_SIZE)..field(b, header::COLD),
         end(header::COLD, header::COLD_SIZE)..b.len(),
     ]
@@ -262,7 +263,7 @@ fn padding(b: &[u8]) -> Vec<Range<usize>> {
 /// Whether the reader refuses `b` or any of its modules (entry check or checksum).
 fn refused(b: &[u8]) -> bool {
     let Ok(a) = Archive::parse(b, &EXPECT) else { return true };
-    (0..a.module_count()).any(|i| a.module(b, i).and_then(|v| v.verify(b)).is_err())
+    a.verify_names(b).is_err() || (0..a.module_count()).any(|i| a.module(b, i).and_then(|v| v.verify(b)).is_err())
 }
 
 /// `b` copied into `work` (same address every time, so that relocated
@@ -319,4 +320,37 @@ fn format_md_gives_the_module_entry_size_of_the_code() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
     let heading = format!("## Module table entry ({} bytes)", cds_core::format::layout::MODULE_ENTRY_SIZE);
     assert!(doc.lines().any(|l| l == heading), "docs/FORMAT.md lacks {heading:?}");
+}
+
+#[test]
+fn format_md_gives_the_version_and_header_size_of_the_code() {
+    use cds_core::format::layout::{FORMAT_VERSION, HEADER_SIZE};
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
+    for line in [format!("# cds archive format, version {FORMAT_VERSION}"), format!("## Header ({HEADER_SIZE} bytes)")]
+    {
+        assert!(doc.lines().any(|l| l == line), "docs/FORMAT.md lacks {line:?}");
+    }
+}
+
+#[test]
+fn hot_end_objects_follow_the_modules_other_hot_objects() {
+    let mut b = ArchiveBuilder::new();
+    let mut m = b.module(meta("alpha")).unwrap();
+    let first = m.alloc(Region::Hot, 32);
+    let tail = m.alloc(Region::HotEnd, 32);
+    m.bytes_mut(tail, 32).copy_from_slice(&[5u8; 32]);
+    let code = m.alloc(Region::Hot, 32);
+    m.reloc(code.add(8), Target::Object(tail));
+    m.reloc(tail.add(8), Target::Object(first));
+    m.finish(code);
+    let bytes = b.finish(HEX, ID).unwrap();
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let v = a.module(&bytes, 0).unwrap();
+    let relocs = cds_core::format::reloc::read_relocations(&bytes, &v).unwrap();
+    // The tail object now lies after `code`, at the end of the hot span,
+    // and both records name it there.
+    let tail_at = relocs[0].target as usize;
+    assert_eq!(relocs[1].slot as usize, tail_at + 8);
+    assert!(tail_at > v.code && tail_at + 32 == v.hot.end, "{tail_at} {v:?}");
+    assert_eq!(&bytes[tail_at + 16..tail_at + 32], &[5u8; 16]);
 }

@@ -69,6 +69,12 @@ pub fn check_archive(bytes: &[u8], names: &[&str], opts: CheckOptions) -> Outcom
     let mut longer = bytes.to_vec();
     longer.push(0);
     assert!(Archive::parse(&longer, &expect).is_err(), "archive with a byte appended accepted");
+    let pool = archive.names();
+    assert!(pool.start <= pool.end && pool.end <= bytes.len(), "name pool outside the file");
+    match archive.verify_names(bytes) {
+        Ok(()) => {}
+        Err(e) => assert_eq!(e, FormatError::NamesChecksum, "verify_names gave {e:?}"),
+    }
 
     let mut work = bytes.to_vec();
     for i in 0..archive.module_count() {
@@ -167,7 +173,8 @@ fn check_written(bytes: &[u8], work: &mut [u8], view: &ModuleView, relocs: &[Rel
         // Whatever its kind, a record names an 8-aligned slot of the module.
         assert!(r.slot % 8 == 0 && view.owns(r.slot as usize, 8), "slot of {r:?} outside the module");
         if r.kind.targets_object() {
-            assert!(view.owns(r.target as usize, 16), "target of {r:?} outside the module");
+            let pooled = r.kind == RelocKind::InternedStr && view.in_names(r.target as usize, 16);
+            assert!(view.owns(r.target as usize, 16) || pooled, "target of {r:?} outside the module");
         }
         if r.kind == RelocKind::Interior {
             assert!(view.owns(r.target as usize, 1), "target of {r:?} outside the module");

@@ -26,7 +26,7 @@ pub fn put64(b: &mut [u8], at: usize, v: u64) {
 
 /// Every 32-bit header field (and both halves of the 64-bit file size, and
 /// the first reserved word), as offsets into the header.
-pub const HEADER_U32: [usize; 17] = [
+pub const HEADER_U32: [usize; 19] = [
     header::FORMAT_VERSION,
     header::HEADER_SIZE,
     header::PYTHON_HEXVERSION,
@@ -43,6 +43,8 @@ pub const HEADER_U32: [usize; 17] = [
     header::HOT_SIZE,
     header::COLD,
     header::COLD_SIZE,
+    header::NAMES,
+    header::NAMES_SIZE,
     header::RESERVED,
 ];
 

@@ -28,6 +28,8 @@ pub struct FakeFixups {
     /// The module's spans (file offsets).
     pub hot: Range<usize>,
     pub cold: Range<usize>,
+    /// The archive's name pool, where interned strs may also be.
+    pub names: Range<usize>,
     /// Make the n-th `intern` call (1-based) fail, to exercise the
     /// runtime-error path.
     pub fail_intern_at: Option<usize>,
@@ -42,6 +44,7 @@ impl FakeFixups {
             base,
             hot: view.hot.clone(),
             cold: view.cold.clone(),
+            names: view.names.clone(),
             fail_intern_at: None,
             interned: Vec::new(),
             frozensets: Vec::new(),
@@ -62,7 +65,9 @@ impl Fixups for FakeFixups {
     }
 
     unsafe fn intern(&mut self, string: usize) -> Result<usize, String> {
-        assert!(self.owns(string, 16), "interned str {string:#x} outside the module");
+        let pooled =
+            string.checked_sub(self.base).is_some_and(|off| self.names.start <= off && off + 16 <= self.names.end);
+        assert!(self.owns(string, 16) || pooled, "interned str {string:#x} outside the module and the pool");
         self.interned.push(string);
         if self.fail_intern_at == Some(self.interned.len()) {
             return Err("fake intern failure".into());

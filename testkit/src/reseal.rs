@@ -38,6 +38,11 @@ pub fn reseal(b: &mut [u8], what: Reseal) {
         return;
     }
     if what.modules {
+        let names = field(b, header::NAMES)..field(b, header::NAMES) + field(b, header::NAMES_SIZE);
+        if names.end <= b.len() {
+            let sum = checksum(&[&b[names]]);
+            put64(b, header::NAMES_CHECKSUM, sum);
+        }
         let count = field(b, header::MODULE_COUNT).min((b.len() - HEADER_SIZE) / MODULE_ENTRY_SIZE);
         let relocs = field(b, header::RELOCS);
         for i in 0..count {

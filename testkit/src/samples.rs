@@ -29,7 +29,7 @@ pub fn meta(name: &str) -> ModuleMeta {
 /// Three modules (`zeta`, `alpha`, `pkg`: given out of order, so the table
 /// is sorted by the builder) using every relocation kind. Each has a code
 /// object in the hot region pointing at a str-like and a tuple-like object
-/// in the cold one.
+/// in the cold one, and at one name of the pool (the same for all three).
 pub fn sample_archive() -> Vec<u8> {
     let mut b = ArchiveBuilder::new();
     for name in ["zeta", "alpha", "pkg"] {
@@ -47,6 +47,8 @@ pub fn sample_archive() -> Vec<u8> {
         m.reloc(code.add(40), Target::Symbol(1024 + b'x' as u32));
         m.reloc(code, Target::CodeInit);
         m.reloc(code.add(48), Target::Interior(s.add(4)));
+        let name = m.pooled(&[9u8; 32], 8, 18);
+        m.reloc(code.add(56), Target::InternedStr(name));
         m.finish(code);
     }
     b.finish(HEX, ID).unwrap()

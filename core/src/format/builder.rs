@@ -1,4 +1,5 @@
-//! Lays an archive out: objects into two regions, modules into a sorted table.
+//! Lays an archive out: objects into two regions per module and one name
+//! pool per archive, modules into a sorted table.
 //!
 //! The CPython glue allocates each object's bytes here and records, for every
 //! pointer slot, what the slot must point to at load ([`Target`]). Nothing
@@ -8,17 +9,27 @@
 
 use super::compile::CompileSettings;
 use super::layout::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
-/// The two object regions. `Hot` holds what the interpreter writes to
-/// (code objects: quickening, co_extra, ...; interned names: interning and
-/// hashing); `Cold` holds constants that are only read, so their pages can
-/// stay clean and shared where the version's refcounting allows it.
+/// The object regions. `Hot` holds what the interpreter writes to (code
+/// objects: quickening, co_extra, ...); `Cold` holds constants that are
+/// only read, so their pages can stay clean and shared where the version's
+/// refcounting allows it. `Names` is the archive's name pool: each distinct
+/// interned name once, shared by every module (see
+/// [`ModuleBuilder::pooled`]); interning and hashing write there.
+///
+/// `HotEnd` is the end of the module's hot span: what is allocated there is
+/// placed after all of the module's other hot objects when the module is
+/// finished, so that objects written whatever code runs (tuples of names
+/// the interpreter interned before) share pages with each other rather
+/// than with code objects that may never run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Region {
     Hot,
+    HotEnd,
     Cold,
+    Names,
 }
 
 /// A position inside one of the regions under construction.
@@ -109,6 +120,16 @@ impl std::error::Error for BuildError {}
 pub struct ArchiveBuilder {
     hot: Vec<u8>,
     cold: Vec<u8>,
+    /// The current module's `HotEnd` objects, until it is finished.
+    hot_end: Vec<u8>,
+    pool: Vec<u8>,
+    /// Pool entry by its bytes, so each distinct name is stored once.
+    pooled: HashMap<Vec<u8>, usize>,
+    /// Type slots of pool entries (which have no relocation records): the
+    /// symbol `finish_at` pre-writes there.
+    pool_types: Vec<(usize, u32)>,
+    /// Code serials handed out so far (see `CODE_SERIAL_BASE`).
+    code_serials: u32,
     relocs: Vec<PendingReloc>,
     modules: Vec<PendingModule>,
     names: HashSet<String>,
@@ -144,7 +165,9 @@ impl ArchiveBuilder {
     fn buf(&mut self, region: Region) -> &mut Vec<u8> {
         match region {
             Region::Hot => &mut self.hot,
+            Region::HotEnd => &mut self.hot_end,
             Region::Cold => &mut self.cold,
+            Region::Names => &mut self.pool,
         }
     }
 
@@ -183,7 +206,8 @@ impl ArchiveBuilder {
         let table_off = HEADER_SIZE;
         let strings_off = table_off + self.modules.len() * MODULE_ENTRY_SIZE;
         let relocs_off = align_up(strings_off + strings.len(), 4);
-        let hot_off = align_up(relocs_off + self.relocs.len() * RELOC_SIZE, PAGE);
+        let names_off = align_up(relocs_off + self.relocs.len() * RELOC_SIZE, PAGE);
+        let hot_off = align_up(names_off + self.pool.len(), PAGE);
         let cold_off = align_up(hot_off + self.hot.len(), PAGE);
         let file_size = align_up(cold_off + self.cold.len(), OBJECT_ALIGN);
         if file_size > u32::MAX as usize {
@@ -192,7 +216,10 @@ impl ArchiveBuilder {
         let file_offset = |r: RegionRef| -> u32 {
             (match r.region {
                 Region::Hot => hot_off,
+                // Moved into Hot when its module was finished.
+                Region::HotEnd => unreachable!("HotEnd reference outlived its module"),
                 Region::Cold => cold_off,
+                Region::Names => names_off,
             } + r.offset) as u32
         };
 
@@ -212,6 +239,7 @@ impl ArchiveBuilder {
             put_u32(&mut out, at + 4, target);
             put_u32(&mut out, at + 8, kind as u32);
         }
+        out[names_off..names_off + self.pool.len()].copy_from_slice(&self.pool);
         out[hot_off..hot_off + self.hot.len()].copy_from_slice(&self.hot);
         out[cold_off..cold_off + self.cold.len()].copy_from_slice(&self.cold);
         if base != 0 {
@@ -227,6 +255,9 @@ impl ArchiveBuilder {
                     },
                 };
                 put_u64(&mut out, file_offset(r.slot) as usize, value);
+            }
+            for &(slot, id) in &self.pool_types {
+                put_u64(&mut out, names_off + slot, symbol(id));
             }
         }
         out[strings_off..strings_off + strings.len()].copy_from_slice(&strings);
@@ -278,6 +309,11 @@ impl ArchiveBuilder {
         put_u32(h, header::HOT_SIZE, self.hot.len() as u32);
         put_u32(h, header::COLD, cold_off as u32);
         put_u32(h, header::COLD_SIZE, self.cold.len() as u32);
+        put_u32(h, header::NAMES, names_off as u32);
+        put_u32(h, header::NAMES_SIZE, self.pool.len() as u32);
+        put_u32(h, header::CODE_SERIALS, self.code_serials);
+        let names_sum = checksum(&[&out[names_off..names_off + self.pool.len()]]);
+        put_u64(&mut out, header::NAMES_CHECKSUM, names_sum);
         let table_sum = checksum(&[&out[table_off..strings_off + strings.len()]]);
         put_u64(&mut out, header::TABLE_CHECKSUM, table_sum);
         put_u64(&mut out, header::PREFERRED_BASE, base);
@@ -298,8 +334,41 @@ pub struct ModuleBuilder<'a> {
 }
 
 impl ModuleBuilder<'_> {
-    /// Reserves `size` zeroed bytes, aligned for an object.
+    /// The pool entry holding an object of exactly `bytes` (whose type slot,
+    /// at `type_slot`, is to hold symbol `type_id`), added unless an equal
+    /// one is there. Entries are shared by every module and stay even if
+    /// this module is abandoned. Slots pointing at one use
+    /// `Target::InternedStr`.
+    pub fn pooled(&mut self, bytes: &[u8], type_slot: usize, type_id: u32) -> RegionRef {
+        let a = &mut *self.archive;
+        let offset = match a.pooled.get(bytes) {
+            Some(&offset) => offset,
+            None => {
+                let offset = align_up(a.pool.len(), OBJECT_ALIGN);
+                a.pool.resize(offset + align_up(bytes.len(), OBJECT_ALIGN), 0);
+                a.pool[offset..offset + bytes.len()].copy_from_slice(bytes);
+                a.pooled.insert(bytes.to_vec(), offset);
+                a.pool_types.push((offset + type_slot, type_id));
+                offset
+            }
+        };
+        RegionRef { region: Region::Names, offset }
+    }
+
+    /// A code serial unique in the archive (see [`CODE_SERIAL_BASE`]), or an
+    /// error once `MAX_CODE_SERIALS` are out.
+    pub fn code_serial(&mut self) -> Result<u32, BuildError> {
+        let a = &mut *self.archive;
+        if a.code_serials >= MAX_CODE_SERIALS {
+            return Err(BuildError::TooLarge);
+        }
+        a.code_serials += 1;
+        Ok(CODE_SERIAL_BASE + a.code_serials - 1)
+    }
+
+    /// Reserves `size` zeroed bytes, aligned for an object, in `Hot` or `Cold`.
     pub fn alloc(&mut self, region: Region, size: usize) -> RegionRef {
+        assert!(region != Region::Names, "the name pool is filled by `pooled`");
         let buf = self.archive.buf(region);
         let offset = align_up(buf.len(), OBJECT_ALIGN);
         buf.resize(offset + align_up(size, OBJECT_ALIGN), 0);
@@ -328,6 +397,25 @@ impl ModuleBuilder<'_> {
     pub fn finish(mut self, code: RegionRef) {
         let a = &mut *self.archive;
         let meta = self.meta.take().expect("finish called once");
+        // The HotEnd objects go after the module's other hot objects.
+        let shift = align_up(a.hot.len(), OBJECT_ALIGN);
+        a.hot.resize(shift, 0);
+        a.hot.append(&mut a.hot_end);
+        let moved = |r: RegionRef| match r.region {
+            Region::HotEnd => RegionRef { region: Region::Hot, offset: r.offset + shift },
+            _ => r,
+        };
+        for r in &mut a.relocs[self.start.2..] {
+            r.slot = moved(r.slot);
+            r.target = match r.target {
+                Target::Object(t) => Target::Object(moved(t)),
+                Target::InternedStr(t) => Target::InternedStr(moved(t)),
+                Target::FrozenSet(t) => Target::FrozenSet(moved(t)),
+                Target::Interior(t) => Target::Interior(moved(t)),
+                t @ (Target::Symbol(_) | Target::CodeInit) => t,
+            };
+        }
+        let code = moved(code);
         a.names.insert(meta.name.clone());
         a.modules.push(PendingModule {
             meta,
@@ -344,6 +432,7 @@ impl Drop for ModuleBuilder<'_> {
         if self.meta.is_some() {
             // Abandoned: roll the shared buffers back to where the module began.
             self.archive.hot.truncate(self.start.0);
+            self.archive.hot_end.clear();
             self.archive.cold.truncate(self.start.1);
             self.archive.relocs.truncate(self.start.2);
         }

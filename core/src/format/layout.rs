@@ -7,7 +7,7 @@
 /// as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
 /// Bumped whenever any layout below changes; readers accept exactly this.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
@@ -16,7 +16,7 @@ pub const OBJECT_ALIGN: usize = 16;
 pub const PAGE: usize = 4096;
 
 /// Size of the fixed header.
-pub const HEADER_SIZE: usize = 128;
+pub const HEADER_SIZE: usize = 144;
 pub mod header {
     //! Field offsets inside the header.
     pub const MAGIC: usize = 0; // [u8; 8]
@@ -44,9 +44,26 @@ pub mod header {
     pub const OPTIMIZE: usize = 112;
     /// u32: other compile settings, `COMPILE_*` bits.
     pub const COMPILE_FLAGS: usize = 116;
-    /// Bytes [120, 128) are reserved and must be zero.
-    pub const RESERVED: usize = 120;
+    /// u32 offset of the name pool (page-aligned; see `Region::Names`).
+    pub const NAMES: usize = 120;
+    /// u32
+    pub const NAMES_SIZE: usize = 124;
+    /// u64, xxh3 of the name pool, checked once per process before its first use.
+    pub const NAMES_CHECKSUM: usize = 128;
+    /// u32: how many code serials the archive hands out, from `CODE_SERIAL_BASE`.
+    pub const CODE_SERIALS: usize = 136;
+    /// Bytes [140, 144) are reserved and must be zero.
+    pub const RESERVED: usize = 140;
 }
+
+/// The first of the archive's code serials: each archived code object may
+/// carry one, unique in the archive ([`header::CODE_SERIALS`] of them, so
+/// below 2^32). CPython 3.13 stores it as the code object's `co_version`;
+/// its interpreter never hands out those versions while the archive serves
+/// (patch `0007-codeobject-cds-reserved-versions`).
+pub const CODE_SERIAL_BASE: u32 = 0x8000_0000;
+/// At most this many serials (so that the last is below 2^32).
+pub const MAX_CODE_SERIALS: u32 = u32::MAX - CODE_SERIAL_BASE;
 
 /// Header `compile_flags` bit: dumped under `-X no_debug_ranges`.
 pub const COMPILE_NO_DEBUG_RANGES: u32 = 1;
@@ -91,7 +108,8 @@ pub const RELOC_SIZE: usize = 12;
 pub enum RelocKind {
     /// Address of an archived object: mapping base + target.
     Object = 1,
-    /// As `Object`, then the slot is interned (the string was interned at dump).
+    /// As `Object`, then the slot is interned (the string was interned at
+    /// dump). The target is a str of the module or of the archive's name pool.
     InternedStr = 2,
     /// A runtime object (type, singleton) named by symbol id `target`.
     Symbol = 3,
@@ -147,7 +165,7 @@ pub(crate) fn put_u64(b: &mut [u8], at: usize, v: u64) {
 }
 
 /// The header checksum: xxh3-64 of the header without its own field
-/// (bytes [0, 96) and [104, 128)).
+/// (bytes [0, 96) and [104, 144)).
 pub fn header_checksum(bytes: &[u8]) -> u64 {
     checksum(&[&bytes[..header::HEADER_CHECKSUM], &bytes[header::HEADER_CHECKSUM + 8..HEADER_SIZE]])
 }

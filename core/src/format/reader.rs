@@ -30,6 +30,7 @@ pub enum FormatError {
     SizeMismatch { header: u64, file: u64 },
     BadLayout(&'static str),
     TableChecksum,
+    NamesChecksum,
     BadEntry { index: usize, why: &'static str },
     ModuleChecksum { module: String },
 }
@@ -56,6 +57,7 @@ impl fmt::Display for FormatError {
             }
             Self::BadLayout(why) => write!(f, "corrupt archive layout: {why}"),
             Self::TableChecksum => write!(f, "module table checksum mismatch (corrupt archive)"),
+            Self::NamesChecksum => write!(f, "name pool checksum mismatch (corrupt archive)"),
             Self::BadEntry { index, why } => write!(f, "corrupt module table entry {index}: {why}"),
             Self::ModuleChecksum { module } => write!(f, "checksum mismatch in module {module} (corrupt archive)"),
         }
@@ -73,6 +75,9 @@ pub struct Archive {
     reloc_count: usize,
     hot: Range<usize>,
     cold: Range<usize>,
+    names: Range<usize>,
+    names_checksum: u64,
+    code_serials: u32,
     len: usize,
     compile: CompileSettings,
 }
@@ -94,6 +99,8 @@ pub struct ModuleView {
     source_realpath: Range<usize>,
     pub hot: Range<usize>,
     pub cold: Range<usize>,
+    /// The archive's name pool, which `InternedStr` records may target.
+    pub names: Range<usize>,
     /// Byte range of the module's relocation records.
     pub relocs: Range<usize>,
     checksum: u64,
@@ -136,6 +143,10 @@ impl Archive {
         if bytes[header::BUILD_ID..header::BUILD_ID + 16] != expect.build_id {
             return Err(FormatError::ForeignBuild);
         }
+        let code_serials = get_u32(bytes, header::CODE_SERIALS);
+        if code_serials > MAX_CODE_SERIALS {
+            return Err(FormatError::BadLayout("too many code serials"));
+        }
         let file_size = get_u64(bytes, header::FILE_SIZE);
         if file_size > have {
             return Err(FormatError::Truncated { need: file_size, have });
@@ -153,6 +164,7 @@ impl Archive {
         let reloc_count = field(header::RELOC_COUNT);
         let hot = field(header::HOT)..field(header::HOT) + field(header::HOT_SIZE);
         let cold = field(header::COLD)..field(header::COLD) + field(header::COLD_SIZE);
+        let names = field(header::NAMES)..field(header::NAMES) + field(header::NAMES_SIZE);
         // Sections follow each other in this order; u32 fields summed in usize cannot overflow on 64-bit.
         let table_end = module_count
             .checked_mul(MODULE_ENTRY_SIZE)
@@ -166,7 +178,9 @@ impl Archive {
             && strings_start == table_end
             && strings_end <= reloc_table
             && reloc_table % 4 == 0
-            && reloc_end <= hot.start
+            && reloc_end <= names.start
+            && names.start % PAGE == 0
+            && names.end <= hot.start
             && hot.start % PAGE == 0
             && hot.end <= cold.start
             && cold.start % PAGE == 0
@@ -185,6 +199,9 @@ impl Archive {
             reloc_count,
             hot,
             cold,
+            names,
+            names_checksum: get_u64(bytes, header::NAMES_CHECKSUM),
+            code_serials,
             len: bytes.len(),
             compile,
         })
@@ -197,6 +214,25 @@ impl Archive {
 
     pub fn module_count(&self) -> usize {
         self.module_count
+    }
+
+    /// The code serials the archive's code objects may carry.
+    pub fn code_serials(&self) -> Range<u32> {
+        CODE_SERIAL_BASE..CODE_SERIAL_BASE + self.code_serials
+    }
+
+    /// The name pool's byte range.
+    pub fn names(&self) -> Range<usize> {
+        self.names.clone()
+    }
+
+    /// Checks the name pool against its checksum: once, before the first
+    /// module whose records point into it is relocated.
+    pub fn verify_names(&self, bytes: &[u8]) -> Result<(), FormatError> {
+        if checksum(&[&bytes[self.names.clone()]]) != self.names_checksum {
+            return Err(FormatError::NamesChecksum);
+        }
+        Ok(())
     }
 
     /// Reads the preferred base of unvalidated bytes, to choose where to map
@@ -296,6 +332,7 @@ impl Archive {
             source_realpath: realpath,
             hot,
             cold,
+            names: self.names.clone(),
             relocs,
             checksum: get_u64(e, entry::CHECKSUM),
         })
@@ -330,6 +367,11 @@ impl ModuleView {
             return Err(FormatError::ModuleChecksum { module: self.name(bytes).to_owned() });
         }
         Ok(())
+    }
+
+    /// Whether `[at, at + len)` lies inside the archive's name pool.
+    pub fn in_names(&self, at: usize, len: usize) -> bool {
+        self.names.start <= at && at.saturating_add(len) <= self.names.end
     }
 
     /// Whether `[at, at + len)` lies inside this module's objects.

@@ -75,9 +75,11 @@ fn read_relocations_in(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>
         if !(slot as usize).is_multiple_of(align) || !module.owns(slot as usize, len) {
             return Err(RelocError::SlotOutOfBounds { index });
         }
-        if kind.targets_object()
-            && (!(target as usize).is_multiple_of(OBJECT_ALIGN) || !module.owns(target as usize, MIN_OBJECT))
-        {
+        let inside = |len| {
+            module.owns(target as usize, len)
+                || (kind == RelocKind::InternedStr && module.in_names(target as usize, len))
+        };
+        if kind.targets_object() && (!(target as usize).is_multiple_of(OBJECT_ALIGN) || !inside(MIN_OBJECT)) {
             return Err(RelocError::TargetOutOfBounds { index });
         }
         if kind == RelocKind::Interior && !module.owns(target as usize, 1) {
@@ -96,7 +98,8 @@ pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut imp
 }
 
 /// [`apply_relocations`] through a raw pointer: touches only the module's
-/// own bytes (its relocation records, read; its slots, written) and keeps no
+/// own bytes (its relocation records, read; its slots, written; the name
+/// pool is left to [`Fixups::intern`]) and keeps no
 /// reference to the archive across a [`Fixups`] call. A fix-up may run code
 /// that serves or relocates another module of the same mapping meanwhile
 /// (the interpreter runs Python during allocation), which a `&mut [u8]` of
@@ -111,7 +114,7 @@ pub unsafe fn apply_relocations_at(
     module: &ModuleView,
     fixups: &mut impl Fixups,
 ) -> Result<(), RelocError> {
-    assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len);
+    assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len && module.names.end <= len);
     // SAFETY: in bounds (asserted); relocation records are never written.
     let records = unsafe { std::slice::from_raw_parts(base.add(module.relocs.start), module.relocs.len()) };
     let relocs = read_relocations_in(records, module)?;

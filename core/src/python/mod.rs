@@ -11,6 +11,7 @@
 //! - [`verbose`]: `-X cds_verbose` event lines.
 //! - [`shapes`]: the walk over a module's archived objects that makes
 //!   forged lengths and unrelocated pointers impossible before relocation.
+//! - [`pool`]: the archive's name pool, interned once per name per process.
 //! - [`marshal`]: marshal's sharing test for archived objects.
 //! - [`mapping`]: the archive's memory mapping, at the preferred base when free.
 //! - [`dump`]: writes an archive from live code objects.
@@ -31,6 +32,7 @@ mod mapping;
 mod marshal;
 mod module;
 mod objects;
+mod pool;
 mod serve;
 mod shapes;
 mod state;

@@ -18,9 +18,10 @@
 use super::interpreter::compile_settings;
 use super::mapping::Mapping;
 use super::marshal::References;
-use super::shapes::{self, ShapeChecked};
+use super::pool::Pool;
+use super::shapes::{self, PoolShapes, ShapeChecked};
 use super::symbols::SymbolTable;
-use super::{ffi, sys, verbose, version};
+use super::{ffi, verbose, version};
 use crate::archive_file::{self, FileStamp};
 use crate::format::{apply_relocations_at, Archive, Expectations, Fixups, ModuleView};
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
@@ -41,6 +42,13 @@ use std::sync::Arc;
 pub static mut _PyCds_MapStart: usize = 0;
 #[no_mangle]
 pub static mut _PyCds_MapSize: usize = 0;
+/// The code versions of the serving archive's code objects, which 3.13's
+/// `init_code` skips (`Objects/codeobject.c`, patch
+/// `0007-codeobject-cds-reserved-versions`); empty until an archive serves.
+#[no_mangle]
+pub static mut _PyCds_CodeVersionStart: u32 = 0;
+#[no_mangle]
+pub static mut _PyCds_CodeVersionEnd: u32 = 0;
 
 enum ModuleState {
     /// Claimed by a [`Preparation`] that has not finished (it runs Python
@@ -72,6 +80,10 @@ pub struct Served {
     rejected: Vec<(String, String)>,
     /// Shared with preparations running unlocked.
     symbols: Arc<SymbolTable>,
+    pool: Arc<Pool>,
+    /// The name pool's checksum outcome, checked before the first fix-up.
+    pool_verified: Option<Result<(), String>>,
+    pool_shapes: PoolShapes,
     check: Check,
     dirs: DirCache,
     /// For marshal's sharing test, built at its first question: module
@@ -120,8 +132,13 @@ impl Served {
         if let Some(why) = archive.compile_settings().mismatch(&compile_settings()) {
             return Err(why);
         }
+        // SAFETY: GIL held (opening runs from `_cds`).
+        if !unsafe { version::code_serials_unused(&archive.code_serials()) } {
+            return Err("this interpreter already handed out the code versions the archive uses".into());
+        }
         let real_path = std::fs::canonicalize(path).ok().and_then(|p| p.into_os_string().into_string().ok());
         let stamp = FileStamp::of(&meta);
+        let pool = (map.as_ptr() as usize + archive.names().start)..(map.as_ptr() as usize + archive.names().end);
         Ok(Self {
             path: path.to_owned(),
             map,
@@ -134,6 +151,9 @@ impl Served {
             served_names: HashSet::new(),
             rejected: Vec::new(),
             symbols: Arc::new(SymbolTable::new()),
+            pool: Arc::new(Pool::new(pool)),
+            pool_verified: None,
+            pool_shapes: PoolShapes::default(),
             check,
             dirs: DirCache::new(extension_suffixes),
             spans: Vec::new(),
@@ -150,6 +170,8 @@ impl Served {
         unsafe {
             _PyCds_MapStart = self.map.as_ptr() as usize;
             _PyCds_MapSize = self.map.len();
+            _PyCds_CodeVersionStart = self.archive.code_serials().start;
+            _PyCds_CodeVersionEnd = self.archive.code_serials().end;
         }
         crate::fault_guard::install(
             &self.path,
@@ -196,7 +218,7 @@ impl Served {
     /// verbose line (the finders' lookups, not the loader's second one).
     fn lookup(&mut self, name: &str, report_missing: bool) -> Option<ModuleView> {
         // The table itself may be what changed: check before reading it.
-        if self.file_changed() {
+        if self.file_changed() || self.pool_verified.as_ref().is_some_and(|v| v.is_err()) {
             return None;
         }
         let Some(index) = self.archive.find(&self.map, name) else {
@@ -316,7 +338,19 @@ impl Served {
             return Answer::Now(None);
         }
         let index = view.index;
-        let module = match shapes::check(&self.map, view) {
+        if self.pool_verified.is_none() {
+            let verified = self.archive.verify_names(&self.map).map_err(|e| e.to_string());
+            if let Err(why) = &verified {
+                // Every module names the pool: say it once, serve nothing more.
+                eprintln!("cds: warning: {}: {why}; importing normally from now on", self.path);
+                self.reject(name, why.clone());
+            }
+            self.pool_verified = Some(verified);
+        }
+        if self.pool_verified.as_ref().is_some_and(|v| v.is_err()) {
+            return Answer::Now(None);
+        }
+        let module = match shapes::check(&self.map, view, &self.archive.code_serials(), &mut self.pool_shapes) {
             Ok(module) => module,
             Err(why) => {
                 self.broken(index, name, why);
@@ -329,6 +363,7 @@ impl Served {
             base: self.map.base_ptr(),
             len: self.map.len(),
             symbols: Arc::clone(&self.symbols),
+            pool: Arc::clone(&self.pool),
             name: name.to_owned(),
             serves,
             module,
@@ -420,6 +455,7 @@ pub struct Preparation {
     base: *mut u8,
     len: usize,
     symbols: Arc<SymbolTable>,
+    pool: Arc<Pool>,
     name: String,
     serves: bool,
     module: ShapeChecked,
@@ -429,7 +465,7 @@ impl Preparation {
     /// Relocates the module. Call with the state unlocked and the GIL held:
     /// the fix-ups allocate, which may run Python.
     pub fn relocate(&self) -> Result<(), String> {
-        let mut fixups = RuntimeFixups { symbols: &self.symbols, sets: HashMap::new() };
+        let mut fixups = RuntimeFixups { symbols: &self.symbols, pool: &self.pool, sets: HashMap::new() };
         // SAFETY: base..base+len is the serving mapping, never unmapped
         // (Served is leaked, not dropped, once it serves); the module is
         // `Preparing` from its claim to `finish`, so no other caller reads
@@ -442,6 +478,7 @@ impl Preparation {
 /// The interpreter side of relocation.
 struct RuntimeFixups<'a> {
     symbols: &'a SymbolTable,
+    pool: &'a Pool,
     /// Frozensets built during this module's fix-up, by tuple, so one
     /// archived constant stays one object.
     sets: HashMap<usize, usize>,
@@ -453,6 +490,11 @@ impl Fixups for RuntimeFixups<'_> {
     }
 
     unsafe fn intern(&mut self, string: usize) -> Result<usize, String> {
+        if self.pool.contains(string) {
+            // SAFETY: a target in the pool passed the shape check as a str
+            // entry (`shapes::PoolShapes`); GIL held.
+            return unsafe { self.pool.intern(string) };
+        }
         // SAFETY: `string` is a relocated archived object (trait contract),
         // checked to be a str; InternInPlace may swap our reference for one
         // to the already interned equal str. GIL held.
@@ -463,17 +505,6 @@ impl Fixups for RuntimeFixups<'_> {
             }
             ffi::PyUnicode_InternInPlace(&mut s);
             Ok(s as usize)
-        }
-    }
-
-    unsafe fn init_code(&mut self, code: usize) {
-        // SAFETY: the trait contract: a relocated archived code object; GIL held.
-        // Check the type before touching version-specific fields.
-        unsafe {
-            let op = code as *mut sys::PyObject;
-            if (*op).ob_type == std::ptr::addr_of_mut!(sys::PyCode_Type) {
-                version::init_code(op);
-            }
         }
     }
 

@@ -30,7 +30,7 @@ use super::version;
 use crate::format::layout::align_up;
 use crate::format::reloc::read_relocations;
 use crate::format::{ModuleView, Reloc, RelocKind, OBJECT_ALIGN};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem::{offset_of, size_of};
 use std::ops::Range;
 
@@ -80,6 +80,32 @@ impl ShapeChecked {
     }
 }
 
+/// The name pool's entries that passed their shape check in this process
+/// (each is checked before its first use: interning writes into it, so it
+/// would not pass again).
+#[derive(Default)]
+pub struct PoolShapes {
+    checked: HashSet<usize>,
+}
+
+impl PoolShapes {
+    /// `Some(Kind::Str)` when the pool holds a str at `at`, as the dump
+    /// writes them: 16-aligned, wholly inside the pool, with no pointer into
+    /// itself (its only pointer, `ob_type`, is written by `serve::Pool`).
+    fn str_at(&mut self, bytes: &[u8], view: &ModuleView, at: usize) -> Option<Kind> {
+        if self.checked.contains(&at) {
+            return Some(Kind::Str);
+        }
+        let fits = at.is_multiple_of(OBJECT_ALIGN) && at + header_size(symbols::TYPE_STR)? <= view.names.end;
+        let shape = version::archived_str_shape(bytes.get(at..view.names.end).filter(|_| fits)?).ok()?;
+        if shape.interior.is_some() {
+            return None;
+        }
+        self.checked.insert(at);
+        Some(Kind::Str)
+    }
+}
+
 /// One pointer field found by the walk and what it must hold.
 struct Field {
     /// The object it belongs to, for messages.
@@ -89,7 +115,12 @@ struct Field {
 
 /// Walks the objects of `view` (whose checksum has been verified) in
 /// `bytes`, the archive as mapped and not yet relocated.
-pub fn check(bytes: &[u8], view: ModuleView) -> Result<ShapeChecked, String> {
+pub fn check(
+    bytes: &[u8],
+    view: ModuleView,
+    serials: &Range<u32>,
+    pool: &mut PoolShapes,
+) -> Result<ShapeChecked, String> {
     let relocs = read_relocations(bytes, &view).map_err(|e| e.to_string())?;
     let mut by_slot: HashMap<usize, Reloc> = HashMap::with_capacity(relocs.len());
     for r in relocs.iter().filter(|r| r.kind != RelocKind::CodeInit) {
@@ -100,7 +131,7 @@ pub fn check(bytes: &[u8], view: ModuleView) -> Result<ShapeChecked, String> {
     let mut objects = HashMap::new();
     let mut fields: HashMap<usize, Field> = HashMap::new();
     for span in [view.hot.clone(), view.cold.clone()] {
-        walk(bytes, span, &by_slot, &mut objects, &mut fields)?;
+        walk(bytes, span, &by_slot, serials, &mut objects, &mut fields)?;
     }
     if objects.get(&view.code) != Some(&Kind::Code) {
         return Err("the module's code offset is not a code object".into());
@@ -108,8 +139,9 @@ pub fn check(bytes: &[u8], view: ModuleView) -> Result<ShapeChecked, String> {
     // What each written slot will point at.
     let mut slot_kinds: HashMap<usize, Kind> = HashMap::with_capacity(by_slot.len());
     for (&slot, r) in &by_slot {
-        let kind = target_kind(r, &objects)
-            .ok_or_else(|| format!("relocation at {slot} points at no object of the module"))?;
+        let pooled = r.kind == RelocKind::InternedStr && view.in_names(r.target as usize, 1);
+        let kind = if pooled { pool.str_at(bytes, &view, r.target as usize) } else { target_kind(r, &objects) }
+            .ok_or_else(|| format!("relocation at {slot} points at no object of the module or the name pool"))?;
         slot_kinds.insert(slot, kind);
     }
     for (&slot, r) in &by_slot {
@@ -190,6 +222,7 @@ fn walk(
     bytes: &[u8],
     span: Range<usize>,
     by_slot: &HashMap<usize, Reloc>,
+    serials: &Range<u32>,
     objects: &mut HashMap<usize, Kind>,
     fields: &mut HashMap<usize, Field>,
 ) -> Result<(), String> {
@@ -248,6 +281,7 @@ fn walk(
                 if version::CODE_NULL_FIELDS.iter().any(|&off| get::<usize>(object, off) != 0) {
                     return Err(bad("a code object's cache or weakref field is set"));
                 }
+                version::check_code(object, serials).map_err(bad)?;
                 (Kind::Code, size)
             }
             _ => return Err(bad("not an archivable type")),

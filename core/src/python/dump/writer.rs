@@ -79,7 +79,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
                 if ty == addr_of_mut!(sys::PyCode_Type) {
                     Target::Object(self.emit_code(op)?)
                 } else if ty == addr_of_mut!(sys::PyTuple_Type) {
-                    Target::Object(self.emit_tuple(op)?)
+                    Target::Object(self.emit_tuple(op, written_region(holds_written_items(op)))?)
                 } else if ty == addr_of_mut!(sys::PyUnicode_Type) {
                     self.emit_str(op)?
                 } else if ty == addr_of_mut!(sys::PyBytes_Type) {
@@ -149,13 +149,13 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         Ok(())
     }
 
-    unsafe fn emit_tuple(&mut self, op: *mut sys::PyObject) -> Result<RegionRef, DumpError> {
+    unsafe fn emit_tuple(&mut self, op: *mut sys::PyObject, region: Region) -> Result<RegionRef, DumpError> {
         // SAFETY: op is a live tuple (caller); items are read within its size.
         unsafe {
             let n = objects::var_size(op);
             let items: Vec<_> =
                 (0..n).map(|i| (*op.cast::<sys::PyTupleObject>()).ob_item.as_ptr().add(i).read()).collect();
-            let at = self.copy(op, Region::Cold, objects::tuple_size(n), symbols::TYPE_TUPLE, true);
+            let at = self.copy(op, region, objects::tuple_size(n), symbols::TYPE_TUPLE, true);
             for (i, item) in items.into_iter().enumerate() {
                 put(self.module.bytes_mut(at, objects::tuple_size(n)), objects::tuple_item_offset(i), 0usize);
                 self.link(at, objects::tuple_item_offset(i), item)?;
@@ -168,17 +168,27 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         // SAFETY: op is a live exact str (caller).
         let layout =
             unsafe { version::str_layout(op) }.ok_or_else(|| DumpError("a str is not in compact form".into()))?;
-        // Interning writes the str's state (and, on 3.13, its refcount) at
-        // load, and names are hashed as soon as they are used: they go with
-        // the written objects, leaving docstrings and other constants on
-        // pages that stay clean and shared.
-        let region = if layout.interned { Region::Hot } else { Region::Cold };
         // SAFETY: the layout's size is the str's allocation size.
-        let at = unsafe { self.copy(op, region, layout.size, symbols::TYPE_STR, false) };
-        put(self.module.bytes_mut(at, layout.size), OB_REFCNT, version::str_refcnt(layout.interned));
-        if let Some((slot, target)) =
-            version::reset_str_runtime_fields(self.module.bytes_mut(at, layout.size), layout.ascii)
-        {
+        let mut bytes = unsafe { std::slice::from_raw_parts(op.cast::<u8>(), layout.size) }.to_vec();
+        put(&mut bytes, OB_REFCNT, version::str_refcnt(layout.interned));
+        put(&mut bytes, OB_TYPE, 0usize);
+        let interior = version::reset_str_runtime_fields(&mut bytes, layout.ascii);
+        // Names go to the archive's pool, once per archive: every module's
+        // slots point at the one copy, which interning at load makes the
+        // interpreter's own (so the slots, pre-written with its address,
+        // need no write), and interning and hashing write only pool pages.
+        // A str that points into itself (3.11 `wstr`) needs relocation
+        // records of its own, so it stays with its module.
+        if layout.interned && interior.is_none() {
+            return Ok(Target::InternedStr(self.module.pooled(&bytes, OB_TYPE, symbols::TYPE_STR)));
+        }
+        // SAFETY: op is a live str (caller).
+        let short = unsafe { ffi::PyUnicode_GetLength(op.cast()) } as usize <= SHORT_STR;
+        let region = if layout.interned { Region::Hot } else { written_region(short) };
+        let at = self.module.alloc(region, layout.size);
+        self.module.bytes_mut(at, layout.size).copy_from_slice(&bytes);
+        self.module.reloc(at.add(OB_TYPE), Target::Symbol(symbols::TYPE_STR));
+        if let Some((slot, target)) = interior {
             self.module.reloc(at.add(slot), Target::Interior(at.add(target)));
         }
         Ok(if layout.interned { Target::InternedStr(at) } else { Target::Object(at) })
@@ -207,18 +217,64 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
                 .iter()
                 .map(|f| (f.offset, op.cast::<u8>().add(f.offset).cast::<*mut sys::PyObject>().read()))
                 .collect();
-            let at = self.copy(op, Region::Hot, size, symbols::TYPE_CODE, false);
-            version::prepare_code_copy(op, self.module.bytes_mut(at, size)).map_err(DumpError)?;
-            // Per-process state (3.13: co_version) is given at load.
-            self.module.reloc(at, Target::CodeInit);
+            // Module and class bodies run at every import, so their
+            // bytecode is written (specialised, counted): with the written
+            // objects. Functions' code is written only if they run.
+            let body = (*op.cast::<sys::PyCodeObject>()).co_flags & sys::CO_OPTIMIZED as std::ffi::c_int == 0;
+            let at = self.copy(op, written_or(body, Region::Hot), size, symbols::TYPE_CODE, false);
+            let serial = self.module.code_serial();
+            version::prepare_code_copy(op, self.module.bytes_mut(at, size), || serial.map_err(|e| e.to_string()))
+                .map_err(DumpError)?;
             for (off, child) in children {
                 put(self.module.bytes_mut(at, size), off, 0usize);
-                if !child.is_null() {
-                    self.link(at, off, child)?;
+                if child.is_null() {
+                    continue;
                 }
+                self.link(at, off, child)?;
             }
             Ok(at)
         }
+    }
+}
+
+/// Where an object goes that load or use may write (`written`) or not.
+/// Written ones go to the end of the module's hot span, together: tuples
+/// holding names (names the interpreter interned before the archive, at its
+/// start-up or by unarchived modules, switch those slots to its own str) or
+/// frozensets (built at load), and short strs (dict keys, hashed on first
+/// use). The rest (docstrings, numbers, line tables) stays on cold pages
+/// that no process writes.
+fn written_region(written: bool) -> Region {
+    written_or(written, Region::Cold)
+}
+
+/// `HotEnd` for objects that are written, else `region`.
+fn written_or(written: bool, region: Region) -> Region {
+    if written {
+        Region::HotEnd
+    } else {
+        region
+    }
+}
+
+/// A str this short is likely hashed (a key, an attribute name) and goes
+/// with the written objects; longer ones (docstrings, messages) stay cold.
+const SHORT_STR: usize = 64;
+
+/// Whether tuple `op` holds an item whose slot load may rewrite: an
+/// interned str or a frozenset (see [`written_region`]).
+///
+/// # Safety
+/// `op` is a live tuple and the GIL is held.
+unsafe fn holds_written_items(op: *mut sys::PyObject) -> bool {
+    // SAFETY: op is a live tuple (caller); items of a live tuple are live.
+    unsafe {
+        (0..objects::var_size(op)).any(|i| {
+            let item = (*op.cast::<sys::PyTupleObject>()).ob_item.as_ptr().add(i).read();
+            let ty = (*item).ob_type;
+            ty == addr_of_mut!(sys::PyFrozenSet_Type)
+                || (ty == addr_of_mut!(sys::PyUnicode_Type) && version::str_layout(item).is_some_and(|l| l.interned))
+        })
     }
 }
 

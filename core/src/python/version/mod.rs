@@ -9,9 +9,10 @@
 //!   `CODE_NULL_FIELDS`: its pointers the archive leaves NULL (caches).
 //! - `archived_str_shape(bytes)`, `archived_long_size(bytes)`: the size an
 //!   archived str or int claims, checked against its span (`shapes`).
-//! - `prepare_code_copy(op, bytes)`: turns a copied code object into the state
+//! - `prepare_code_copy(op, bytes, serial)`: turns a copied code object into the state
 //!   of a fresh one (bytecode, caches, per-process fields cleared).
-//! - `init_code(code)`: per-process state given to a code object at load.
+//! - `check_code(bytes, serials)`, `code_serials_unused(serials)`: the code
+//!   serials an archive gives its code objects (3.13 `co_version`).
 //! - `str_layout(op)` / `reset_str_runtime_fields(bytes, ascii)` (which names
 //!   any pointer into the str's own body to relocate).
 //! - `reset_bytes_runtime_fields(bytes)`, `long_size(op)`.

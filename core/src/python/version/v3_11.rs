@@ -28,7 +28,11 @@ pub const OB_REFCNT: usize = offset_of!(sys::PyObject, ob_refcnt);
 ///
 /// # Safety
 /// `op` is a live code object, `bytes` its copy; GIL held.
-pub unsafe fn prepare_code_copy(op: *mut sys::PyObject, bytes: &mut [u8]) -> Result<(), String> {
+pub unsafe fn prepare_code_copy(
+    op: *mut sys::PyObject,
+    bytes: &mut [u8],
+    _serial: impl FnOnce() -> Result<u32, String>,
+) -> Result<(), String> {
     // SAFETY: forwarded from the caller; co_code is a new bytes reference we release.
     let plain = unsafe {
         let co_code = ffi::PyObject_GetAttrString(op.cast(), c"co_code".as_ptr());
@@ -57,11 +61,18 @@ pub unsafe fn prepare_code_copy(op: *mut sys::PyObject, bytes: &mut [u8]) -> Res
     Ok(())
 }
 
-/// Nothing in a 3.11 code object is per process beyond what the copy reset.
+/// 3.11 code objects have no version: nothing to check.
+pub fn check_code(_bytes: &[u8], _serials: &std::ops::Range<u32>) -> Result<(), &'static str> {
+    Ok(())
+}
+
+/// 3.11 hands out no code versions.
 ///
 /// # Safety
-/// `_code` is a relocated archived code object; GIL held.
-pub unsafe fn init_code(_code: *mut sys::PyObject) {}
+/// None (GIL held, as for 3.13).
+pub unsafe fn code_serials_unused(_serials: &std::ops::Range<u32>) -> bool {
+    true
+}
 
 /// # Safety
 /// `op` is a live exact str.

@@ -45,36 +45,47 @@ pub const OB_REFCNT: usize = offset_of!(sys::PyObject, __bindgen_anon_1);
 /// version start empty, so tier 2, `sys.monitoring` and `sys.settrace`
 /// instrument archived code as they would a new code object.
 ///
+/// `co_version` keys the function-version caches (specialised calls check
+/// it), so it must be unique among the interpreter's code objects: it is
+/// the code's archive serial (`serial()`), a version the interpreter never
+/// hands out while the archive serves (`_PyCds_CodeVersionStart`, patch
+/// `0007-codeobject-cds-reserved-versions`). So loading writes nothing.
+///
 /// # Safety
 /// `op` is a live code object, `bytes` its copy; GIL held.
-pub unsafe fn prepare_code_copy(_op: *mut sys::PyObject, bytes: &mut [u8]) -> Result<(), String> {
+pub unsafe fn prepare_code_copy(
+    _op: *mut sys::PyObject,
+    bytes: &mut [u8],
+    serial: impl FnOnce() -> Result<u32, String>,
+) -> Result<(), String> {
     put(bytes, offset_of!(Code, co_weakreflist), null_mut::<sys::PyObject>());
     put(bytes, offset_of!(Code, co_executors), null_mut::<sys::_PyExecutorArray>());
     put(bytes, offset_of!(Code, _co_cached), null_mut::<sys::_PyCoCached>());
     put(bytes, offset_of!(Code, _co_instrumentation_version), 0usize);
     put(bytes, offset_of!(Code, _co_monitoring), null_mut::<sys::_PyCoMonitoringData>());
     put(bytes, offset_of!(Code, co_extra), null_mut::<std::ffi::c_void>());
-    put(bytes, offset_of!(Code, co_version), 0u32);
+    put(bytes, offset_of!(Code, co_version), serial()?);
     Ok(())
 }
 
-/// Gives an archived code object a fresh `co_version` from this interpreter,
-/// as `init_code` does: function-version caches are keyed by it, so a version
-/// copied from the dumping process could collide with a live one.
+/// For the shape check: an archived code object's `co_version` must be one
+/// of the archive's serials, which the interpreter does not hand out.
+pub fn check_code(bytes: &[u8], serials: &std::ops::Range<u32>) -> Result<(), &'static str> {
+    if !serials.contains(&get::<u32>(bytes, offset_of!(Code, co_version))) {
+        return Err("a code object's version is not one of the archive's");
+    }
+    Ok(())
+}
+
+/// Whether this interpreter has not handed out any of `serials` as a code
+/// version yet (its counter only grows, and skips them once published).
 ///
 /// # Safety
-/// `code` is a relocated archived code object; GIL held.
-pub unsafe fn init_code(code: *mut sys::PyObject) {
-    // SAFETY: GIL held, so the interpreter state is ours to update as
-    // init_code in Objects/codeobject.c does (default build: no mutex).
-    unsafe {
-        let interp = sys::PyInterpreterState_Get();
-        let state = &mut (*interp).func_state;
-        (*code.cast::<Code>()).co_version = state.next_version;
-        if state.next_version != 0 {
-            state.next_version += 1;
-        }
-    }
+/// GIL held.
+pub unsafe fn code_serials_unused(serials: &std::ops::Range<u32>) -> bool {
+    // SAFETY: GIL held: the interpreter state is not being changed.
+    let next = unsafe { (*sys::PyInterpreterState_Get()).func_state.next_version };
+    serials.is_empty() || next < serials.start
 }
 
 /// # Safety
