@@ -416,6 +416,9 @@ impl ModuleBuilder<'_> {
             };
         }
         let code = moved(code);
+        // Records in file order of their slots (hot region before cold),
+        // which readers require and the shape check walks in step with.
+        a.relocs[self.start.2..].sort_by_key(|r| (r.slot.region == Region::Cold, r.slot.offset));
         a.names.insert(meta.name.clone());
         a.modules.push(PendingModule {
             meta,

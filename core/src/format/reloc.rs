@@ -40,6 +40,7 @@ pub trait Fixups {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelocError {
     BadKind { index: usize },
+    Unsorted { index: usize },
     SlotOutOfBounds { index: usize },
     TargetOutOfBounds { index: usize },
     UnknownSymbol { id: u32 },
@@ -50,6 +51,7 @@ impl fmt::Display for RelocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadKind { index } => write!(f, "relocation {index} has an unknown kind"),
+            Self::Unsorted { index } => write!(f, "relocation {index} is out of slot order"),
             Self::SlotOutOfBounds { index } => write!(f, "relocation {index} writes outside its module"),
             Self::TargetOutOfBounds { index } => write!(f, "relocation {index} points outside its module"),
             Self::UnknownSymbol { id } => write!(f, "unknown runtime symbol {id}"),
@@ -59,16 +61,40 @@ impl fmt::Display for RelocError {
 }
 impl std::error::Error for RelocError {}
 
+/// A module's relocation records, validated (kinds known, slots and
+/// targets in bounds and aligned, slots ascending): only
+/// [`read_relocations`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relocations {
+    /// The byte range of the records they were read from (which module).
+    from: std::ops::Range<usize>,
+    records: Vec<Reloc>,
+}
+
+impl std::ops::Deref for Relocations {
+    type Target = [Reloc];
+    fn deref(&self) -> &[Reloc] {
+        &self.records
+    }
+}
+
 /// Reads and validates the module's relocation records.
-pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
-    read_relocations_in(&bytes[module.relocs.clone()], module)
+pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
+    let records = read_relocations_in(&bytes[module.relocs.clone()], module)?;
+    Ok(Relocations { from: module.relocs.clone(), records })
 }
 
 /// [`read_relocations`] of the module's records, `records`.
 fn read_relocations_in(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
     let mut out = Vec::with_capacity(records.len() / RELOC_SIZE);
+    let mut previous: Option<u32> = None;
     for (index, rec) in records.chunks_exact(RELOC_SIZE).enumerate() {
         let slot = get_u32(rec, 0);
+        // Sorted by slot, each slot once: what the shape check relies on.
+        if previous.is_some_and(|p| slot <= p) {
+            return Err(RelocError::Unsorted { index });
+        }
+        previous = Some(slot);
         let target = get_u32(rec, 4);
         let kind = RelocKind::from_u32(get_u32(rec, 8)).ok_or(RelocError::BadKind { index })?;
         let (align, len) = if kind == RelocKind::CodeInit { (OBJECT_ALIGN, MIN_OBJECT) } else { (8, 8) };
@@ -117,7 +143,25 @@ pub unsafe fn apply_relocations_at(
     assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len && module.names.end <= len);
     // SAFETY: in bounds (asserted); relocation records are never written.
     let records = unsafe { std::slice::from_raw_parts(base.add(module.relocs.start), module.relocs.len()) };
-    let relocs = read_relocations_in(records, module)?;
+    let relocs = Relocations { from: module.relocs.clone(), records: read_relocations_in(records, module)? };
+    // SAFETY: forwarded from the caller; `relocs` are the module's, just read.
+    unsafe { apply_read_relocations_at(base, len, module, &relocs, fixups) }
+}
+
+/// [`apply_relocations_at`] with the module's records already read (by the
+/// shape check, which needs them too).
+///
+/// # Safety
+/// As [`apply_relocations_at`].
+pub unsafe fn apply_read_relocations_at(
+    base: *mut u8,
+    len: usize,
+    module: &ModuleView,
+    relocs: &Relocations,
+    fixups: &mut impl Fixups,
+) -> Result<(), RelocError> {
+    assert!(module.hot.end <= len && module.cold.end <= len && module.names.end <= len);
+    assert_eq!(relocs.from, module.relocs, "relocations of another module");
     // Slots are 8-aligned and inside the module (checked by read_relocations_in),
     // hence in bounds; the caller gives us the module's bytes exclusively.
     let slot = |r: &Reloc| base.wrapping_add(r.slot as usize).cast::<u64>();
@@ -134,7 +178,7 @@ pub unsafe fn apply_relocations_at(
     };
     // Resolve every symbol before writing anything.
     let mut symbols = Vec::with_capacity(relocs.len());
-    for r in &relocs {
+    for r in relocs.iter() {
         symbols.push(match r.kind {
             RelocKind::Symbol => fixups.symbol(r.target).ok_or(RelocError::UnknownSymbol { id: r.target })?,
             _ => 0,

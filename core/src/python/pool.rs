@@ -10,23 +10,32 @@
 //! a name of an unarchived module), every slot is switched to that one.
 
 use super::{ffi, sys};
-use std::collections::HashMap;
+use crate::format::OBJECT_ALIGN;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub struct Pool {
     /// Addresses of the pool in the mapping.
     range: Range<usize>,
-    /// Entry address → the interned str it stands for in this process.
-    /// Locked only to look up and to record, never across interning (which
-    /// may run Python that relocates another module meanwhile); two
-    /// concurrent internings of one entry give the same str.
-    interned: Mutex<HashMap<usize, usize>>,
+    /// Per 16-byte pool position, the interned str its entry stands for in
+    /// this process (0: not yet). Not locked: interning may run Python that
+    /// relocates another module meanwhile, and two internings of one entry
+    /// give the same str. Zeroed memory the kernel maps lazily: only the
+    /// positions of entries used cost a page.
+    interned: Vec<AtomicUsize>,
 }
 
 impl Pool {
     pub fn new(range: Range<usize>) -> Self {
-        Self { range, interned: Mutex::new(HashMap::new()) }
+        let zeroed = std::mem::ManuallyDrop::new(vec![0usize; range.len() / OBJECT_ALIGN]);
+        // SAFETY: AtomicUsize has the size and alignment of usize and 0 is a
+        // valid value; the Vec's buffer, length and capacity are moved over
+        // unchanged (the original is never dropped). Built this way, the
+        // zeroed buffer comes from `alloc_zeroed`, so untouched pages are
+        // never faulted in.
+        let interned =
+            unsafe { Vec::from_raw_parts(zeroed.as_ptr() as *mut AtomicUsize, zeroed.len(), zeroed.capacity()) };
+        Self { range, interned }
     }
 
     pub fn contains(&self, address: usize) -> bool {
@@ -39,8 +48,10 @@ impl Pool {
     /// # Safety
     /// `entry` is a shape-checked str entry of this pool; GIL held.
     pub unsafe fn intern(&self, entry: usize) -> Result<usize, String> {
-        let known = self.interned.lock().unwrap_or_else(|e| e.into_inner()).get(&entry).copied();
-        if let Some(interned) = known {
+        let slot = &self.interned[(entry - self.range.start) / OBJECT_ALIGN];
+        let known = slot.load(Ordering::Acquire);
+        if known != 0 {
+            let interned = known;
             if interned != entry {
                 // SAFETY: an interned str of this process (recorded below); GIL held.
                 unsafe { ffi::Py_INCREF(interned as *mut ffi::PyObject) };
@@ -62,7 +73,7 @@ impl Pool {
             s as usize
         };
         // A nested call may have recorded it meanwhile: the same str.
-        self.interned.lock().unwrap_or_else(|e| e.into_inner()).insert(entry, interned);
+        slot.store(interned, Ordering::Release);
         Ok(interned)
     }
 }

@@ -23,7 +23,7 @@ use super::shapes::{self, PoolShapes, ShapeChecked};
 use super::symbols::SymbolTable;
 use super::{ffi, verbose, version};
 use crate::archive_file::{self, FileStamp};
-use crate::format::{apply_relocations_at, Archive, Expectations, Fixups, ModuleView};
+use crate::format::{apply_read_relocations_at, Archive, Expectations, Fixups, ModuleView};
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
 use std::collections::{HashMap, HashSet};
@@ -471,7 +471,10 @@ impl Preparation {
         // `Preparing` from its claim to `finish`, so no other caller reads
         // or writes its bytes meanwhile, and it passed `verify` and the shape
         // check (a `ShapeChecked`): every slot written is a pointer field.
-        unsafe { apply_relocations_at(self.base, self.len, self.module.view(), &mut fixups) }.map_err(|e| e.to_string())
+        unsafe {
+            apply_read_relocations_at(self.base, self.len, self.module.view(), self.module.relocations(), &mut fixups)
+        }
+        .map_err(|e| e.to_string())
     }
 }
 

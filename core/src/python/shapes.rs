@@ -29,8 +29,7 @@ use super::sys;
 use super::version;
 use crate::format::layout::align_up;
 use crate::format::reloc::read_relocations;
-use crate::format::{ModuleView, Reloc, RelocKind, OBJECT_ALIGN};
-use std::collections::{HashMap, HashSet};
+use crate::format::{ModuleView, Reloc, RelocKind, Relocations, OBJECT_ALIGN};
 use std::mem::{offset_of, size_of};
 use std::ops::Range;
 
@@ -39,11 +38,11 @@ use std::ops::Range;
 pub enum Kind {
     Code,
     Tuple {
-        len: usize,
+        len: u32,
     },
     Str,
     Bytes {
-        len: usize,
+        len: u32,
     },
     Int,
     Float,
@@ -65,52 +64,152 @@ pub enum Holds {
     Str,
     Bytes,
     /// The file offset inside the object's own body (3.11 `wstr`).
-    InteriorAt(usize),
+    InteriorAt(u32),
 }
 
 /// A module whose objects passed [`check`]: the only thing
 /// `serve::Preparation` relocates.
 pub struct ShapeChecked {
     view: ModuleView,
+    relocs: Relocations,
 }
 
 impl ShapeChecked {
     pub fn view(&self) -> &ModuleView {
         &self.view
     }
+
+    /// The module's records, as the check read them.
+    pub fn relocations(&self) -> &Relocations {
+        &self.relocs
+    }
 }
 
 /// The name pool's entries that passed their shape check in this process
 /// (each is checked before its first use: interning writes into it, so it
-/// would not pass again).
+/// would not pass again). One bit per 16-byte pool position.
 #[derive(Default)]
 pub struct PoolShapes {
-    checked: HashSet<usize>,
+    checked: Vec<u64>,
 }
 
 impl PoolShapes {
     /// `Some(Kind::Str)` when the pool holds a str at `at`, as the dump
     /// writes them: 16-aligned, wholly inside the pool, with no pointer into
-    /// itself (its only pointer, `ob_type`, is written by `serve::Pool`).
+    /// itself (its only pointer, `ob_type`, is written by `pool::Pool`).
     fn str_at(&mut self, bytes: &[u8], view: &ModuleView, at: usize) -> Option<Kind> {
-        if self.checked.contains(&at) {
+        if !at.is_multiple_of(OBJECT_ALIGN) || !view.in_names(at, header_size(symbols::TYPE_STR)?) {
+            return None;
+        }
+        let bit = (at - view.names.start) / OBJECT_ALIGN;
+        if self.checked.len() <= bit / 64 {
+            self.checked.resize(view.names.len() / OBJECT_ALIGN / 64 + 1, 0);
+        }
+        if self.checked[bit / 64] & (1 << (bit % 64)) != 0 {
             return Some(Kind::Str);
         }
-        let fits = at.is_multiple_of(OBJECT_ALIGN) && at + header_size(symbols::TYPE_STR)? <= view.names.end;
-        let shape = version::archived_str_shape(bytes.get(at..view.names.end).filter(|_| fits)?).ok()?;
+        let shape = version::archived_str_shape(&bytes[at..view.names.end]).ok()?;
         if shape.interior.is_some() {
             return None;
         }
-        self.checked.insert(at);
+        self.checked[bit / 64] |= 1 << (bit % 64);
         Some(Kind::Str)
     }
 }
 
-/// One pointer field found by the walk and what it must hold.
-struct Field {
-    /// The object it belongs to, for messages.
-    owner: usize,
-    holds: Holds,
+/// What the walk learns about a module, in tables it fills in one pass.
+///
+/// Relocation records are sorted by slot (the reader checks it), and the
+/// walk meets pointer fields in file order, so each field is matched to the
+/// next record as it is found: no lookup by slot is ever needed.
+struct Layout<'r> {
+    relocs: &'r [Reloc],
+    /// The next record to match.
+    cursor: usize,
+    /// (record index, what its field must hold), to check once every
+    /// object's kind is known.
+    fields: Vec<(u32, Holds)>,
+    /// Per 16-byte unit of the module's spans (hot, then cold), the object
+    /// starting there: its kind (`Unit::kind`) and the index of its first
+    /// record (its `ob_type`). Zeroed: no object.
+    units: Vec<Unit>,
+    hot: Range<usize>,
+    cold: Range<usize>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Unit {
+    /// 0: no object; else 1 + the kind's tag (see `Unit::kind`).
+    tag: u32,
+    len: u32,
+    first_record: u32,
+}
+
+impl Unit {
+    fn new(kind: Kind, first_record: usize) -> Self {
+        let (tag, len) = match kind {
+            Kind::Code => (1, 0),
+            Kind::Tuple { len } => (2, len),
+            Kind::Str => (3, 0),
+            Kind::Bytes { len } => (4, len),
+            Kind::Int => (5, 0),
+            Kind::Float => (6, 0),
+            Kind::Complex => (7, 0),
+            Kind::Other => (8, 0),
+        };
+        Self { tag, len, first_record: first_record as u32 }
+    }
+
+    fn kind(self) -> Option<Kind> {
+        Some(match self.tag {
+            1 => Kind::Code,
+            2 => Kind::Tuple { len: self.len },
+            3 => Kind::Str,
+            4 => Kind::Bytes { len: self.len },
+            5 => Kind::Int,
+            6 => Kind::Float,
+            7 => Kind::Complex,
+            8 => Kind::Other,
+            _ => return None,
+        })
+    }
+}
+
+impl<'r> Layout<'r> {
+    fn unit_index(&self, at: usize) -> Option<usize> {
+        if !at.is_multiple_of(OBJECT_ALIGN) {
+            None
+        } else if self.hot.contains(&at) {
+            Some((at - self.hot.start) / OBJECT_ALIGN)
+        } else if self.cold.contains(&at) {
+            Some(self.hot.len().div_ceil(OBJECT_ALIGN) + (at - self.cold.start) / OBJECT_ALIGN)
+        } else {
+            None
+        }
+    }
+
+    fn unit(&self, at: usize) -> Option<Unit> {
+        self.units.get(self.unit_index(at)?).copied().filter(|u| u.tag != 0)
+    }
+
+    fn object_at(&self, at: usize) -> Option<Kind> {
+        self.unit(at)?.kind()
+    }
+
+    /// Matches the pointer field at `slot` to the next record.
+    fn field(&mut self, slot: usize, holds: Holds) -> Result<&'r Reloc, String> {
+        match self.relocs.get(self.cursor) {
+            Some(r) if r.slot as usize == slot => {
+                self.fields.push((self.cursor as u32, holds));
+                self.cursor += 1;
+                Ok(r)
+            }
+            Some(r) if (r.slot as usize) < slot => {
+                Err(format!("relocation at {} writes into no pointer field", r.slot))
+            }
+            _ => Err(format!("the pointer field at {slot} has no relocation")),
+        }
+    }
 }
 
 /// Walks the objects of `view` (whose checksum has been verified) in
@@ -122,66 +221,76 @@ pub fn check(
     pool: &mut PoolShapes,
 ) -> Result<ShapeChecked, String> {
     let relocs = read_relocations(bytes, &view).map_err(|e| e.to_string())?;
-    let mut by_slot: HashMap<usize, Reloc> = HashMap::with_capacity(relocs.len());
-    for r in relocs.iter().filter(|r| r.kind != RelocKind::CodeInit) {
-        if by_slot.insert(r.slot as usize, *r).is_some() {
-            return Err(format!("two relocations write the slot at {}", r.slot));
-        }
-    }
-    let mut objects = HashMap::new();
-    let mut fields: HashMap<usize, Field> = HashMap::new();
+    let units = (view.hot.len().div_ceil(OBJECT_ALIGN)) + view.cold.len().div_ceil(OBJECT_ALIGN);
+    let mut layout = Layout {
+        relocs: &relocs,
+        cursor: 0,
+        fields: Vec::with_capacity(relocs.len()),
+        units: vec![Unit::default(); units],
+        hot: view.hot.clone(),
+        cold: view.cold.clone(),
+    };
     for span in [view.hot.clone(), view.cold.clone()] {
-        walk(bytes, span, &by_slot, serials, &mut objects, &mut fields)?;
+        walk(bytes, span, serials, &mut layout)?;
     }
-    if objects.get(&view.code) != Some(&Kind::Code) {
+    if let Some(r) = relocs.get(layout.cursor) {
+        return Err(format!("relocation at {} writes into no pointer field", r.slot));
+    }
+    if layout.object_at(view.code) != Some(Kind::Code) {
         return Err("the module's code offset is not a code object".into());
     }
-    // What each written slot will point at.
-    let mut slot_kinds: HashMap<usize, Kind> = HashMap::with_capacity(by_slot.len());
-    for (&slot, r) in &by_slot {
-        let pooled = r.kind == RelocKind::InternedStr && view.in_names(r.target as usize, 1);
-        let kind = if pooled { pool.str_at(bytes, &view, r.target as usize) } else { target_kind(r, &objects) }
-            .ok_or_else(|| format!("relocation at {slot} points at no object of the module or the name pool"))?;
-        slot_kinds.insert(slot, kind);
-    }
-    for (&slot, r) in &by_slot {
-        let Some(field) = fields.remove(&slot) else {
-            return Err(format!("relocation at {slot} writes into no pointer field"));
+    let mut target_of = |r: &Reloc| -> Option<Kind> {
+        if r.kind == RelocKind::InternedStr && view.in_names(r.target as usize, 1) {
+            return pool.str_at(bytes, &view, r.target as usize);
+        }
+        target_kind(r, &layout)
+    };
+    for &(k, holds) in &layout.fields {
+        let r = &relocs[k as usize];
+        let found = target_of(r)
+            .ok_or_else(|| format!("relocation at {} points at no object of the module or the name pool", r.slot))?;
+        let ok = match (holds, found) {
+            // Each item of a tuple of names is a str: the tuple's item
+            // records follow its `ob_type` record.
+            (Holds::TupleOfStr, Kind::Tuple { len }) if r.kind == RelocKind::Object => {
+                let first = layout.unit(r.target as usize).map_or(0, |u| u.first_record as usize) + 1;
+                relocs[first..first + len as usize].iter().all(|item| target_of(item) == Some(Kind::Str))
+            }
+            _ => holds.accepts(r, found),
         };
-        if !field.holds.accepts(r, slot_kinds[&slot], &slot_kinds) {
-            return Err(format!("object at {}: a field holds the wrong kind of object", field.owner));
+        if !ok {
+            return Err(format!("the field at {} holds the wrong kind of object", r.slot));
         }
     }
-    if let Some((slot, field)) = fields.iter().next() {
-        return Err(format!("object at {}: pointer field at {slot} has no relocation", field.owner));
-    }
-    for (&at, _) in objects.iter().filter(|(_, k)| **k == Kind::Code) {
-        locals_agree(bytes, at, &slot_kinds).map_err(|why| format!("code object at {at}: {why}"))?;
-    }
-    for r in relocs.iter().filter(|r| r.kind == RelocKind::CodeInit) {
-        if objects.get(&(r.slot as usize)) != Some(&Kind::Code) {
-            return Err(format!("code initialisation at {} is not a code object", r.slot));
+    for w in 0..layout.units.len() {
+        let unit = layout.units[w];
+        if unit.kind() == Some(Kind::Code) {
+            let record = |field: usize| {
+                let i = version::CODE_OBJECT_FIELDS.iter().position(|f| f.offset == field).expect("a code field");
+                &relocs[unit.first_record as usize + 1 + i]
+            };
+            let at = relocs[unit.first_record as usize].slot as usize - OB_TYPE;
+            let names = target_of(record(offset_of!(sys::PyCodeObject, co_localsplusnames)));
+            let kinds = target_of(record(offset_of!(sys::PyCodeObject, co_localspluskinds)));
+            locals_agree(bytes, at, names, kinds).map_err(|why| format!("code object at {at}: {why}"))?;
         }
     }
-    Ok(ShapeChecked { view })
+    Ok(ShapeChecked { view, relocs })
 }
 
 /// A code object's `co_nlocalsplus` is the length of its local names and of
 /// their kinds: frames are sized by the count and read both by index.
-fn locals_agree(bytes: &[u8], at: usize, slot_kinds: &HashMap<usize, Kind>) -> Result<(), &'static str> {
-    type Code = sys::PyCodeObject;
-    let count = get::<std::ffi::c_int>(&bytes[at..], offset_of!(Code, co_nlocalsplus));
-    let names = slot_kinds.get(&(at + offset_of!(Code, co_localsplusnames)));
-    let kinds = slot_kinds.get(&(at + offset_of!(Code, co_localspluskinds)));
+fn locals_agree(bytes: &[u8], at: usize, names: Option<Kind>, kinds: Option<Kind>) -> Result<(), &'static str> {
+    let count = get::<std::ffi::c_int>(&bytes[at..], offset_of!(sys::PyCodeObject, co_nlocalsplus));
     match (names, kinds) {
-        (Some(Kind::Tuple { len: n }), Some(Kind::Bytes { len: k })) if *n == *k && *n as i64 == count as i64 => Ok(()),
+        (Some(Kind::Tuple { len: n }), Some(Kind::Bytes { len: k })) if n == k && n as i64 == count as i64 => Ok(()),
         _ => Err("co_nlocalsplus differs from its local names or kinds"),
     }
 }
 
-/// What relocation record `r` makes its slot point at.
-fn target_kind(r: &Reloc, objects: &HashMap<usize, Kind>) -> Option<Kind> {
-    let object = objects.get(&(r.target as usize)).copied();
+/// What relocation record `r` makes its slot point at (an object of the module).
+fn target_kind(r: &Reloc, layout: &Layout) -> Option<Kind> {
+    let object = layout.object_at(r.target as usize);
     match r.kind {
         RelocKind::Object => object,
         RelocKind::InternedStr => object.filter(|k| *k == Kind::Str),
@@ -194,9 +303,9 @@ fn target_kind(r: &Reloc, objects: &HashMap<usize, Kind>) -> Option<Kind> {
 }
 
 impl Holds {
-    /// Whether a slot holding `found` through `r` is what this field needs;
-    /// `slot_kinds`: what every written slot of the module points at.
-    fn accepts(self, r: &Reloc, found: Kind, slot_kinds: &HashMap<usize, Kind>) -> bool {
+    /// Whether a slot holding `found` through `r` is what this field needs
+    /// (a tuple of names is checked item by item by the caller).
+    fn accepts(self, r: &Reloc, found: Kind) -> bool {
         let runtime_type = r.kind == RelocKind::Symbol && symbols::is_type(r.target);
         match self {
             Holds::Type(id) => r.kind == RelocKind::Symbol && r.target == id,
@@ -204,79 +313,75 @@ impl Holds {
             Holds::Tuple => matches!(found, Kind::Tuple { .. }),
             Holds::Str => found == Kind::Str,
             Holds::Bytes => matches!(found, Kind::Bytes { .. }),
-            Holds::TupleOfStr => match (r.kind, found) {
-                (RelocKind::Symbol, Kind::Tuple { .. }) => true, // the empty tuple
-                (RelocKind::Object, Kind::Tuple { len }) => (0..len).all(|i| {
-                    let item = r.target as usize + tuple_item_offset(i);
-                    slot_kinds.get(&item) == Some(&Kind::Str)
-                }),
-                _ => false,
-            },
-            Holds::InteriorAt(at) => r.kind == RelocKind::Interior && r.target as usize == at,
+            // Only the empty tuple reaches here (an archived one is checked by the caller).
+            Holds::TupleOfStr => r.kind == RelocKind::Symbol && matches!(found, Kind::Tuple { .. }),
+            Holds::InteriorAt(at) => r.kind == RelocKind::Interior && r.target == at,
         }
     }
 }
 
-/// Walks one span: records each object's kind and the pointer fields it has.
-fn walk(
-    bytes: &[u8],
-    span: Range<usize>,
-    by_slot: &HashMap<usize, Reloc>,
-    serials: &Range<u32>,
-    objects: &mut HashMap<usize, Kind>,
-    fields: &mut HashMap<usize, Field>,
-) -> Result<(), String> {
+/// Walks one span: records each object's kind and matches its pointer
+/// fields to the relocation records, in file order.
+fn walk(bytes: &[u8], span: Range<usize>, serials: &Range<u32>, layout: &mut Layout) -> Result<(), String> {
     let mut at = span.start;
     while at < span.end {
         let gc_head = span.end - at >= GC_HEAD + 16 && bytes[at..at + GC_HEAD].iter().all(|b| *b == 0);
         let start = if gc_head { at + GC_HEAD } else { at };
         let object = &bytes[start..span.end];
         let bad = |why: &str| format!("object at {start}: {why}");
-        let type_id = match by_slot.get(&(start + OB_TYPE)) {
-            Some(r) if r.kind == RelocKind::Symbol => r.target,
+        // A CodeInit record names a code object's start (checked below).
+        let code_init =
+            layout.relocs.get(layout.cursor).is_some_and(|r| r.kind == RelocKind::CodeInit && r.slot as usize == start);
+        layout.cursor += usize::from(code_init);
+        let first_record = layout.cursor;
+        let type_id = match layout.relocs.get(layout.cursor) {
+            Some(r) if r.kind == RelocKind::Symbol && r.slot as usize == start + OB_TYPE => r.target,
             _ => return Err(bad("no type")),
         };
-        let mut pointer = |offset: usize, holds: Holds| {
-            fields.insert(start + offset, Field { owner: start, holds });
+        layout.field(start + OB_TYPE, Holds::Type(type_id))?;
+        let need = |size: Option<usize>| match size {
+            Some(size) if size <= object.len() => Ok(size),
+            _ => Err(bad("longer than its span")),
         };
-        pointer(OB_TYPE, Holds::Type(type_id));
-        let need = |size: usize| if size <= object.len() { Ok(size) } else { Err(bad("longer than its span")) };
         // Every field read below lies inside the type's fixed header.
-        need(header_size(type_id).ok_or_else(|| bad("not an archivable type"))?)?;
+        need(Some(header_size(type_id).ok_or_else(|| bad("not an archivable type"))?))?;
+        let count = |object: &[u8]| var_size(object).filter(|n| *n <= object.len()).ok_or_else(|| bad("bad size"));
         let (kind, size) = match type_id {
             symbols::TYPE_TUPLE => {
-                let len = var_size(object).ok_or_else(|| bad("negative size"))?;
-                let size = need(tuple_size(len))?;
+                let len = count(object)?;
+                let size = need(Some(tuple_size(len)))?;
                 for i in 0..len {
-                    pointer(tuple_item_offset(i), Holds::Any);
+                    layout.field(start + tuple_item_offset(i), Holds::Any)?;
                 }
-                (Kind::Tuple { len }, size)
+                (Kind::Tuple { len: len as u32 }, size)
             }
             symbols::TYPE_STR => {
                 let shape = version::archived_str_shape(object).map_err(bad)?;
-                let size = need(shape.size)?;
+                let size = need(Some(shape.size))?;
                 if let Some((slot, target)) = shape.interior {
-                    pointer(slot, Holds::InteriorAt(start + target));
+                    layout.field(start + slot, Holds::InteriorAt((start + target) as u32))?;
                 }
                 (Kind::Str, size)
             }
             symbols::TYPE_BYTES => {
-                let len = var_size(object).ok_or_else(|| bad("negative size"))?;
-                let size = need(bytes_size(len))?;
+                let len = count(object)?;
+                let size = need(Some(bytes_size(len)))?;
                 if object[size - 1] != 0 {
                     return Err(bad("bytes without their terminating NUL"));
                 }
-                (Kind::Bytes { len }, size)
+                (Kind::Bytes { len: len as u32 }, size)
             }
-            symbols::TYPE_INT => (Kind::Int, need(version::archived_long_size(object).map_err(bad)?)?),
-            symbols::TYPE_FLOAT => (Kind::Float, need(size_of::<sys::PyFloatObject>())?),
-            symbols::TYPE_COMPLEX => (Kind::Complex, need(size_of::<sys::PyComplexObject>())?),
+            symbols::TYPE_INT => (Kind::Int, need(Some(version::archived_long_size(object).map_err(bad)?))?),
+            symbols::TYPE_FLOAT => (Kind::Float, need(Some(size_of::<sys::PyFloatObject>()))?),
+            symbols::TYPE_COMPLEX => (Kind::Complex, need(Some(size_of::<sys::PyComplexObject>()))?),
             symbols::TYPE_CODE => {
                 type Code = sys::PyCodeObject;
-                let units = var_size(object).ok_or_else(|| bad("negative size"))?;
-                let size = need(offset_of!(Code, co_code_adaptive) + units * size_of::<sys::_Py_CODEUNIT>())?;
+                let units = count(object)?;
+                let size = need(
+                    units.checked_mul(size_of::<sys::_Py_CODEUNIT>()).map(|n| n + offset_of!(Code, co_code_adaptive)),
+                )?;
                 for field in version::CODE_OBJECT_FIELDS {
-                    pointer(field.offset, field.holds);
+                    layout.field(start + field.offset, field.holds)?;
                 }
                 if version::CODE_NULL_FIELDS.iter().any(|&off| get::<usize>(object, off) != 0) {
                     return Err(bad("a code object's cache or weakref field is set"));
@@ -289,7 +394,11 @@ fn walk(
         if gc_head != matches!(kind, Kind::Tuple { .. }) {
             return Err(bad("GC header on an object that is not a tuple, or a tuple without one"));
         }
-        objects.insert(start, kind);
+        if code_init && kind != Kind::Code {
+            return Err(bad("code initialisation of an object that is not code"));
+        }
+        let unit = layout.unit_index(start).ok_or_else(|| bad("misaligned"))?;
+        layout.units[unit] = Unit::new(kind, first_record);
         at = align_up(start + size, OBJECT_ALIGN);
     }
     Ok(())

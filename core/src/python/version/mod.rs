@@ -62,6 +62,17 @@ pub const CODE_OBJECT_FIELDS: &[CodeField] = {
     ]
 };
 
+// The shape check meets a code object's pointer fields in this order and
+// matches them to records sorted by slot: they must ascend.
+const _: () = {
+    let fields = CODE_OBJECT_FIELDS;
+    let mut i = 1;
+    while i < fields.len() {
+        assert!(fields[i - 1].offset < fields[i].offset, "CODE_OBJECT_FIELDS must ascend");
+        i += 1;
+    }
+};
+
 /// What the shape check learns from an archived str's header.
 pub struct StrShape {
     /// Its size in bytes.
