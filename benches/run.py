@@ -5,7 +5,8 @@
 
 For every version: import phase (cds vs off vs the ideal code cache, timed
 inside the process), whole-process wall time (`-c 'import X'`, `-c pass`),
-memory of 16 concurrent processes (PSS, archive mapping dirty/clean pages),
+memory of 16 concurrent processes (PSS, archive pages written/clean per
+region), a pre-fork server (one parent, 16 forked workers),
 whole-stdlib dump (time, size vs .pyc). Then the criterion benches of the
 format (cargo bench -p cds-benches). Writes OUT/results.md, OUT/results.json
 and PNG plots. docs/PERFORMANCE.md explains the method and the numbers.
@@ -37,7 +38,12 @@ STDLIB = ["json", "argparse", "typing", "asyncio", "email.message", "http.client
 THIRD_PARTY = ["requests", "rich", "jinja2", "click", "pygments", "sympy"]
 PIP_SPECS = ["requests", "rich", "jinja2", "click", "pygments", "sympy"]
 # Workloads of the memory bench: (label, modules to import, third party?)
-MEMORY = [("sympy", ["sympy"], True), ("asyncio+email+http", ["asyncio", "email.message", "http.client"], False)]
+MEMORY = [("sympy", ["sympy"], True), ("asyncio+email+http", ["asyncio", "email.message", "http.client"], False),
+          ("7 stdlib", ["asyncio", "email.message", "http.client", "unittest", "json", "argparse", "decimal"], False)]
+# The pre-fork workload (one parent imports, forks workers that use the
+# modules): the set and the number of workers.
+PREFORK = ("7 stdlib", ["asyncio", "email.message", "http.client", "unittest", "json", "argparse", "decimal"])
+PREFORK_WORKERS = 16
 PROC_COUNTS = [1, 2, 4, 8, 16]
 
 # Runs inside the measured interpreter (as -c, so sys.path[0] is the cwd as
@@ -105,6 +111,34 @@ for n in sys.argv[1].split(","):
     __import__(n)
 sys.stdout.write("ready\n"); sys.stdout.flush()
 sys.stdin.read()
+'''
+
+# The pre-fork parent: imports the set, forks N workers that each use it
+# (look at every function of every module, as a worker serving requests
+# reaches the code), prints the workers' pids, and waits for stdin; each
+# worker waits on a pipe the parent closes at the end.
+PREFORKPROC = r'''
+import os, sys
+names, n = sys.argv[1].split(","), int(sys.argv[2])
+for name in names:
+    __import__(name)
+r, w = os.pipe()
+kids = []
+for _ in range(n):
+    pid = os.fork()
+    if pid == 0:
+        os.close(w)
+        for name in names:
+            for value in list(vars(sys.modules[name]).values()):
+                getattr(value, "__code__", None)
+        os.read(r, 1)
+        os._exit(0)
+    kids.append(pid)
+sys.stdout.write(" ".join(map(str, kids)) + "\n"); sys.stdout.flush()
+sys.stdin.read()
+os.close(w)
+for pid in kids:
+    os.waitpid(pid, 0)
 '''
 
 
@@ -291,13 +325,38 @@ class Version:
                 assert p.stdout.readline() == "ready\n"
             rollup = [read_kv(f"/proc/{p.pid}/smaps_rollup") for p in procs]
             mapping = archive_mapping(procs[0].pid, img) if img else None
+            regions = region_pages(procs[0].pid, img) if img else None
         finally:
             for p in procs:
                 p.stdin.close()
             for p in procs:
                 p.wait()
         return {"pss_kb": sum(r["Pss"] for r in rollup), "rss_kb": [r["Rss"] for r in rollup],
-                "mapping": mapping}
+                "mapping": mapping, "regions": regions}
+
+    def bench_prefork(self):
+        label, names = PREFORK
+        code = "; ".join(f"import {n}" for n in names)
+        _, img = self.trace_dump("prefork", ["-c", code], False)
+        res = {}
+        for mode in ("off", "cds"):
+            argv = [self.py, *(["-X", f"cds={img}"] if mode == "cds" else []), "-c", PREFORKPROC,
+                    ",".join(names), str(PREFORK_WORKERS)]
+            p = subprocess.Popen(argv, env=self.envfor(False), cwd=self.cwd, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+            try:
+                kids = [int(x) for x in p.stdout.readline().split()]
+                time.sleep(0.2)  # the workers finish touching the modules
+                pss = sum(read_kv(f"/proc/{pid}/smaps_rollup")["Pss"] for pid in [p.pid, *kids])
+                regions = region_pages(kids[0], img) if mode == "cds" else None
+            finally:
+                p.stdin.close()
+                p.wait()
+            res[mode] = {"pss_kb": pss, "regions": regions}
+        a, b = res["off"]["pss_kb"], res["cds"]["pss_kb"]
+        log(f"[{self.v}] pre-fork {label}, {PREFORK_WORKERS} workers: PSS off {a/1024:.1f} MiB cds {b/1024:.1f} MiB "
+            f"({(1 - b / a) * 100:.1f}% less)")
+        return {"label": label, "workers": PREFORK_WORKERS, **res}
 
     def bench_memory(self):
         res = {}
@@ -394,6 +453,36 @@ def archive_mapping(pid, img):
             elif inside and head[0].rstrip(":") in fields:
                 tot[head[0].rstrip(":")] += int(head[1])
     return tot
+
+
+def region_pages(pid, img):
+    """Per archive region (docs/FORMAT.md header fields), how many pages of
+    process `pid`'s mapping of `img` are written (private copies: anonymous
+    in /proc/PID/pagemap), clean (the file's page: shared) or not resident."""
+    import struct
+    with open(img, "rb") as f:
+        head = f.read(144)
+    field = lambda at: struct.unpack_from("<I", head, at)[0]
+    regions = {"names": (field(120), field(124)), "hot": (field(80), field(84)), "cold": (field(88), field(92)),
+               "tables": (0, field(120))}
+    start = None
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            if line.rstrip().endswith(img) and line.split()[2] == "00000000":
+                start = int(line.split("-")[0], 16)
+    out = {}
+    if start is None:
+        return out
+    with open(f"/proc/{pid}/pagemap", "rb") as pm:
+        for name, (off, size) in regions.items():
+            counts = {"written": 0, "clean": 0, "absent": 0}
+            for page in range(off // 4096, (off + size + 4095) // 4096):
+                pm.seek((start // 4096 + page) * 8)
+                entry = struct.unpack("<Q", pm.read(8))[0]
+                present, file_page = entry >> 63 & 1, entry >> 61 & 1
+                counts["absent" if not present else "clean" if file_page else "written"] += 1
+            out[name] = counts
+    return out
 
 
 SKIP_DIRS = {"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "lib2to3", "site-packages",
@@ -519,6 +608,15 @@ def report(all_res, crit, out):
             L.append("")
             L.append(f"Archive mapping in one of {max(rows)} processes (kB): " +
                      ", ".join(f"{k} {v}" for k, v in m.items()) + "\n")
+            L.extend(region_table(rows[max(rows)]["cds"].get("regions")))
+        pf = r.get("prefork")
+        if pf:
+            a, b = pf["off"]["pss_kb"], pf["cds"]["pss_kb"]
+            L.append(f"### Pre-fork: one parent imports {pf['label']}, forks {pf['workers']} workers that use it\n")
+            L.append("| total PSS off MiB | total PSS cds MiB | saving |")
+            L.append("|---|---|---|")
+            L.append(f"| {a / 1024:.1f} | {b / 1024:.1f} | {(1 - b / a) * 100:.1f}% |\n")
+            L.extend(region_table(pf["cds"].get("regions"), "one worker"))
         d = r["dump"]
         L.append("### Dump of the whole stdlib\n")
         L.append("| modules | skipped | dump s (median) | archive MiB | .pyc MiB | archive/.pyc | relocations | hot MiB | cold MiB |")
@@ -554,6 +652,21 @@ def report(all_res, crit, out):
     L.append("Plots: " + ", ".join(f"`{p}`" for p in sorted(os.listdir(out)) if p.endswith(".png")) + "\n")
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write("\n".join(L))
+
+
+def region_table(regions, who="one process"):
+    """Markdown lines: pages of each archive region written / clean / not resident."""
+    if not regions:
+        return []
+    L = [f"Archive pages per region in {who} (written: a private copy; clean: shared with the file):\n",
+         "| region | pages | written | clean | not resident | clean or untouched |", "|---|---|---|---|---|---|"]
+    for name, c in regions.items():
+        total = sum(c.values())
+        kept = c["clean"] + c["absent"]
+        L.append(f"| {name} | {total} | {c['written']} | {c['clean']} | {c['absent']} | "
+                 f"{kept / total * 100 if total else 0:.0f}% |")
+    L.append("")
+    return L
 
 
 def fmt_ns(ns):
@@ -627,7 +740,7 @@ def main():
     ap.add_argument("--versions", nargs="+", default=supported_versions())
     ap.add_argument("--quick", action="store_true", help="fewer runs")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench"))
-    ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "dump", "criterion"])
+    ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "prefork", "dump", "criterion"])
     a = ap.parse_args()
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
@@ -637,7 +750,7 @@ def main():
         ver = Version(v, out, a.quick)
         ver.setup()
         r = all_res["versions"][v] = {"python": ver.run(["-c", "import sys; print(sys.version)"]).stdout.strip()}
-        for part in ("startup", "imports", "memory", "dump"):
+        for part in ("startup", "imports", "memory", "prefork", "dump"):
             if part in a.only:
                 r[part] = retry(ver, part, getattr(ver, "bench_" + part))
     crit = criterion(out, a.quick) if "criterion" in a.only else {}

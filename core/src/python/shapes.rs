@@ -133,11 +133,14 @@ struct Layout<'r> {
     /// starting there: its kind (`Unit::kind`) and the index of its first
     /// record (its `ob_type`). Zeroed: no object.
     units: Vec<Unit>,
+    /// The units of the code objects.
+    codes: Vec<u32>,
     hot: Range<usize>,
     cold: Range<usize>,
 }
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
+#[repr(C)]
 struct Unit {
     /// 0: no object; else 1 + the kind's tag (see `Unit::kind`).
     tag: u32,
@@ -146,6 +149,16 @@ struct Unit {
 }
 
 impl Unit {
+    /// `n` empty units from zeroed memory (no fill pass: most units of a
+    /// module are never an object start).
+    fn zeroed(n: usize) -> Vec<Unit> {
+        let zeroed = std::mem::ManuallyDrop::new(vec![[0u32; 3]; n]);
+        // SAFETY: Unit is #[repr(C)] of three u32 (the layout of [u32; 3])
+        // and all-zero is its empty value; buffer, length and capacity are
+        // moved over unchanged and the original is never dropped.
+        unsafe { Vec::from_raw_parts(zeroed.as_ptr() as *mut Unit, zeroed.len(), zeroed.capacity()) }
+    }
+
     fn new(kind: Kind, first_record: usize) -> Self {
         let (tag, len) = match kind {
             Kind::Code => (1, 0),
@@ -226,7 +239,8 @@ pub fn check(
         relocs: &relocs,
         cursor: 0,
         fields: Vec::with_capacity(relocs.len()),
-        units: vec![Unit::default(); units],
+        units: Unit::zeroed(units),
+        codes: Vec::new(),
         hot: view.hot.clone(),
         cold: view.cold.clone(),
     };
@@ -262,9 +276,9 @@ pub fn check(
             return Err(format!("the field at {} holds the wrong kind of object", r.slot));
         }
     }
-    for w in 0..layout.units.len() {
-        let unit = layout.units[w];
-        if unit.kind() == Some(Kind::Code) {
+    for &code in &layout.codes {
+        let unit = layout.units[code as usize];
+        {
             let record = |field: usize| {
                 let i = version::CODE_OBJECT_FIELDS.iter().position(|f| f.offset == field).expect("a code field");
                 &relocs[unit.first_record as usize + 1 + i]
@@ -399,6 +413,9 @@ fn walk(bytes: &[u8], span: Range<usize>, serials: &Range<u32>, layout: &mut Lay
         }
         let unit = layout.unit_index(start).ok_or_else(|| bad("misaligned"))?;
         layout.units[unit] = Unit::new(kind, first_record);
+        if kind == Kind::Code {
+            layout.codes.push(unit as u32);
+        }
         at = align_up(start + size, OBJECT_ALIGN);
     }
     Ok(())
