@@ -13,6 +13,7 @@ and PNG plots. docs/PERFORMANCE.md explains the method and the numbers.
 """
 
 import argparse
+import glob
 import json
 import os
 import platform
@@ -40,6 +41,12 @@ PIP_SPECS = ["requests", "rich", "jinja2", "click", "pygments", "sympy"]
 # Workloads of the memory bench: (label, modules to import, third party?)
 MEMORY = [("sympy", ["sympy"], True), ("asyncio+email+http", ["asyncio", "email.message", "http.client"], False),
           ("7 stdlib", ["asyncio", "email.message", "http.client", "unittest", "json", "argparse", "decimal"], False)]
+# The peer: the original project (PyPI code-data-share-for-python 0.1.0,
+# "pycds") on pyenv's stock CPython 3.11, against a plain venv of the same
+# interpreter, side by side with cds 3.11 in the same run.
+PEER_SPEC = "code-data-share-for-python==0.1.0"
+PEER_WORKLOADS = ["json", "asyncio", "unittest", "email.message"]
+
 # The pre-fork workload (one parent imports, forks workers that use the
 # modules): the set and the number of workers.
 PREFORK = ("7 stdlib", ["asyncio", "email.message", "http.client", "unittest", "json", "argparse", "decimal"])
@@ -219,12 +226,13 @@ class Version:
         return lst, img
 
     # -- timing --------------------------------------------------------
-    def spawn_time(self, argv, env):
+    def spawn_time(self, argv, env, exe=None):
+        exe = exe or self.py
         devnull = os.open(os.devnull, os.O_RDWR)
         fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
               (os.POSIX_SPAWN_DUP2, devnull, 2)]
         t0 = time.perf_counter_ns()
-        pid = os.posix_spawn(self.py, [self.py, *argv], env, file_actions=fa)
+        pid = os.posix_spawn(exe, [exe, *argv], env, file_actions=fa)
         _, status = os.waitpid(pid, 0)
         t1 = time.perf_counter_ns()
         os.close(devnull)
@@ -333,6 +341,61 @@ class Version:
                 p.wait()
         return {"pss_kb": sum(r["Pss"] for r in rollup), "rss_kb": [r["Rss"] for r in rollup],
                 "mapping": mapping, "regions": regions}
+
+    def bench_peer(self):
+        """Whole-process `-c 'import X'`: cds (this interpreter, its own
+        baseline) and pycds (stock 3.11 + the original project, its own venv
+        baseline), interleaved in the same rounds; speed-ups off/on."""
+        if self.v != "3.11":
+            return None
+        found = sorted(glob.glob(os.path.join(pyenv_root(), "versions", "3.11.*", "bin", "python3.11")))
+        if not found:
+            log(f"[{self.v}] peer: no pyenv CPython 3.11, skipped")
+            return None
+        venv = os.path.join(CACHE, "bench-pycds-venv")
+        peer = os.path.join(venv, "bin", "python")
+        if not os.path.exists(os.path.join(venv, ".installed")):
+            log(f"[{self.v}] peer: venv of {found[-1]} + {PEER_SPEC}")
+            shutil.rmtree(venv, ignore_errors=True)
+            try:
+                subprocess.run([found[-1], "-m", "venv", venv], check=True)
+                subprocess.run([peer, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", PEER_SPEC],
+                               check=True)
+            except subprocess.CalledProcessError as e:
+                log(f"[{self.v}] peer: cannot install {PEER_SPEC} ({e}); skipped")
+                return None
+            open(os.path.join(venv, ".installed"), "w").close()
+        env = {k: v for k, v in self.env.items() if not k.startswith("PYCDS")}
+        runs = 10 if self.quick else 30
+        res = {}
+        for name in PEER_WORKLOADS:
+            lst, img = self.trace_dump("peer-" + name, ["-c", f"import {name}"])
+            plst, pimg = os.path.join(self.work, f"pycds-{name}.lst"), os.path.join(self.work, f"pycds-{name}.img")
+            for f in (plst, pimg):
+                if os.path.exists(f):
+                    os.unlink(f)
+            subprocess.run([peer, "-c", f"import {name}"], env={**env, "PYCDSMODE": "TRACE", "PYCDSLIST": plst},
+                           cwd=self.cwd, check=True, capture_output=True)
+            subprocess.run([peer, "-c", f"import cds.dump; cds.dump.run_dump({plst!r}, {pimg!r})"], env=env,
+                           cwd=self.cwd, check=True, capture_output=True)
+            share = {**env, "PYCDSMODE": "SHARE", "PYCDSARCHIVE": pimg}
+            variants = {"cds-off": (self.py, ["-c", f"import {name}"], env),
+                        "cds": (self.py, ["-X", f"cds={img}", "-c", f"import {name}"], env),
+                        "pycds-off": (peer, ["-c", f"import {name}"], env),
+                        "pycds": (peer, ["-c", f"import {name}"], share)}
+            os.chdir(self.cwd)
+            times = {k: [] for k in variants}
+            for k, (exe, argv, e) in variants.items():
+                self.spawn_time(argv, e, exe)  # warm the page cache
+            for r in range(runs):
+                for k in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+                    exe, argv, e = variants[k]
+                    times[k].append(self.spawn_time(argv, e, exe) / 1e6)
+            st = {k: stats(v) for k, v in times.items()}
+            res[name] = {"ms": st, "cds_speedup": st["cds-off"]["median"] / st["cds"]["median"],
+                         "pycds_speedup": st["pycds-off"]["median"] / st["pycds"]["median"]}
+            log(f"[{self.v}] peer {name}: cds {res[name]['cds_speedup']:.2f}x, pycds {res[name]['pycds_speedup']:.2f}x")
+        return res
 
     def bench_prefork(self):
         label, names = PREFORK
@@ -453,6 +516,13 @@ def archive_mapping(pid, img):
             elif inside and head[0].rstrip(":") in fields:
                 tot[head[0].rstrip(":")] += int(head[1])
     return tot
+
+
+def pyenv_root():
+    try:
+        return subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.path.expanduser("~/.pyenv")
 
 
 def region_pages(pid, img):
@@ -609,6 +679,15 @@ def report(all_res, crit, out):
             L.append(f"Archive mapping in one of {max(rows)} processes (kB): " +
                      ", ".join(f"{k} {v}" for k, v in m.items()) + "\n")
             L.extend(region_table(rows[max(rows)]["cds"].get("regions")))
+        peer = r.get("peer")
+        if peer:
+            L.append("### Peer: cds vs the original pycds (whole process `-c 'import X'`, each against its own baseline)\n")
+            L.append("| workload | cds speed-up | pycds speed-up | cds ahead by |")
+            L.append("|---|---|---|---|")
+            for name, row in peer.items():
+                L.append(f"| {name} | {row['cds_speedup']:.2f}x | {row['pycds_speedup']:.2f}x | "
+                         f"{row['cds_speedup'] - row['pycds_speedup']:+.2f} |")
+            L.append("")
         pf = r.get("prefork")
         if pf:
             a, b = pf["off"]["pss_kb"], pf["cds"]["pss_kb"]
@@ -740,7 +819,7 @@ def main():
     ap.add_argument("--versions", nargs="+", default=supported_versions())
     ap.add_argument("--quick", action="store_true", help="fewer runs")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench"))
-    ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "prefork", "dump", "criterion"])
+    ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "prefork", "peer", "dump", "criterion"])
     a = ap.parse_args()
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
@@ -750,7 +829,7 @@ def main():
         ver = Version(v, out, a.quick)
         ver.setup()
         r = all_res["versions"][v] = {"python": ver.run(["-c", "import sys; print(sys.version)"]).stdout.strip()}
-        for part in ("startup", "imports", "memory", "prefork", "dump"):
+        for part in ("startup", "imports", "memory", "prefork", "peer", "dump"):
             if part in a.only:
                 r[part] = retry(ver, part, getattr(ver, "bench_" + part))
     crit = criterion(out, a.quick) if "criterion" in a.only else {}
