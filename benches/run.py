@@ -41,10 +41,10 @@ PIP_SPECS = ["requests", "rich", "jinja2", "click", "pygments", "sympy"]
 # Workloads of the memory bench: (label, modules to import, third party?)
 MEMORY = [("sympy", ["sympy"], True), ("asyncio+email+http", ["asyncio", "email.message", "http.client"], False),
           ("7 stdlib", ["asyncio", "email.message", "http.client", "unittest", "json", "argparse", "decimal"], False)]
-# The peer: the original project (PyPI code-data-share-for-python 0.1.0,
+# The peer: the original project (PyPI code-data-share 0.1.0,
 # "pycds") on pyenv's stock CPython 3.11, against a plain venv of the same
 # interpreter, side by side with cds 3.11 in the same run.
-PEER_SPEC = "code-data-share-for-python==0.1.0"
+PEER_SPEC = "code-data-share==0.1.0"
 PEER_WORKLOADS = ["json", "asyncio", "unittest", "email.message"]
 
 # The pre-fork workload (one parent imports, forks workers that use the
