@@ -55,15 +55,22 @@ pub fn build_archive(input: &mut Input) -> Built {
         }
         let relocs = input.below(10);
         let mut unknown_here = false;
+        // Each slot gets at most one record (readers refuse repeats).
+        let mut used = std::collections::HashSet::new();
         for _ in 0..relocs {
             let (slot_obj, size) = objs[input.below(objs.len())];
             let kind = input.u8() % 6;
             if kind == 4 {
                 // Per-process state of a code object: the slot is an object start.
-                m.reloc(slot_obj, Target::CodeInit);
+                if used.insert(slot_obj) {
+                    m.reloc(slot_obj, Target::CodeInit);
+                }
                 continue;
             }
             let slot = slot_obj.add(8 * input.below(size / 8));
+            if !used.insert(slot) {
+                continue;
+            }
             let (target_obj, target_size) = objs[input.below(objs.len())];
             let target = match kind {
                 0 => Target::Object(target_obj),

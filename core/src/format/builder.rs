@@ -381,6 +381,7 @@ impl ModuleBuilder<'_> {
     }
 
     /// Records that the pointer slot at `slot` must point to `target` at load.
+    /// Each slot takes one record (readers refuse a repeat).
     pub fn reloc(&mut self, slot: RegionRef, target: Target) {
         self.archive.relocs.push(PendingReloc { slot, target, prewritten: None });
     }
