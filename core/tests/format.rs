@@ -326,8 +326,12 @@ fn format_md_gives_the_module_entry_size_of_the_code() {
 fn format_md_gives_the_version_and_header_size_of_the_code() {
     use cds_core::format::layout::{FORMAT_VERSION, HEADER_SIZE};
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
-    for line in [format!("# cds archive format, version {FORMAT_VERSION}"), format!("## Header ({HEADER_SIZE} bytes)")]
-    {
+    for line in [
+        format!("# cds archive format, version {FORMAT_VERSION}"),
+        format!("## Header ({HEADER_SIZE} bytes)"),
+        format!("| 8 | 4 | format_version | {FORMAT_VERSION} |"),
+        format!("| 12 | 4 | header_size | {HEADER_SIZE} |"),
+    ] {
         assert!(doc.lines().any(|l| l == line), "docs/FORMAT.md lacks {line:?}");
     }
 }
@@ -353,4 +357,115 @@ fn hot_end_objects_follow_the_modules_other_hot_objects() {
     assert_eq!(relocs[1].slot as usize, tail_at + 8);
     assert!(tail_at > v.code && tail_at + 32 == v.hot.end, "{tail_at} {v:?}");
     assert_eq!(&bytes[tail_at + 16..tail_at + 32], &[5u8; 16]);
+}
+
+/// Rows `| offset | size | field | ... |` of the table under `heading` in docs/FORMAT.md.
+fn format_md_table(heading: &str) -> Vec<(usize, usize, String)> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
+    let mut rows = Vec::new();
+    let mut inside = false;
+    for line in doc.lines() {
+        if line.starts_with("## ") {
+            inside = line.starts_with(heading);
+            continue;
+        }
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if inside && cells.len() > 4 {
+            if let (Ok(offset), Ok(size)) = (cells[1].parse(), cells[2].parse()) {
+                rows.push((offset, size, cells[3].to_string()));
+            }
+        }
+    }
+    rows
+}
+
+#[test]
+fn format_md_header_and_entry_tables_match_layout_rs() {
+    use cds_core::format::layout::{entry as e, header as h, HEADER_SIZE, MODULE_ENTRY_SIZE};
+    let header: Vec<(usize, usize, &str)> = vec![
+        (h::MAGIC, 8, "magic"),
+        (h::FORMAT_VERSION, 4, "format_version"),
+        (h::HEADER_SIZE, 4, "header_size"),
+        (h::PYTHON_HEXVERSION, 4, "python_hexversion"),
+        (h::FLAGS, 4, "flags"),
+        (h::BUILD_ID, 16, "build_id"),
+        (h::FILE_SIZE, 8, "file_size"),
+        (h::TABLE_CHECKSUM, 8, "table_checksum"),
+        (h::MODULE_COUNT, 4, "module_count"),
+        (h::MODULE_TABLE, 4, "module_table"),
+        (h::STRINGS, 4, "strings"),
+        (h::STRINGS_SIZE, 4, "strings_size"),
+        (h::RELOCS, 4, "relocs"),
+        (h::RELOC_COUNT, 4, "reloc_count"),
+        (h::HOT, 4, "hot"),
+        (h::HOT_SIZE, 4, "hot_size"),
+        (h::COLD, 4, "cold"),
+        (h::COLD_SIZE, 4, "cold_size"),
+        (h::HEADER_CHECKSUM, 8, "header_checksum"),
+        (h::PREFERRED_BASE, 8, "preferred_base"),
+        (h::OPTIMIZE, 4, "optimize"),
+        (h::COMPILE_FLAGS, 4, "compile_flags"),
+        (h::NAMES, 4, "names"),
+        (h::NAMES_SIZE, 4, "names_size"),
+        (h::NAMES_CHECKSUM, 8, "names_checksum"),
+        (h::CODE_SERIALS, 4, "code_serials"),
+        (h::RESERVED, HEADER_SIZE - h::RESERVED, "reserved"),
+    ];
+    let entry: Vec<(usize, usize, &str)> = vec![
+        (e::NAME, 4, "name"),
+        (e::NAME_LEN, 4, "name_len"),
+        (e::ORIGIN, 4, "origin"),
+        (e::ORIGIN_LEN, 4, "origin_len"),
+        (e::FLAGS, 4, "flags"),
+        (e::CODE, 4, "code"),
+        (e::SOURCE_MTIME_NS, 8, "source_mtime_ns"),
+        (e::SOURCE_SIZE, 8, "source_size"),
+        (e::HOT_START, 4, "hot_start"),
+        (e::HOT_END, 4, "hot_end"),
+        (e::COLD_START, 4, "cold_start"),
+        (e::COLD_END, 4, "cold_end"),
+        (e::RELOC_START, 4, "reloc_start"),
+        (e::RELOC_COUNT, 4, "reloc_count"),
+        (e::CHECKSUM, 8, "checksum"),
+        (e::SOURCE_HASH, 8, "source_hash"),
+        (e::SOURCE_DEV, 8, "source_dev"),
+        (e::SOURCE_INO, 8, "source_ino"),
+        (e::SOURCE_REALPATH, 4, "source_realpath"),
+        (e::SOURCE_REALPATH_LEN, 4, "source_realpath_len"),
+    ];
+    for (heading, code, total) in
+        [("## Header", &header, HEADER_SIZE), ("## Module table entry", &entry, MODULE_ENTRY_SIZE)]
+    {
+        let doc = format_md_table(heading);
+        let code: Vec<(usize, usize, String)> = code.iter().map(|(o, s, n)| (*o, *s, n.to_string())).collect();
+        assert_eq!(doc, code, "docs/FORMAT.md {heading} differs from layout.rs");
+        // The fields tile the record exactly.
+        let mut at = 0;
+        for (offset, size, name) in &code {
+            assert_eq!(*offset, at, "{name} does not follow the previous field");
+            at += size;
+        }
+        assert_eq!(at, total, "{heading} fields do not fill the record");
+    }
+}
+
+#[test]
+fn format_md_relocation_kinds_match_the_code() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
+    let mut kinds = 0;
+    for line in doc.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() > 3 && cells[2].chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
+            if let Ok(n) = cells[1].parse::<u32>() {
+                let kind = RelocKind::from_u32(n).unwrap_or_else(|| panic!("docs/FORMAT.md lists unknown kind {n}"));
+                assert_eq!(format!("{kind:?}"), cells[2], "kind {n}");
+                kinds += 1;
+            }
+        }
+    }
+    assert_eq!(
+        kinds,
+        (1..100).filter(|n| RelocKind::from_u32(*n).is_some()).count(),
+        "a kind is missing from docs/FORMAT.md"
+    );
 }
