@@ -1,8 +1,10 @@
 //! The archive this process serves from, and what happened to each module.
 //!
 //! Opening maps the file and validates its header and table only; each module
-//! is checked (source freshness, checksum, relocation records) and fixed up at
-//! its first import, so opening never touches the archived objects. The
+//! is checked (source freshness, checksum, relocation records, the shape of
+//! its objects: `super::shapes`) and fixed up at its first import, so opening
+//! never touches the archived objects; the name pool is checksummed once,
+//! before the first fix-up. The
 //! mapping is private and writable (copy-on-write): the interpreter writes
 //! into archived objects (refcounts, quickened bytecode, str hashes), and
 //! those writes stay in this process. It is never unmapped: archived objects
@@ -83,12 +85,13 @@ pub struct Served {
     pool: Arc<Pool>,
     /// The name pool's checksum outcome, checked before the first fix-up.
     pool_verified: Option<Result<(), String>>,
+    /// Pool entries that passed their shape check in this process.
     pool_shapes: PoolShapes,
     check: Check,
     dirs: DirCache,
     /// For marshal's sharing test, built at its first question: module
-    /// spans by start offset, and per module how many archived slots point
-    /// at each of its objects.
+    /// spans by start offset, and per module which archived containers
+    /// point at each of its objects (`marshal::References`).
     spans: Vec<(std::ops::Range<usize>, usize)>,
     references: HashMap<usize, References>,
 }
