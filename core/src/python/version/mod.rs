@@ -99,6 +99,26 @@ pub struct StrLayout {
     pub interned: bool,
 }
 
+/// The checks of an archived str header that every version shares, given
+/// the `kind` and `ascii` bits of its state: a known kind (ASCII means 1),
+/// a header inside `bytes`, no cached hash and, for a non-ASCII str, no
+/// cached UTF-8 buffer. The version checks the rest of its state.
+fn check_compact_str_header(bytes: &[u8], kind: usize, ascii: bool) -> Result<(), &'static str> {
+    if !matches!(kind, 1 | 2 | 4) || (ascii && kind != 1) {
+        return Err("a str with an unknown kind");
+    }
+    if !ascii && bytes.len() < size_of::<sys::PyCompactUnicodeObject>() + kind {
+        return Err("a str whose header exceeds its span");
+    }
+    if objects::get::<sys::Py_hash_t>(bytes, offset_of!(sys::PyASCIIObject, hash)) != -1 {
+        return Err("a str with a cached hash");
+    }
+    if !ascii && objects::get::<usize>(bytes, offset_of!(sys::PyCompactUnicodeObject, utf8)) != 0 {
+        return Err("a str with a cached UTF-8 buffer");
+    }
+    Ok(())
+}
+
 /// The size of archived compact str `bytes` (from its start to its span's
 /// end), of the length its header claims: the characters and their NUL
 /// terminator must lie inside `bytes`.

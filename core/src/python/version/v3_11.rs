@@ -157,17 +157,12 @@ pub fn archived_str_shape(bytes: &[u8]) -> Result<super::StrShape, &'static str>
     type Compact = sys::PyCompactUnicodeObject;
     let state: sys::PyASCIIObject__bindgen_ty_1 = get(bytes, offset_of!(Ascii, state));
     let (kind, ascii) = (state.kind() as usize, state.ascii() != 0);
-    if !ascii && bytes.len() < size_of::<Compact>() + kind {
-        return Err("a str whose header exceeds its span");
-    }
-    if state.compact() == 0 || state.ready() == 0 || !matches!(kind, 1 | 2 | 4) || (ascii && kind != 1) {
-        return Err("a str that is not compact and ready or has an unknown kind");
+    super::check_compact_str_header(bytes, kind, ascii)?;
+    if state.compact() == 0 || state.ready() == 0 {
+        return Err("a str that is not compact and ready");
     }
     if state.interned() != sys::SSTATE_NOT_INTERNED {
         return Err("a str archived as interned");
-    }
-    if get::<sys::Py_hash_t>(bytes, offset_of!(Ascii, hash)) != -1 {
-        return Err("a str with a cached hash");
     }
     let mut interior = None;
     if ascii {
@@ -175,9 +170,6 @@ pub fn archived_str_shape(bytes: &[u8]) -> Result<super::StrShape, &'static str>
             return Err("an ASCII str with a wstr buffer");
         }
     } else {
-        if get::<usize>(bytes, offset_of!(Compact, utf8)) != 0 {
-            return Err("a str with a cached UTF-8 buffer");
-        }
         let wstr_length: sys::Py_ssize_t = get(bytes, offset_of!(Compact, wstr_length));
         if kind == size_of::<sys::wchar_t>() {
             if wstr_length != get::<sys::Py_ssize_t>(bytes, offset_of!(Ascii, length)) {

@@ -173,22 +173,14 @@ pub const CODE_NULL_FIELDS: &[usize] = &[
 /// or UTF-8 buffer, and a terminating NUL inside the span.
 pub fn archived_str_shape(bytes: &[u8]) -> Result<super::StrShape, &'static str> {
     type Ascii = sys::PyASCIIObject;
-    type Compact = sys::PyCompactUnicodeObject;
     let state: sys::PyASCIIObject__bindgen_ty_1 = get(bytes, offset_of!(Ascii, state));
     let (kind, ascii) = (state.kind() as usize, state.ascii() != 0);
-    if !ascii && bytes.len() < size_of::<Compact>() + kind {
-        return Err("a str whose header exceeds its span");
-    }
-    if state.compact() == 0 || !matches!(kind, 1 | 2 | 4) || (ascii && kind != 1) {
-        return Err("a str that is not compact or has an unknown kind");
+    super::check_compact_str_header(bytes, kind, ascii)?;
+    if state.compact() == 0 {
+        return Err("a str that is not compact");
     }
     if state.interned() != sys::SSTATE_NOT_INTERNED || state.statically_allocated() != 0 {
         return Err("a str archived as interned or static");
-    }
-    if get::<sys::Py_hash_t>(bytes, offset_of!(Ascii, hash)) != -1
-        || (!ascii && get::<usize>(bytes, offset_of!(Compact, utf8)) != 0)
-    {
-        return Err("a str with a cached hash or UTF-8 buffer");
     }
     let size = super::str_size_within(bytes, ascii, kind)?;
     Ok(super::StrShape { size, interior: None })
