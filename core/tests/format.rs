@@ -317,7 +317,7 @@ fn every_flipped_bit_is_refused_or_lies_in_padding() {
 
 #[test]
 fn format_md_gives_the_module_entry_size_of_the_code() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
+    let doc = format_md();
     let heading = format!("## Module table entry ({} bytes)", cds_core::format::layout::MODULE_ENTRY_SIZE);
     assert!(doc.lines().any(|l| l == heading), "docs/FORMAT.md lacks {heading:?}");
 }
@@ -325,7 +325,7 @@ fn format_md_gives_the_module_entry_size_of_the_code() {
 #[test]
 fn format_md_gives_the_version_and_header_size_of_the_code() {
     use cds_core::format::layout::{FORMAT_VERSION, HEADER_SIZE};
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
+    let doc = format_md();
     for line in [
         format!("# cds archive format, version {FORMAT_VERSION}"),
         format!("## Header ({HEADER_SIZE} bytes)"),
@@ -361,7 +361,7 @@ fn hot_end_objects_follow_the_modules_other_hot_objects() {
 
 /// Rows `| offset | size | field | ... |` of the table under `heading` in docs/FORMAT.md.
 fn format_md_table(heading: &str) -> Vec<(usize, usize, String)> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
+    let doc = format_md();
     let mut rows = Vec::new();
     let mut inside = false;
     for line in doc.lines() {
@@ -451,7 +451,7 @@ fn format_md_header_and_entry_tables_match_layout_rs() {
 
 #[test]
 fn format_md_relocation_kinds_match_the_code() {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap();
+    let doc = format_md();
     let mut kinds = 0;
     for line in doc.lines() {
         let cells: Vec<&str> = line.split('|').map(str::trim).collect();
@@ -468,4 +468,9 @@ fn format_md_relocation_kinds_match_the_code() {
         (1..100).filter(|n| RelocKind::from_u32(*n).is_some()).count(),
         "a kind is missing from docs/FORMAT.md"
     );
+}
+
+/// The text of docs/FORMAT.md, which these tests hold against the code.
+fn format_md() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap()
 }

@@ -129,7 +129,7 @@ struct Layout<'r> {
     fields: Vec<(u32, Holds)>,
     /// Per 16-byte unit of the module's spans (hot, then cold), the object
     /// starting there: its kind (`Unit::kind`) and the index of its first
-    /// record (its `ob_type`). Zeroed: no object.
+    /// record (its `ob_type`). `Unit::EMPTY`: no object.
     units: Vec<Unit>,
     /// The units of the code objects.
     codes: Vec<u32>,
@@ -138,7 +138,6 @@ struct Layout<'r> {
 }
 
 #[derive(Clone, Copy)]
-#[repr(C)]
 struct Unit {
     /// 0: no object; else 1 + the kind's tag (see `Unit::kind`).
     tag: u32,
@@ -147,15 +146,8 @@ struct Unit {
 }
 
 impl Unit {
-    /// `n` empty units from zeroed memory (no fill pass: most units of a
-    /// module are never an object start).
-    fn zeroed(n: usize) -> Vec<Unit> {
-        let zeroed = std::mem::ManuallyDrop::new(vec![[0u32; 3]; n]);
-        // SAFETY: Unit is #[repr(C)] of three u32 (the layout of [u32; 3])
-        // and all-zero is its empty value; buffer, length and capacity are
-        // moved over unchanged and the original is never dropped.
-        unsafe { Vec::from_raw_parts(zeroed.as_ptr() as *mut Unit, zeroed.len(), zeroed.capacity()) }
-    }
+    /// No object starts in this unit.
+    const EMPTY: Self = Self { tag: 0, len: 0, first_record: 0 };
 
     fn new(kind: Kind, first_record: usize) -> Self {
         let (tag, len) = match kind {
@@ -237,7 +229,7 @@ pub fn check(
         relocs: &relocs,
         cursor: 0,
         fields: Vec::with_capacity(relocs.len()),
-        units: Unit::zeroed(units),
+        units: vec![Unit::EMPTY; units],
         codes: Vec::new(),
         hot: view.hot.clone(),
         cold: view.cold.clone(),

@@ -79,7 +79,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
                 if ty == addr_of_mut!(sys::PyCode_Type) {
                     Target::Object(self.emit_code(op)?)
                 } else if ty == addr_of_mut!(sys::PyTuple_Type) {
-                    Target::Object(self.emit_tuple(op, written_region(holds_written_items(op)))?)
+                    Target::Object(self.emit_tuple(op, written_or(holds_written_items(op), Region::Cold))?)
                 } else if ty == addr_of_mut!(sys::PyUnicode_Type) {
                     self.emit_str(op)?
                 } else if ty == addr_of_mut!(sys::PyBytes_Type) {
@@ -184,10 +184,10 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         }
         // SAFETY: op is a live str (caller).
         let short = unsafe { ffi::PyUnicode_GetLength(op.cast()) } as usize <= SHORT_STR;
-        let region = if layout.interned { Region::Hot } else { written_region(short) };
-        let at = self.module.alloc(region, layout.size);
+        let region = if layout.interned { Region::Hot } else { written_or(short, Region::Cold) };
+        // SAFETY: the layout's size is the str's allocation size.
+        let at = unsafe { self.copy(op, region, layout.size, symbols::TYPE_STR, false) };
         self.module.bytes_mut(at, layout.size).copy_from_slice(&bytes);
-        self.module.reloc(at.add(OB_TYPE), Target::Symbol(symbols::TYPE_STR));
         if let Some((slot, target)) = interior {
             self.module.reloc(at.add(slot), Target::Interior(at.add(target)));
         }
@@ -227,28 +227,23 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
                 .map_err(DumpError)?;
             for (off, child) in children {
                 put(self.module.bytes_mut(at, size), off, 0usize);
-                if child.is_null() {
-                    continue;
+                if !child.is_null() {
+                    self.link(at, off, child)?;
                 }
-                self.link(at, off, child)?;
             }
             Ok(at)
         }
     }
 }
 
-/// Where an object goes that load or use may write (`written`) or not.
-/// Written ones go to the end of the module's hot span, together: tuples
-/// holding names (names the interpreter interned before the archive, at its
-/// start-up or by unarchived modules, switch those slots to its own str) or
-/// frozensets (built at load), and short strs (dict keys, hashed on first
-/// use). The rest (docstrings, numbers, line tables) stays on cold pages
-/// that no process writes.
-fn written_region(written: bool) -> Region {
-    written_or(written, Region::Cold)
-}
-
-/// `HotEnd` for objects that are written, else `region`.
+/// Where an object goes that load or use may write (`written`), else
+/// `region`. Written ones go to the end of the module's hot span, together:
+/// tuples holding names (names the interpreter interned before the archive,
+/// at its start-up or by unarchived modules, switch those slots to its own
+/// str) or frozensets (built at load), short strs (dict keys, hashed on
+/// first use), module and class bodies (they run). The rest (docstrings,
+/// numbers, line tables, functions' code) stays on pages that no process
+/// writes unless the code runs.
 fn written_or(written: bool, region: Region) -> Region {
     if written {
         Region::HotEnd
@@ -262,7 +257,7 @@ fn written_or(written: bool, region: Region) -> Region {
 const SHORT_STR: usize = 64;
 
 /// Whether tuple `op` holds an item whose slot load may rewrite: an
-/// interned str or a frozenset (see [`written_region`]).
+/// interned str or a frozenset (see [`written_or`]).
 ///
 /// # Safety
 /// `op` is a live tuple and the GIL is held.
