@@ -49,7 +49,7 @@ def test_served_modules_have_the_attributes_of_a_normal_import(ws):
 def test_no_cds_option_means_no_cds(ws):
     proc = ws.plain("-c", STATS)
     assert stats_of(proc) == {"archive": None, "served": [], "rejected": {}, "modules": 0, "tracing": False,
-                              "mapped_at_preferred_base": False}
+                              "mapped_at_preferred_base": False, "stamped": False}
 
 
 def test_xoptions_are_visible_and_documented(ws):

@@ -6,6 +6,7 @@
 //! - [`write`]: atomic archive writing that planted files cannot subvert.
 //! - [`archive_file`]: whether the archive file may be trusted, and whether
 //!   it changed after it was opened.
+//! - [`stamp_file`]: the verified stamp's text and the archive file it names.
 //! - [`fault_guard`]: one clear line when the mapped file is truncated or
 //!   overwritten under the process.
 //! - `python` (feature `python`): the glue linked into the patched interpreter:
@@ -17,6 +18,7 @@ pub mod archive_file;
 pub mod fault_guard;
 pub mod format;
 pub mod imports;
+pub mod stamp_file;
 pub mod write;
 
 #[cfg(feature = "python")]

@@ -78,11 +78,13 @@ def stats():
     is in use), ``served`` (names of modules imported from the archive, in
     import order), ``rejected`` (name -> reason, for archived modules that were
     imported normally instead), ``modules`` (modules in the archive),
-    ``tracing`` (whether -X cds_trace is recording) and
+    ``tracing`` (whether -X cds_trace is recording),
     ``mapped_at_preferred_base`` (whether the archive is mapped where the dump
-    laid it out, so that relocation writes nothing).
+    laid it out, so that relocation writes nothing) and ``stamped`` (whether
+    the archive's stamp, ``ARCHIVE.verified``, names the mapped file, so that
+    modules are not checked again: ``python -m cds verify``).
     """
     if _cds is None:
         return {"archive": None, "served": [], "rejected": {}, "modules": 0, "tracing": False,
-                "mapped_at_preferred_base": False}
+                "mapped_at_preferred_base": False, "stamped": False}
     return _cds.stats()

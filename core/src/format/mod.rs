@@ -17,4 +17,7 @@ pub use builder::{ArchiveBuilder, ModuleBuilder, ModuleMeta, Region, RegionRef, 
 pub use compile::CompileSettings;
 pub use layout::*;
 pub use reader::{Archive, Expectations, FormatError, ModuleView};
-pub use reloc::{apply_read_relocations_at, apply_relocations, apply_relocations_at, Fixups, RelocError, Relocations};
+pub use reloc::{
+    apply_read_relocations_at, apply_relocations, apply_relocations_at, read_relocations_where, Fixups, RelocError,
+    Relocations,
+};

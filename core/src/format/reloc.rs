@@ -63,7 +63,8 @@ impl std::error::Error for RelocError {}
 
 /// A module's relocation records, validated (kinds known, slots and
 /// targets in bounds and aligned, slots ascending): only
-/// [`read_relocations`] makes one.
+/// [`read_relocations`] and [`read_relocations_where`] (a validated subset)
+/// make one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relocations {
     /// The byte range of the records they were read from (which module).
@@ -84,19 +85,44 @@ pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations
     Ok(Relocations { from: module.relocs.clone(), records })
 }
 
+/// The module's records of the kinds `keep` selects (by kind and target),
+/// validated as [`read_relocations`] validates all of them; the others are
+/// skipped unread. For a module whose slots an earlier check found already
+/// right for this process (`python::stamp`), only the records that still
+/// need work at load are read.
+pub fn read_relocations_where(
+    bytes: &[u8],
+    module: &ModuleView,
+    keep: impl Fn(RelocKind, u32) -> bool,
+) -> Result<Relocations, RelocError> {
+    let records = read_relocations_filtered(&bytes[module.relocs.clone()], module, keep)?;
+    Ok(Relocations { from: module.relocs.clone(), records })
+}
+
 /// [`read_relocations`] of the module's records, `records`.
 fn read_relocations_in(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
+    read_relocations_filtered(records, module, |_, _| true)
+}
+
+fn read_relocations_filtered(
+    records: &[u8],
+    module: &ModuleView,
+    keep: impl Fn(RelocKind, u32) -> bool,
+) -> Result<Vec<Reloc>, RelocError> {
     let mut out = Vec::with_capacity(records.len() / RELOC_SIZE);
     let mut previous: Option<u32> = None;
     for (index, rec) in records.chunks_exact(RELOC_SIZE).enumerate() {
+        let kind = RelocKind::from_u32(get_u32(rec, 8)).ok_or(RelocError::BadKind { index })?;
+        let target = get_u32(rec, 4);
+        if !keep(kind, target) {
+            continue;
+        }
         let slot = get_u32(rec, 0);
         // Sorted by slot, each slot once: what the shape check relies on.
         if previous.is_some_and(|p| slot <= p) {
             return Err(RelocError::Unsorted { index });
         }
         previous = Some(slot);
-        let target = get_u32(rec, 4);
-        let kind = RelocKind::from_u32(get_u32(rec, 8)).ok_or(RelocError::BadKind { index })?;
         let (align, len) = if kind == RelocKind::CodeInit { (OBJECT_ALIGN, MIN_OBJECT) } else { (8, 8) };
         if !(slot as usize).is_multiple_of(align) || !module.owns(slot as usize, len) {
             return Err(RelocError::SlotOutOfBounds { index });

@@ -11,6 +11,7 @@
 //! - [`verbose`]: `-X cds_verbose` event lines.
 //! - [`shapes`]: the walk over a module's archived objects that makes
 //!   forged lengths and unrelocated pointers impossible before relocation.
+//! - [`stamp`]: the verified stamp: a whole archive checked once, not per process.
 //! - [`pool`]: the archive's name pool, interned once per name per process.
 //! - [`marshal`]: marshal's sharing test for archived objects.
 //! - [`mapping`]: the archive's memory mapping, at the preferred base when free.
@@ -35,6 +36,7 @@ mod objects;
 mod pool;
 mod serve;
 mod shapes;
+mod stamp;
 mod state;
 mod symbols;
 mod verbose;

@@ -11,12 +11,14 @@
 //! - `get_frozen_code(name)`: the same for `FrozenImporter` (3.13+).
 //! - `stats()`: archive path, served modules, rejected modules with reasons.
 //! - `dump(entries, path)`: writes an archive; returns the entries left out.
+//! - `verify(path)`: checks a whole archive and writes its stamp (`super::stamp`).
 //! - `build_id()`: the id archives made by this interpreter carry.
 
 use super::build_id::expectations;
 use super::convert::{new_bool, new_str, none, raise, str_list, str_value};
 use super::dump::{self, DumpFailure, ModuleEntry, Skipped};
 use super::interpreter::in_main_interpreter;
+use super::stamp;
 use super::state::{self, StartRefused};
 use super::{as_sys, ffi};
 use std::ffi::{c_int, CString};
@@ -215,6 +217,7 @@ unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -
                 && set(c"rejected", rejected)
                 && set(c"modules", ffi::PyLong_FromSize_t(stats.modules))
                 && set(c"mapped_at_preferred_base", new_bool(stats.mapped_at_preferred_base))
+                && set(c"stamped", new_bool(stats.stamped))
                 && set(c"tracing", new_bool(stats.tracing));
         } else {
             ffi::Py_XDECREF(names);
@@ -321,6 +324,19 @@ unsafe extern "C" fn cds_dump(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
     }
 }
 
+unsafe extern "C" fn cds_verify(_m: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (called from Python); arg is the single argument (METH_O), borrowed.
+    unsafe {
+        let Some(path) = str_value(arg) else {
+            return raise(ffi::PyExc_TypeError, "verify(path): path must be a str");
+        };
+        match stamp::write(std::path::Path::new(&path)) {
+            Ok(prewritten) => new_bool(prewritten),
+            Err(why) => raise(ffi::PyExc_ValueError, &format!("{path}: {why}")),
+        }
+    }
+}
+
 // ---- module definition ----------------------------------------------------------------
 
 const fn method(
@@ -337,7 +353,7 @@ const fn method(
     }
 }
 
-static mut METHODS: [ffi::PyMethodDef; 11] = [
+static mut METHODS: [ffi::PyMethodDef; 12] = [
     method(c"tracing", cds_tracing, ffi::METH_NOARGS, c"True when -X cds_trace records loaded modules."),
     method(c"serving", cds_serving, ffi::METH_NOARGS, c"True when a valid archive is mapped."),
     method(
@@ -362,6 +378,12 @@ static mut METHODS: [ffi::PyMethodDef; 11] = [
     ),
     method(c"stats", cds_stats, ffi::METH_NOARGS, c"stats() -> dict: archive, served, rejected, modules, tracing"),
     method(c"dump", cds_dump, ffi::METH_VARARGS, c"dump(entries, path) -> list of (name, reason) left out"),
+    method(
+        c"verify",
+        cds_verify,
+        ffi::METH_O,
+        c"verify(path) -> bool: check the whole archive and write its stamp; True when its slots need no writes here",
+    ),
     method(c"build_id", cds_build_id, ffi::METH_NOARGS, c"The interpreter build id archives must carry."),
     ffi::PyMethodDef::zeroed(),
 ];

@@ -22,10 +22,13 @@ use super::mapping::Mapping;
 use super::marshal::References;
 use super::pool::Pool;
 use super::shapes::{self, PoolShapes, ShapeChecked};
+use super::stamp::{self, Vouched};
 use super::symbols::SymbolTable;
 use super::{ffi, verbose, version};
 use crate::archive_file::{self, FileStamp};
-use crate::format::{apply_read_relocations_at, Archive, Expectations, Fixups, ModuleView};
+use crate::format::{
+    apply_read_relocations_at, read_relocations_where, Archive, Expectations, Fixups, ModuleView, HEADER_SIZE,
+};
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
 use std::collections::{HashMap, HashSet};
@@ -83,8 +86,12 @@ pub struct Served {
     /// Shared with preparations running unlocked.
     symbols: Arc<SymbolTable>,
     pool: Arc<Pool>,
-    /// The name pool's checksum outcome, checked before the first fix-up.
+    /// The name pool's checksum outcome, checked before the first fix-up
+    /// (or vouched for by the stamp).
     pool_verified: Option<Result<(), String>>,
+    /// The archive's stamp, when it names the mapped file: modules are not
+    /// checked again (`super::stamp`).
+    vouched: Option<Vouched>,
     /// Pool entries that passed their shape check in this process.
     pool_shapes: PoolShapes,
     check: Check,
@@ -140,6 +147,14 @@ impl Served {
             return Err("this interpreter already handed out the code versions the archive uses".into());
         }
         let real_path = std::fs::canonicalize(path).ok().and_then(|p| p.into_os_string().into_string().ok());
+        let vouched = match real_path.as_deref().map(|p| stamp::read(p.as_ref(), &meta, &map[..HEADER_SIZE])) {
+            Some(Ok(vouched)) => vouched,
+            Some(Err(why)) => {
+                verbose::stamp_ignored(path, &why);
+                None
+            }
+            None => None,
+        };
         let stamp = FileStamp::of(&meta);
         let pool = (map.as_ptr() as usize + archive.names().start)..(map.as_ptr() as usize + archive.names().end);
         Ok(Self {
@@ -155,7 +170,8 @@ impl Served {
             rejected: Vec::new(),
             symbols: Arc::new(SymbolTable::new()),
             pool: Arc::new(Pool::new(pool)),
-            pool_verified: None,
+            pool_verified: vouched.as_ref().map(|_| Ok(())),
+            vouched,
             pool_shapes: PoolShapes::default(),
             check,
             dirs: DirCache::new(extension_suffixes),
@@ -183,11 +199,16 @@ impl Served {
             self.map.as_ptr() as usize,
             self.map.len(),
         );
-        verbose::opened(&self.path, self.module_count(), self.at_preferred_base());
+        verbose::opened(&self.path, self.module_count(), self.at_preferred_base(), self.vouched.is_some());
     }
 
     pub fn module_count(&self) -> usize {
         self.archive.module_count()
+    }
+
+    /// Whether the archive's stamp names the mapped file.
+    pub fn stamped(&self) -> bool {
+        self.vouched.is_some()
     }
 
     /// Whether the archive is mapped where the dump laid it out.
@@ -336,24 +357,15 @@ impl Served {
             Some(ModuleState::Broken | ModuleState::Preparing) => return Answer::Now(None),
             None => {}
         }
-        if let Err(e) = view.verify(&self.map) {
-            self.broken(view.index, name, e.to_string());
-            return Answer::Now(None);
-        }
         let index = view.index;
-        if self.pool_verified.is_none() {
-            let verified = self.archive.verify_names(&self.map).map_err(|e| e.to_string());
-            if let Err(why) = &verified {
-                // Every module names the pool: say it once, serve nothing more.
-                eprintln!("cds: warning: {}: {why}; importing normally from now on", self.path);
-                self.reject(name, why.clone());
-            }
-            self.pool_verified = Some(verified);
-        }
-        if self.pool_verified.as_ref().is_some_and(|v| v.is_err()) {
+        if !self.pool_intact(name) {
             return Answer::Now(None);
         }
-        let module = match shapes::check(&self.map, view, &self.archive.code_serials(), &mut self.pool_shapes) {
+        let checked = match &self.vouched {
+            Some(vouched) => self.vouched_module(view, vouched),
+            None => self.check_module(view),
+        };
+        let module = match checked {
             Ok(module) => module,
             Err(why) => {
                 self.broken(index, name, why);
@@ -372,6 +384,40 @@ impl Served {
             module,
         };
         Answer::AfterPreparing(Box::new(preparation), code)
+    }
+
+    /// A module of a stamped archive: only its records are read, and only
+    /// those that need work here when the stamp says the others' slots are
+    /// right for this process.
+    fn vouched_module(&self, view: ModuleView, vouched: &Vouched) -> Result<ShapeChecked, String> {
+        let relocs = if vouched.slots_prewritten(self.at_preferred_base()) {
+            read_relocations_where(&self.map, &view, stamp::needs_work)
+        } else {
+            read_relocations_where(&self.map, &view, |_, _| true)
+        };
+        Ok(ShapeChecked::vouched(view, relocs.map_err(|e| e.to_string())?, vouched))
+    }
+
+    /// A module of an archive without a stamp: its checksum, its records and
+    /// its objects' shapes.
+    fn check_module(&mut self, view: ModuleView) -> Result<ShapeChecked, String> {
+        view.verify(&self.map).map_err(|e| e.to_string())?;
+        shapes::check(&self.map, view, &self.archive.code_serials(), &mut self.pool_shapes)
+    }
+
+    /// Whether the name pool passed its checksum, checked at the first
+    /// fix-up. When it fails, says so once: every module names the pool,
+    /// so nothing more is served.
+    fn pool_intact(&mut self, name: &str) -> bool {
+        if self.pool_verified.is_none() {
+            let verified = self.archive.verify_names(&self.map).map_err(|e| e.to_string());
+            if let Err(why) = &verified {
+                eprintln!("cds: warning: {}: {why}; importing normally from now on", self.path);
+                self.reject(name, why.clone());
+            }
+            self.pool_verified = Some(verified);
+        }
+        self.pool_verified.as_ref().is_some_and(|v| v.is_ok())
     }
 
     /// Records the outcome of `preparation` (see [`Preparation::relocate`]);

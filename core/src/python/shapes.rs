@@ -24,6 +24,7 @@
 //! bytecode either, so a crafted archive can do what a crafted `.pyc` can.
 
 use super::objects::{bytes_size, get, tuple_item_offset, tuple_size, GC_HEAD, OB_TYPE};
+use super::stamp::Vouched;
 use super::symbols;
 use super::sys;
 use super::version;
@@ -65,14 +66,22 @@ pub enum Holds {
     InteriorAt(u32),
 }
 
-/// A module whose objects passed [`check`]: the only thing
-/// `serve::Preparation` relocates.
+/// A module whose objects passed [`check`] in this process, or in the one
+/// that wrote the archive's stamp ([`ShapeChecked::vouched`]): the only
+/// thing `serve::Preparation` relocates.
 pub struct ShapeChecked {
     view: ModuleView,
     relocs: Relocations,
 }
 
 impl ShapeChecked {
+    /// A module of an archive whose stamp names the mapped file
+    /// (`stamp::Vouched`): its whole archive passed [`check`] when stamped.
+    /// `relocs`: the records to apply (all, or those that need work here).
+    pub fn vouched(view: ModuleView, relocs: Relocations, _stamp: &Vouched) -> Self {
+        Self { view, relocs }
+    }
+
     pub fn view(&self) -> &ModuleView {
         &self.view
     }

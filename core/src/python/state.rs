@@ -287,6 +287,8 @@ pub struct Stats {
     pub rejected: Vec<(String, String)>,
     pub modules: usize,
     pub mapped_at_preferred_base: bool,
+    /// The archive's stamp names it: modules are not checked again.
+    pub stamped: bool,
     pub tracing: bool,
 }
 
@@ -299,6 +301,7 @@ pub fn stats() -> Stats {
             stats.rejected = s.rejected().to_vec();
             stats.modules = s.module_count();
             stats.mapped_at_preferred_base = s.at_preferred_base();
+            stats.stamped = s.stamped();
         }
         stats
     })

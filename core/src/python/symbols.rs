@@ -49,6 +49,15 @@ pub fn is_type(id: u32) -> bool {
     (TYPE_CODE..=TYPE_COMPLEX).contains(&id)
 }
 
+/// Whether symbol `id` is a static object of the interpreter's image, the
+/// same object at the same address in every process that loads the image
+/// at the same address (`stamp`); the others are made per process (the
+/// empty frozenset) or need a call at load (interning a 1-character name).
+/// `stamp::write` checks the claim for each slot before relying on it.
+pub fn is_static(id: u32) -> bool {
+    id != EMPTY_FROZENSET && !(LATIN1_CHAR_INTERNED..SYMBOL_COUNT).contains(&id)
+}
+
 /// What runtime object `id` is, for the shape check (None: no such id).
 pub fn kind_of(id: u32) -> Option<Kind> {
     Some(match id {

@@ -38,9 +38,16 @@ pub fn missed(name: &str, archive: &str) {
     }
 }
 
-pub fn opened(archive: &str, modules: usize, at_preferred_base: bool) {
+pub fn opened(archive: &str, modules: usize, at_preferred_base: bool, stamped: bool) {
     if at(2) {
         let place = if at_preferred_base { "at its preferred base" } else { "relocated" };
-        eprintln!("cds: opened {archive}: {modules} modules, mapped {place}");
+        let checks = if stamped { "verified by its stamp" } else { "modules checked at first import" };
+        eprintln!("cds: opened {archive}: {modules} modules, mapped {place}, {checks}");
+    }
+}
+
+pub fn stamp_ignored(archive: &str, why: &str) {
+    if at(2) {
+        eprintln!("cds: stamp of {archive} not used: {why}");
     }
 }

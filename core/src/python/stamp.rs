@@ -1,0 +1,198 @@
+//! Honouring and writing the verified stamp (`crate::stamp_file`): a whole
+//! archive checked once, so that each process need not check every module
+//! again at its first import.
+//!
+//! Without a stamp, a module's first import in every process verifies its
+//! checksum, reads and validates all its relocation records, walks its
+//! objects (`super::shapes`) and compares every pointer slot with the value
+//! relocation would write: more instructions than unmarshalling its `.pyc`
+//! (docs/PERFORMANCE.md). The dump (and `cds verify`) runs all of those
+//! checks over the whole file once and then writes the stamp; a process
+//! that finds a stamp naming the file it mapped skips them and reads only
+//! the records that need work in every process ([`needs_work`]) when the
+//! stamp also says every other slot already holds its value here.
+//!
+//! A stamp is trusted as the archive is (`crate::archive_file::untrusted`:
+//! only its owner may write it, and the owner is this user or root): whoever
+//! could forge one could as well rewrite the archive, or the `.pyc` files it
+//! stands for (docs/DESIGN.md, trust model). Any change to the archive file
+//! invalidates it (`crate::stamp_file`). Bit rot on disk, which changes
+//! neither, is no longer caught once stamped; it is not caught in a `.pyc`
+//! either.
+
+use super::mapping::PREFERRED_BASE;
+use super::shapes::{self, PoolShapes};
+use super::symbols::{self, SymbolTable};
+use super::{build_id, sys};
+use crate::archive_file;
+use crate::format::layout::get_u64;
+use crate::format::{Archive, RelocKind, HEADER_SIZE};
+use crate::stamp_file::{self, Identity, Stamp, STAMP_MAX};
+use std::fs::{File, Metadata};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+/// A stamp that names the archive file this process mapped: only [`read`]
+/// makes one, and `shapes::ShapeChecked::vouched` requires one.
+pub struct Vouched {
+    /// Every slot whose record needs no per-process work already holds its
+    /// value for a process whose interpreter image lies where the stamping
+    /// one's did (as this one's does) and that maps the archive at its
+    /// preferred base.
+    prewritten: bool,
+}
+
+impl Vouched {
+    /// Whether only the records [`needs_work`] selects must be applied,
+    /// for a mapping `at_preferred_base` or not.
+    pub fn slots_prewritten(&self, at_preferred_base: bool) -> bool {
+        self.prewritten && at_preferred_base
+    }
+}
+
+/// Whether a record of `kind` naming `target` needs work in every process,
+/// wherever the archive is mapped: interning, frozenset building, runtime
+/// objects that are not statics of the interpreter's image.
+pub fn needs_work(kind: RelocKind, target: u32) -> bool {
+    match kind {
+        RelocKind::InternedStr | RelocKind::FrozenSet | RelocKind::CodeInit => true,
+        RelocKind::Symbol => !symbols::is_static(target),
+        RelocKind::Object | RelocKind::Interior => false,
+    }
+}
+
+/// The address whose equality says that this process's interpreter image
+/// (its static types and singletons) lies where the stamping process's did.
+fn anchor() -> u64 {
+    std::ptr::addr_of!(sys::PyUnicode_Type) as u64
+}
+
+/// The load address of the image (executable or shared library) holding `address`.
+fn image_of(address: u64) -> Option<usize> {
+    // SAFETY: dladdr only reads the dynamic linker's tables and fills in
+    // `info`, a plain struct of pointers for which zero is a valid value.
+    unsafe {
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        (libc::dladdr(address as *const libc::c_void, &mut info) != 0).then_some(info.dli_fbase as usize)
+    }
+}
+
+/// The stamp of the archive at `real_path`, whose file as mapped has
+/// metadata `meta` and header `header`, when there is one that names it.
+/// `Err` says why a stamp that exists does not apply (for `-X
+/// cds_verbose=2`); no stamp at all is `Ok(None)`.
+pub fn read(real_path: &Path, meta: &Metadata, header: &[u8]) -> Result<Option<Vouched>, String> {
+    let path = stamp_file::path_for(real_path);
+    // O_NOFOLLOW: a symlink planted in the archive's directory is not a stamp.
+    let file = match File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open {}: {e}", path.display())),
+    };
+    let stamp_meta = file.metadata().map_err(|e| e.to_string())?;
+    if !stamp_meta.is_file() || stamp_meta.len() > STAMP_MAX {
+        return Err(format!("{} is not a stamp", path.display()));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if let Some(why) = archive_file::untrusted(&stamp_meta, unsafe { libc::geteuid() }) {
+        return Err(format!("{}: {}", path.display(), why.replacen("archive", "stamp", 1)));
+    }
+    let mut text = String::new();
+    file.take(STAMP_MAX).read_to_string(&mut text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let stamp = Stamp::parse(&text).ok_or_else(|| format!("{} is not a stamp", path.display()))?;
+    if Some(stamp.identity) != Identity::of(meta, header) {
+        return Err(format!("{} names another file or an earlier state of it", path.display()));
+    }
+    Ok(Some(Vouched { prewritten: stamp.anchor == Some(anchor()) }))
+}
+
+/// Why [`write`] wrote no stamp when another writer replaced the archive
+/// meanwhile.
+pub const CHANGED_WHILE_CHECKED: &str = "the archive changed while it was checked";
+
+/// Checks the whole archive file at `path` as a serving process checks
+/// each module, then writes its stamp; `Ok(prewritten)`: whether the stamp
+/// also says its slots need no writes here (see [`Vouched`]). The GIL is
+/// held (the check resolves runtime symbols).
+pub fn write(path: &Path) -> Result<bool, String> {
+    let real_path = std::fs::canonicalize(path).map_err(|e| e.to_string())?;
+    let mut file = File::open(&real_path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if let Some(why) = archive_file::untrusted(&meta, unsafe { libc::geteuid() }) {
+        return Err(why);
+    }
+    wait_past(meta.ctime(), meta.ctime_nsec());
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    let header = &bytes[..HEADER_SIZE.min(bytes.len())];
+    let identity = Identity::of(&meta, header).ok_or("file is truncated")?;
+    let prewritten = check_whole(&bytes)?;
+    // What was checked must be what the stamp names: the descriptor's file,
+    // unchanged since, and still the one at the path.
+    let now = std::fs::metadata(&real_path).map_err(|e| e.to_string())?;
+    if Identity::of(&file.metadata().map_err(|e| e.to_string())?, header) != Some(identity)
+        || Identity::of(&now, header) != Some(identity)
+    {
+        return Err(CHANGED_WHILE_CHECKED.into());
+    }
+    let stamp = Stamp { identity, anchor: prewritten.then(anchor) };
+    crate::write::write_atomic(&stamp_file::path_for(&real_path), stamp.render().as_bytes())
+        .map_err(|e| format!("cannot write its stamp: {e}"))?;
+    Ok(prewritten)
+}
+
+/// Waits until the clock file times are taken from has passed the file's
+/// ctime `(secs, nsecs)`. That clock advances in ticks (a few ms), so a
+/// write in the tick of the dump's rename would leave ctime as it was;
+/// after the wait, any write gives the file a later ctime, and the bytes
+/// read after it are the bytes the stamp names.
+fn wait_past(secs: i64, nsecs: i64) {
+    let stamped = (secs, nsecs);
+    for _ in 0..1000 {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes one timespec, which `now` is.
+        if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } != 0
+            || (now.tv_sec, now.tv_nsec) > stamped
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Every check a serving process makes of `bytes` (header, table, name
+/// pool, each module's checksum, records and shape). `Ok(true)` when
+/// moreover every slot whose record needs no per-process work
+/// ([`needs_work`]) already holds its value for this interpreter image with
+/// the archive at its preferred base.
+fn check_whole(bytes: &[u8]) -> Result<bool, String> {
+    let archive = Archive::parse(bytes, &build_id::expectations()).map_err(|e| e.to_string())?;
+    archive.verify_names(bytes).map_err(|e| e.to_string())?;
+    let base = Archive::peek_preferred_base(bytes);
+    let symbols = SymbolTable::new();
+    let own_image = image_of(anchor());
+    let mut pool = PoolShapes::default();
+    let mut prewritten = base == PREFERRED_BASE && own_image.is_some();
+    for index in 0..archive.module_count() {
+        let view = archive.module(bytes, index).map_err(|e| e.to_string())?;
+        let name = view.name(bytes).to_owned();
+        view.verify(bytes).map_err(|e| e.to_string())?;
+        let checked = shapes::check(bytes, view, &archive.code_serials(), &mut pool)
+            .map_err(|why| format!("module {name}: {why}"))?;
+        prewritten = prewritten && {
+            checked.relocations().iter().filter(|r| !needs_work(r.kind, r.target)).all(|r| {
+                let expected = match r.kind {
+                    // A static of the interpreter's own image moves only with it.
+                    RelocKind::Symbol => {
+                        symbols.resolve(r.target).map(|a| a as u64).filter(|&a| image_of(a) == own_image)
+                    }
+                    _ => Some(base + u64::from(r.target)),
+                };
+                expected == Some(get_u64(bytes, r.slot as usize))
+            })
+        };
+    }
+    Ok(prewritten)
+}
