@@ -5,9 +5,10 @@
 //! directory leaving the path, all mean the archive must not answer.
 //!
 //! Directory listings are cached per process and revalidated by the
-//! directory's mtime, as `FileFinder` does, so the check costs a `stat` or
-//! two per directory searched up to the archived one, and reads a listing
-//! again only when that directory changed.
+//! directory's mtime, as `FileFinder` does, so the check costs one `stat`
+//! per directory searched up to the archived one (however many questions
+//! it asks of that directory), and reads a listing again only when that
+//! directory changed.
 
 use super::mtime_ns;
 use std::collections::{HashMap, HashSet};
@@ -19,37 +20,72 @@ struct Listing {
     names: HashSet<String>,
 }
 
+/// What a search path entry was when last stat'ed.
+struct Entry {
+    /// The check (`DirCache::round`) that stat'ed it: within one check an
+    /// entry is not stat'ed again.
+    round: u64,
+    /// Its names when it is a directory.
+    listing: Option<Listing>,
+    /// A regular file (a zip archive on the path).
+    is_file: bool,
+}
+
 /// What is in a directory, and whether a name there would be imported first.
 #[derive(Default)]
 pub struct DirCache {
-    listings: HashMap<String, Option<Listing>>,
+    entries: HashMap<String, Entry>,
+    /// Counts [`DirCache::check_module`] calls.
+    round: u64,
     /// `_imp.extension_suffixes()`, e.g. `.cpython-313-x86_64-linux-gnu.so`.
     extension_suffixes: Vec<String>,
 }
 
 impl DirCache {
     pub fn new(extension_suffixes: Vec<String>) -> Self {
-        Self { listings: HashMap::new(), extension_suffixes }
+        Self { entries: HashMap::new(), round: 0, extension_suffixes }
+    }
+
+    /// The search path entry `dir` as this check sees it: one `stat` per
+    /// check, and a listing read again only when the directory's mtime moved.
+    fn entry(&mut self, dir: &str) -> &Entry {
+        let round = self.round;
+        if self.entries.get(dir).is_some_and(|e| e.round == round) {
+            return &self.entries[dir];
+        }
+        let real = if dir.is_empty() { "." } else { dir };
+        let meta = fs::metadata(real).ok();
+        let is_file = meta.as_ref().is_some_and(|m| m.is_file());
+        let listing = match meta.filter(|m| m.is_dir()) {
+            None => None,
+            Some(meta) => {
+                let stamp = mtime_ns(&meta);
+                match self.entries.remove(dir).and_then(|e| e.listing) {
+                    Some(l) if l.mtime_ns == stamp => Some(l),
+                    _ => {
+                        let names = fs::read_dir(real)
+                            .map(|it| it.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+                            .unwrap_or_default();
+                        Some(Listing { mtime_ns: stamp, names })
+                    }
+                }
+            }
+        };
+        self.entries.insert(dir.to_owned(), Entry { round, listing, is_file });
+        &self.entries[dir]
     }
 
     /// The names in `dir` (None when it is not a directory; empty when it
     /// cannot be read).
     fn names(&mut self, dir: &str) -> Option<&HashSet<String>> {
-        let real = if dir.is_empty() { "." } else { dir };
-        let meta = fs::metadata(real).ok().filter(|m| m.is_dir());
-        let Some(meta) = meta else {
-            self.listings.insert(dir.to_owned(), None);
-            return None;
-        };
-        let stamp = mtime_ns(&meta);
-        let fresh = matches!(self.listings.get(dir), Some(Some(l)) if l.mtime_ns == stamp);
-        if !fresh {
-            let names = fs::read_dir(real)
-                .map(|it| it.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
-                .unwrap_or_default();
-            self.listings.insert(dir.to_owned(), Some(Listing { mtime_ns: stamp, names }));
-        }
-        self.listings.get(dir).and_then(|l| l.as_ref()).map(|l| &l.names)
+        self.entry(dir).listing.as_ref().map(|l| &l.names)
+    }
+
+    /// Whether the file at `path` is in its directory's listing (as of this
+    /// check: no second `stat` of a directory the check already searched).
+    pub fn lists(&mut self, path: &str) -> bool {
+        let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+        self.names(dir).is_some_and(|n| n.contains(file))
     }
 
     /// Whether importing `tail` from `dir` finds a regular package.
@@ -90,6 +126,7 @@ impl DirCache {
         name: &str,
         is_package: bool,
     ) -> Result<(), String> {
+        self.round += 1;
         let home = parent(if is_package { parent(origin) } else { origin });
         let tail = name.rsplit('.').next().unwrap_or(name);
         self.check(search_path, home, tail, is_package)
@@ -103,7 +140,7 @@ impl DirCache {
             return Err(format!("{home} is no longer on the search path"));
         };
         for dir in &search_path[..at] {
-            if Path::new(dir).is_file() {
+            if self.entry(dir).is_file {
                 return Err(format!("search path entry {dir} is an archive cds cannot see into"));
             }
             if self.provides(dir, tail) {

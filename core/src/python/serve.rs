@@ -80,6 +80,10 @@ pub struct Served {
     changed: bool,
     archive: Archive,
     states: HashMap<usize, ModuleState>,
+    /// Relocated source modules by name, with what the loader checks, copied
+    /// out of the table: `get_code` answers them without reading the table
+    /// (or stat'ing the archive) again.
+    ready: HashMap<String, ReadyModule>,
     served: Vec<String>,
     served_names: HashSet<String>,
     rejected: Vec<(String, String)>,
@@ -165,6 +169,7 @@ impl Served {
             changed: false,
             archive,
             states: HashMap::new(),
+            ready: HashMap::new(),
             served: Vec::new(),
             served_names: HashSet::new(),
             rejected: Vec::new(),
@@ -293,21 +298,39 @@ impl Served {
             }
         }
         let is_package = view.is_package;
-        self.prepare(view, name, false).map(|_| (origin, is_package))
+        // Whether the source is the one archived is the loader's question
+        // (`get_code`, one stat); the finder only needs it to exist, as a
+        // normal search needs it: it is in its directory's listing (for a
+        // module, the directory the search-path check just revalidated).
+        if self.check != Check::None && !self.dirs.lists(&origin) {
+            self.reject(name, "source file is missing".into());
+            return Answer::Now(None);
+        }
+        self.prepare(view, name, false, Check::None).map(|_| (origin, is_package))
     }
 
     /// For `SourceLoader.get_code`: the archived code of `name` if the archive
     /// holds it for exactly `source_path` and the source is unchanged.
     pub fn get_code(&mut self, name: &str, source_path: &str) -> Answer<usize> {
+        if let Some(ready) = self.ready.get(name) {
+            if ready.origin != source_path {
+                return Answer::Now(None);
+            }
+            if let Err(why) = source_unchanged(&ready.origin, &ready.source.stamp(), self.check) {
+                self.reject(name, why);
+                return Answer::Now(None);
+            }
+            let code = ready.code;
+            self.note_served(name);
+            return Answer::Now(Some(code));
+        }
         let Some(view) = self.lookup(name, false) else {
             return Answer::Now(None);
         };
         if view.origin(&self.map) != source_path {
             return Answer::Now(None);
         }
-        // The source is checked again (one stat): this call need not follow
-        // the finder's check (a tool may call the loader much later).
-        self.prepare(view, name, true)
+        self.prepare(view, name, true, self.check)
     }
 
     /// For `FrozenImporter.exec_module` (3.13+): the archived code of frozen
@@ -317,7 +340,7 @@ impl Served {
         if !view.is_frozen(&self.map) {
             return Answer::Now(None);
         }
-        self.prepare(view, name, true)
+        self.prepare(view, name, true, Check::None)
     }
 
     fn note_served(&mut self, name: &str) {
@@ -328,20 +351,14 @@ impl Served {
         self.rejected.retain(|(n, _)| n != name);
     }
 
-    /// Checks the source; the first time also the module's checksum, and
-    /// claims the module for its fix-up. The answer is the code object's
-    /// address; `serves`: the caller hands the code out (recorded as served).
-    fn prepare(&mut self, view: ModuleView, name: &str, serves: bool) -> Answer<usize> {
-        if !view.is_frozen(&self.map) {
-            let recorded = SourceStamp {
-                size: view.source_size,
-                mtime_ns: view.source_mtime_ns,
-                hash: view.source_hash,
-                dev: view.source_dev,
-                ino: view.source_ino,
-                realpath: view.source_realpath(&self.map),
-            };
-            if let Err(why) = source_unchanged(view.origin(&self.map), &recorded, self.check) {
+    /// Checks the source (as `check_source` says); the first time also the
+    /// module's bytes, and claims the module for its fix-up. The answer is
+    /// the code object's address; `serves`: the caller hands the code out
+    /// (recorded as served).
+    fn prepare(&mut self, view: ModuleView, name: &str, serves: bool, check_source: Check) -> Answer<usize> {
+        if !view.is_frozen(&self.map) && check_source != Check::None {
+            let recorded = OwnedStamp::of(&view, &self.map);
+            if let Err(why) = source_unchanged(view.origin(&self.map), &recorded.stamp(), check_source) {
                 self.reject(name, why);
                 return Answer::Now(None);
             }
@@ -431,6 +448,14 @@ impl Served {
         }
         let code = self.map.as_ptr() as usize + view.code;
         self.states.insert(view.index, ModuleState::Ready { code });
+        if !view.is_frozen(&self.map) {
+            let ready = ReadyModule {
+                code,
+                origin: view.origin(&self.map).to_owned(),
+                source: OwnedStamp::of(&view, &self.map),
+            };
+            self.ready.insert(name.clone(), ready);
+        }
         if serves {
             self.note_served(&name);
         }
@@ -476,6 +501,36 @@ impl Served {
 
     pub fn rejected(&self) -> &[(String, String)] {
         &self.rejected
+    }
+}
+
+/// A relocated source module, as `Served::get_code` checks it.
+struct ReadyModule {
+    code: usize,
+    origin: String,
+    source: OwnedStamp,
+}
+
+/// A module's [`SourceStamp`], copied out of the mapping.
+struct OwnedStamp {
+    size: u64,
+    mtime_ns: i64,
+    hash: u64,
+    dev: u64,
+    ino: u64,
+    realpath: String,
+}
+
+impl OwnedStamp {
+    fn of(view: &ModuleView, bytes: &[u8]) -> Self {
+        let (size, mtime_ns, hash) = (view.source_size, view.source_mtime_ns, view.source_hash);
+        let (dev, ino, realpath) = (view.source_dev, view.source_ino, view.source_realpath(bytes).to_owned());
+        Self { size, mtime_ns, hash, dev, ino, realpath }
+    }
+
+    fn stamp(&self) -> SourceStamp<'_> {
+        let (size, mtime_ns, hash, dev, ino) = (self.size, self.mtime_ns, self.hash, self.dev, self.ino);
+        SourceStamp { size, mtime_ns, hash, dev, ino, realpath: &self.realpath }
     }
 }
 
