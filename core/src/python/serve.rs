@@ -452,7 +452,7 @@ impl Served {
             let ready = ReadyModule {
                 code,
                 origin: view.origin(&self.map).to_owned(),
-                source: OwnedStamp::of(&view, &self.map),
+                source: OwnedStamp::of(view, &self.map),
             };
             self.ready.insert(name.clone(), ready);
         }
