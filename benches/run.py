@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -46,6 +47,10 @@ MEMORY = [("sympy", ["sympy"], True), ("asyncio+email+http", ["asyncio", "email.
 # interpreter, side by side with cds 3.11 in the same run.
 PEER_SPEC = "code-data-share==0.1.0"
 PEER_WORKLOADS = ["json", "asyncio", "unittest", "email.message"]
+# The import-phase workloads the issue's targets name, also counted in
+# instructions (callgrind): a measure the VM's noise and cache state do
+# not move.
+INSTR_WORKLOADS = ["json", "argparse", "asyncio", "email.message", "http.client", "unittest"]
 
 # The pre-fork workload (one parent imports, forks workers that use the
 # modules): the set and the number of workers.
@@ -273,6 +278,26 @@ class Version:
                 info[k] = {"served": served, "rejected": rejected}
         return {k: stats(v) for k, v in out.items()}, info
 
+    def import_instructions(self, name, lst, img):
+        """Instructions executed inside `__import__` (callgrind, collection
+        toggled on builtin___import__) for off, cds and ideal; None without
+        valgrind."""
+        if not shutil.which("valgrind"):
+            return None
+        counts = {}
+        for mode, flags in (("off", []), ("cds", ["-X", f"cds={img}"]), ("ideal", [])):
+            out = os.path.join(self.work, f"callgrind.{name}.{mode}")
+            p = subprocess.run(["valgrind", "--tool=callgrind", "--collect-atstart=no",
+                                "--toggle-collect=builtin___import__", f"--callgrind-out-file={out}",
+                                self.py, *flags, "-c", INPROC, mode, name, lst],
+                               env=self.envfor(False), cwd=self.cwd, text=True, capture_output=True)
+            found = re.search(r"Collected : (\d+)", p.stderr)
+            if p.returncode != 0 or not found:
+                raise RuntimeError(f"callgrind {mode} {name} failed: {p.stderr[-400:]}")
+            counts[mode] = int(found.group(1))
+            os.unlink(out)
+        return counts
+
     # -- benches -------------------------------------------------------
     def bench_imports(self):
         res = {}
@@ -300,7 +325,8 @@ class Version:
             if check.stderr or int(check.stdout) == 0:
                 raise RuntimeError(f"archive no longer served after the whole-process runs: {check.stderr.strip()}")
             res = {"inproc": ip, "info": info, "whole": wp, "listed": listed,
-                   "img_bytes": os.path.getsize(img)}
+                   "img_bytes": os.path.getsize(img),
+                   "instructions": self.import_instructions(name, lst, img) if name in INSTR_WORKLOADS else None}
             r = ip["cds"]["median"] / ip["ideal"]["median"]
             log(f"[{self.v}] {name:14s} import off {ip['off']['median']:7.2f} cds {ip['cds']['median']:7.2f} "
                 f"ideal {ip['ideal']['median']:7.2f} ms (cds/ideal {r:.3f}); whole off "
@@ -647,6 +673,18 @@ def report(all_res, crit, out):
                      f"{ci:.3f} | {'yes' if ci <= 1.10 else '**no**'} | {co:.3f} | {fmt_ms(ip['cds-nocheck'])} | "
                      f"{w['info']['cds']['served']}/{w['listed']} |")
         L.append("")
+        counted = {name: w["instructions"] for name, w in r["imports"].items() if w.get("instructions")}
+        if counted:
+            L.append("### Import phase in instructions (callgrind, inside `__import__`; one run each)\n")
+            L.append("Deterministic: what each mode executes, without the VM's timing noise, page-fault "
+                     "costs or cache state (the ideal's code objects were just unmarshalled, so they "
+                     "are cache-warm).\n")
+            L.append("| workload | off Minstr | cds Minstr | ideal Minstr | cds/ideal | cds/off |")
+            L.append("|---|---|---|---|---|---|")
+            for name, c in counted.items():
+                L.append(f"| {name} | {c['off'] / 1e6:.1f} | {c['cds'] / 1e6:.1f} | {c['ideal'] / 1e6:.1f} | "
+                         f"{c['cds'] / c['ideal']:.3f} | {c['cds'] / c['off']:.3f} |")
+            L.append("")
         n = next(iter(r["imports"].values()))["whole"]["off"]["n"]
         L.append(f"### Whole process (`./python [-X cds=X.img] -c 'import X'` wall time, {n} runs each, interleaved)\n")
         L.append("| workload | off ms | cds ms | cds/off | archive KiB |")
