@@ -179,25 +179,17 @@ fn check_written(bytes: &[u8], work: &mut [u8], view: &ModuleView, relocs: &[Rel
         if r.kind == RelocKind::Interior {
             assert!(view.owns(r.target as usize, 1), "target of {r:?} outside the module");
         }
-        // Exhaustive: a new relocation kind must be taught here.
-        let value = match r.kind {
-            RelocKind::Object | RelocKind::Interior => (base + r.target as usize) as u64,
-            RelocKind::Symbol => fake_symbol(r.target),
-            RelocKind::FrozenSet => 0,
-            // Written in a later pass, once the str is relocated.
-            RelocKind::InternedStr => continue,
+        // The one table of what each kind writes (layout::SlotValue), with
+        // the fakes' runtime answers: a symbol's fake address, the str
+        // itself for interning, a fake set.
+        let value = match r.kind.slot_value(r.target, base as u64) {
+            SlotValue::Address(a) | SlotValue::Interned(a) => a,
+            SlotValue::Symbol(id) => fake_symbol(id),
+            SlotValue::FrozenSetOf(tuple) => fake_frozenset(tuple as usize),
             // Writes no slot: the fix-ups get the code object's address.
-            RelocKind::CodeInit => continue,
+            SlotValue::CodeState => continue,
         };
         expected.insert(r.slot as usize, value);
-    }
-    // Passes in the order apply_relocations runs them: interned strs
-    // (the fake returns the str itself), then frozensets.
-    for r in relocs.iter().filter(|r| r.kind == RelocKind::InternedStr) {
-        expected.insert(r.slot as usize, (base + r.target as usize) as u64);
-    }
-    for r in relocs.iter().filter(|r| r.kind == RelocKind::FrozenSet) {
-        expected.insert(r.slot as usize, fake_frozenset(base + r.target as usize));
     }
     for (&slot, &value) in &expected {
         let got = u64::from_le_bytes(work[slot..slot + 8].try_into().unwrap());

@@ -225,17 +225,24 @@ impl ArchiveBuilder {
 
         let mut out = vec![0u8; file_size];
         // Relocation records.
-        for (i, r) in self.relocs.iter().enumerate() {
-            let (kind, target) = match r.target {
-                Target::Object(t) => (RelocKind::Object, file_offset(t)),
-                Target::InternedStr(t) => (RelocKind::InternedStr, file_offset(t)),
-                Target::Symbol(id) => (RelocKind::Symbol, id),
-                Target::FrozenSet(t) => (RelocKind::FrozenSet, file_offset(t)),
-                Target::CodeInit => (RelocKind::CodeInit, 0),
-                Target::Interior(t) => (RelocKind::Interior, file_offset(t)),
-            };
+        let records: Vec<(u32, u32, RelocKind)> = self
+            .relocs
+            .iter()
+            .map(|r| {
+                let (kind, target) = match r.target {
+                    Target::Object(t) => (RelocKind::Object, file_offset(t)),
+                    Target::InternedStr(t) => (RelocKind::InternedStr, file_offset(t)),
+                    Target::Symbol(id) => (RelocKind::Symbol, id),
+                    Target::FrozenSet(t) => (RelocKind::FrozenSet, file_offset(t)),
+                    Target::CodeInit => (RelocKind::CodeInit, 0),
+                    Target::Interior(t) => (RelocKind::Interior, file_offset(t)),
+                };
+                (file_offset(r.slot), target, kind)
+            })
+            .collect();
+        for (i, &(slot, target, kind)) in records.iter().enumerate() {
             let at = relocs_off + i * RELOC_SIZE;
-            put_u32(&mut out, at, file_offset(r.slot));
+            put_u32(&mut out, at, slot);
             put_u32(&mut out, at + 4, target);
             put_u32(&mut out, at + 8, kind as u32);
         }
@@ -243,18 +250,16 @@ impl ArchiveBuilder {
         out[hot_off..hot_off + self.hot.len()].copy_from_slice(&self.hot);
         out[cold_off..cold_off + self.cold.len()].copy_from_slice(&self.cold);
         if base != 0 {
-            for r in &self.relocs {
-                let value = match (r.prewritten, r.target) {
+            for (r, &(slot, target, kind)) in self.relocs.iter().zip(&records) {
+                // What relocation at the preferred base would write; a name
+                // is the str itself until interned (its slot may say more).
+                let value = match (r.prewritten, kind.slot_value(target, base)) {
                     (Some(v), _) => v,
-                    (None, t) => match t {
-                        Target::Object(t) | Target::InternedStr(t) | Target::Interior(t) => {
-                            base + file_offset(t) as u64
-                        }
-                        Target::Symbol(id) => symbol(id),
-                        Target::FrozenSet(_) | Target::CodeInit => continue,
-                    },
+                    (None, SlotValue::Address(a) | SlotValue::Interned(a)) => a,
+                    (None, SlotValue::Symbol(id)) => symbol(id),
+                    (None, SlotValue::FrozenSetOf(_) | SlotValue::CodeState) => continue,
                 };
-                put_u64(&mut out, file_offset(r.slot) as usize, value);
+                put_u64(&mut out, slot as usize, value);
             }
             for &(slot, id) in &self.pool_types {
                 put_u64(&mut out, names_off + slot, symbol(id));

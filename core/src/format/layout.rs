@@ -143,6 +143,41 @@ impl RelocKind {
     }
 }
 
+/// What relocation makes a record's slot hold, for the archive mapped at
+/// `base`: the one table of what each kind writes, read by the builder (the
+/// slots it pre-writes for the preferred base), the applier
+/// (`reloc::apply_read_relocations_at`) and the fuzz oracle (testkit's
+/// `contract`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotValue {
+    /// This address.
+    Address(u64),
+    /// The address of runtime object `id` (a symbol) in the process.
+    Symbol(u32),
+    /// The interned str for the archived str at this address (that str,
+    /// unless an equal one was interned first), once it is relocated.
+    Interned(u64),
+    /// A frozenset built from the relocated archived tuple at this address.
+    FrozenSetOf(u64),
+    /// Not a slot: the code object starting at the record's slot receives
+    /// its per-process state.
+    CodeState,
+}
+
+impl RelocKind {
+    /// What a record of this kind with `target` makes its slot hold.
+    pub fn slot_value(self, target: u32, base: u64) -> SlotValue {
+        let at = base + u64::from(target);
+        match self {
+            Self::Object | Self::Interior => SlotValue::Address(at),
+            Self::Symbol => SlotValue::Symbol(target),
+            Self::InternedStr => SlotValue::Interned(at),
+            Self::FrozenSet => SlotValue::FrozenSetOf(at),
+            Self::CodeInit => SlotValue::CodeState,
+        }
+    }
+}
+
 /// One relocation as stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reloc {

@@ -202,42 +202,46 @@ pub unsafe fn apply_read_relocations_at(
             }
         }
     };
+    let base_addr = base as u64;
     // Resolve every symbol before writing anything.
     let mut symbols = Vec::with_capacity(relocs.len());
     for r in relocs.iter() {
-        symbols.push(match r.kind {
-            RelocKind::Symbol => fixups.symbol(r.target).ok_or(RelocError::UnknownSymbol { id: r.target })?,
+        symbols.push(match r.kind.slot_value(r.target, base_addr) {
+            SlotValue::Symbol(id) => fixups.symbol(id).ok_or(RelocError::UnknownSymbol { id })? as u64,
             _ => 0,
         });
     }
-    let base_addr = base as usize;
     for (r, sym) in relocs.iter().zip(&symbols) {
-        let value = match r.kind {
-            RelocKind::Symbol => *sym,
-            RelocKind::Object | RelocKind::Interior => base_addr + r.target as usize,
-            RelocKind::InternedStr => continue, // below, once the str itself is relocated
-            RelocKind::FrozenSet => 0,          // filled in below, once its items are relocated
-            RelocKind::CodeInit => continue,    // not a pointer slot
-        };
-        store(r, value as u64);
+        match r.kind.slot_value(r.target, base_addr) {
+            SlotValue::Address(a) => store(r, a),
+            SlotValue::Symbol(_) => store(r, *sym),
+            // Filled in below, once the module is relocated.
+            SlotValue::FrozenSetOf(_) => store(r, 0),
+            SlotValue::Interned(_) | SlotValue::CodeState => {}
+        }
     }
-    // Interning and set building read the objects, so they come last.
-    for r in relocs.iter().filter(|r| r.kind == RelocKind::InternedStr) {
-        // SAFETY: the target was bounds- and alignment-checked in
-        // read_relocations_in, and the module's other slots are relocated.
-        let value = unsafe { fixups.intern(base_addr + r.target as usize) }.map_err(RelocError::Runtime)?;
-        store(r, value as u64);
+    // Interning and set building read the objects, so they come last,
+    // in this order.
+    for r in relocs.iter() {
+        if let SlotValue::Interned(string) = r.kind.slot_value(r.target, base_addr) {
+            // SAFETY: the target was bounds- and alignment-checked in
+            // read_relocations_in, and the module's other slots are relocated.
+            let value = unsafe { fixups.intern(string as usize) }.map_err(RelocError::Runtime)?;
+            store(r, value as u64);
+        }
     }
-    for r in relocs.iter().filter(|r| r.kind == RelocKind::FrozenSet) {
-        // SAFETY: the target was bounds-checked and all of the module's slots,
-        // including the tuple's items, are relocated by now.
-        let set = unsafe { fixups.frozenset(base_addr + r.target as usize) }.map_err(RelocError::Runtime)?;
-        store(r, set as u64);
+    for r in relocs.iter() {
+        if let SlotValue::FrozenSetOf(tuple) = r.kind.slot_value(r.target, base_addr) {
+            // SAFETY: the target was bounds-checked and all of the module's slots,
+            // including the tuple's items, are relocated by now.
+            let set = unsafe { fixups.frozenset(tuple as usize) }.map_err(RelocError::Runtime)?;
+            store(r, set as u64);
+        }
     }
-    for r in relocs.iter().filter(|r| r.kind == RelocKind::CodeInit) {
+    for r in relocs.iter().filter(|r| r.kind.slot_value(r.target, base_addr) == SlotValue::CodeState) {
         // SAFETY: the slot is a 16-aligned object start inside the module
         // (checked above), and the module is fully relocated.
-        unsafe { fixups.init_code(base_addr + r.slot as usize) };
+        unsafe { fixups.init_code(base_addr as usize + r.slot as usize) };
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ use super::symbols::{self, SymbolTable};
 use super::{build_id, sys};
 use crate::archive_file;
 use crate::format::layout::get_u64;
-use crate::format::{Archive, RelocKind, HEADER_SIZE};
+use crate::format::{Archive, RelocKind, SlotValue, HEADER_SIZE};
 use crate::stamp_file::{self, Identity, Stamp, STAMP_MAX};
 use std::fs::{File, Metadata};
 use std::io::Read;
@@ -183,12 +183,14 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
             .map_err(|why| format!("module {name}: {why}"))?;
         prewritten = prewritten && {
             checked.relocations().iter().filter(|r| !needs_work(r.kind, r.target)).all(|r| {
-                let expected = match r.kind {
+                let expected = match r.kind.slot_value(r.target, base) {
+                    SlotValue::Address(a) => Some(a),
                     // A static of the interpreter's own image moves only with it.
-                    RelocKind::Symbol => {
-                        symbols.resolve(r.target).map(|a| a as u64).filter(|&a| image_of(a) == own_image)
+                    SlotValue::Symbol(id) => {
+                        symbols.resolve(id).map(|a| a as u64).filter(|&a| image_of(a) == own_image)
                     }
-                    _ => Some(base + u64::from(r.target)),
+                    // Work at load in every process (needs_work).
+                    SlotValue::Interned(_) | SlotValue::FrozenSetOf(_) | SlotValue::CodeState => None,
                 };
                 expected == Some(get_u64(bytes, r.slot as usize))
             })
