@@ -419,9 +419,26 @@ class Version:
                     times[k].append(self.spawn_time(argv, e, exe) / 1e6)
             st = {k: stats(v) for k, v in times.items()}
             res[name] = {"ms": st, "cds_speedup": st["cds-off"]["median"] / st["cds"]["median"],
-                         "pycds_speedup": st["pycds-off"]["median"] / st["pycds"]["median"]}
+                         "pycds_speedup": st["pycds-off"]["median"] / st["pycds"]["median"],
+                         "instructions": self.whole_instructions(variants)}
             log(f"[{self.v}] peer {name}: cds {res[name]['cds_speedup']:.2f}x, pycds {res[name]['pycds_speedup']:.2f}x")
         return res
+
+    @staticmethod
+    def whole_instructions(variants):
+        """Instructions of each whole-process variant (callgrind, one run
+        each): the peer comparison without timing noise. None without valgrind."""
+        if not shutil.which("valgrind"):
+            return None
+        counts = {}
+        for k, (exe, argv, e) in variants.items():
+            p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", exe, *argv],
+                               env=e, text=True, capture_output=True)
+            found = re.search(r"Collected : (\d+)", p.stderr)
+            if p.returncode != 0 or not found:
+                raise RuntimeError(f"callgrind {k} failed: {p.stderr[-400:]}")
+            counts[k] = int(found.group(1))
+        return counts
 
     def bench_prefork(self):
         label, names = PREFORK
@@ -726,6 +743,21 @@ def report(all_res, crit, out):
                 L.append(f"| {name} | {row['cds_speedup']:.2f}x | {row['pycds_speedup']:.2f}x | "
                          f"{row['cds_speedup'] - row['pycds_speedup']:+.2f} |")
             L.append("")
+            counted = {name: row["instructions"] for name, row in peer.items() if row.get("instructions")}
+            if counted:
+                L.append("The same in instructions (callgrind, one run each). *Ideal bound*: the cds "
+                         "interpreter's own baseline minus what a perfect code cache saves in its import "
+                         "phase (off − ideal, table above): the speed-up no code cache can exceed.\n")
+                L.append("| workload | cds-off Minstr | cds | pycds-off | pycds | cds speed-up | pycds speed-up "
+                         "| ideal bound |")
+                L.append("|---|---|---|---|---|---|---|---|")
+                for name, c in counted.items():
+                    ip = r["imports"].get(name, {}).get("instructions")
+                    bound = (f"{c['cds-off'] / (c['cds-off'] - (ip['off'] - ip['ideal'])):.2f}x" if ip else "")
+                    L.append(f"| {name} | {c['cds-off'] / 1e6:.1f} | {c['cds'] / 1e6:.1f} | "
+                             f"{c['pycds-off'] / 1e6:.1f} | {c['pycds'] / 1e6:.1f} | {c['cds-off'] / c['cds']:.3f}x | "
+                             f"{c['pycds-off'] / c['pycds']:.3f}x | {bound} |")
+                L.append("")
         pf = r.get("prefork")
         if pf:
             a, b = pf["off"]["pss_kb"], pf["cds"]["pss_kb"]
