@@ -18,6 +18,6 @@ pub use compile::CompileSettings;
 pub use layout::*;
 pub use reader::{Archive, Expectations, FormatError, ModuleView};
 pub use reloc::{
-    apply_read_relocations_at, apply_relocations, apply_relocations_at, read_relocations_where, Fixups, RelocError,
-    Relocations,
+    apply_read_relocations_at, apply_relocations, apply_relocations_at, read_relocations, read_relocations_where,
+    Fixups, RelocError, Relocations,
 };

@@ -27,7 +27,8 @@ use super::symbols::SymbolTable;
 use super::{ffi, verbose, version};
 use crate::archive_file::{self, FileStamp};
 use crate::format::{
-    apply_read_relocations_at, read_relocations_where, Archive, Expectations, Fixups, ModuleView, HEADER_SIZE,
+    apply_read_relocations_at, read_relocations, read_relocations_where, Archive, Expectations, Fixups, ModuleView,
+    HEADER_SIZE,
 };
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
@@ -410,7 +411,7 @@ impl Served {
         let relocs = if vouched.slots_prewritten(self.at_preferred_base()) {
             read_relocations_where(&self.map, &view, stamp::needs_work)
         } else {
-            read_relocations_where(&self.map, &view, |_, _| true)
+            read_relocations(&self.map, &view)
         };
         Ok(ShapeChecked::vouched(view, relocs.map_err(|e| e.to_string())?, vouched))
     }

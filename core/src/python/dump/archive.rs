@@ -76,7 +76,7 @@ pub unsafe fn write_archive(
     crate::write::write_atomic(Path::new(path), &bytes)
         .map_err(|error| DumpFailure::Write { path: path.to_owned(), error })?;
     // Checked once here, so that serving processes need not check again.
-    if let Err(why) = crate::python::stamp::write(Path::new(path)).map(|_| ()) {
+    if let Err(why) = crate::python::stamp::write(Path::new(path)) {
         report_unstamped(path, &why);
     }
     Ok(skipped)
@@ -85,7 +85,7 @@ pub unsafe fn write_archive(
 /// Says why the archive just written at `path` has no stamp (it is served
 /// all the same, each module checked at its first import). Silent when
 /// another dump replaced the file meanwhile: that dump stamps its own.
-pub fn report_unstamped(path: &str, why: &str) {
+fn report_unstamped(path: &str, why: &str) {
     if why != crate::python::stamp::CHANGED_WHILE_CHECKED {
         eprintln!("cds: warning: archive {path} written but not stamped: {why}");
     }
