@@ -508,12 +508,12 @@ class Version:
                 missing += 1
         size = os.path.getsize(img)
         hdr = open(img, "rb").read(128)
-        reloc_count = int.from_bytes(hdr[76:80], "little")
+        relocs_size = int.from_bytes(hdr[76:80], "little")
         hot_size = int.from_bytes(hdr[84:88], "little")
         cold_size = int.from_bytes(hdr[92:96], "little")
         res = {"modules": len(entries) - len(skipped), "listed": len(entries), "skipped": skipped,
                "seconds": stats(times), "img_bytes": size, "pyc_bytes": pyc, "pyc_missing": missing,
-               "reloc_count": reloc_count, "hot": hot_size, "cold": cold_size}
+               "relocs_bytes": relocs_size, "hot": hot_size, "cold": cold_size}
         log(f"[{self.v}] dump stdlib: {res['modules']} modules in {res['seconds']['median']:.2f} s, "
             f"{size/2**20:.1f} MiB vs .pyc {pyc/2**20:.1f} MiB ({size/pyc:.2f}x), {len(skipped)} skipped")
         return res
@@ -768,11 +768,11 @@ def report(all_res, crit, out):
             L.extend(region_table(pf["cds"].get("regions"), "one worker"))
         d = r["dump"]
         L.append("### Dump of the whole stdlib\n")
-        L.append("| modules | skipped | dump s (median) | archive MiB | .pyc MiB | archive/.pyc | relocations | hot MiB | cold MiB |")
+        L.append("| modules | skipped | dump s (median) | archive MiB | .pyc MiB | archive/.pyc | relocations MiB | hot MiB | cold MiB |")
         L.append("|---|---|---|---|---|---|---|---|---|")
         L.append(f"| {d['modules']} | {len(d['skipped'])} | {d['seconds']['median']:.2f} | "
                  f"{d['img_bytes'] / 2**20:.2f} | {d['pyc_bytes'] / 2**20:.2f} | "
-                 f"{d['img_bytes'] / d['pyc_bytes']:.2f} | {d['reloc_count']} | "
+                 f"{d['img_bytes'] / d['pyc_bytes']:.2f} | {d.get('relocs_bytes', 0) / 2**20:.2f} | "
                  f"{d['hot'] / 2**20:.2f} | {d['cold'] / 2**20:.2f} |")
         if d["skipped"]:
             L.append("\nSkipped: " + "; ".join(f"`{k}`: {v}" for k, v in sorted(d["skipped"].items())))

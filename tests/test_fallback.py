@@ -143,16 +143,16 @@ def test_archive_replaced_while_in_use_is_atomic(ws):
 
 def sections(data):
     """(name, start, end) of each section, read from the header (docs/FORMAT.md)."""
-    count, table, strings, strings_size, relocs, reloc_count, hot, hot_size, cold, cold_size = struct.unpack_from("<10I", data, 56)
+    count, table, strings, strings_size, relocs, relocs_size, hot, hot_size, cold, cold_size = struct.unpack_from("<10I", data, 56)
     names, names_size = struct.unpack_from("<2I", data, 120)
     return [
         ("header", 0, table),
         ("table", table, strings),
         ("strings", strings, strings + strings_size),
-        ("relocs", relocs, relocs + 12 * reloc_count),
         ("names", names, names + names_size),
         ("hot", hot, hot + hot_size),
         ("cold", cold, cold + cold_size),
+        ("relocs", relocs, relocs + relocs_size),
     ]
 
 

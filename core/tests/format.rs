@@ -151,7 +151,7 @@ fn rejects_sections_out_of_bounds() {
     for (field, value) in [
         (header::MODULE_COUNT, 1_000_000),
         (header::STRINGS_SIZE, 1 << 30),
-        (header::RELOC_COUNT, u32::MAX),
+        (header::RELOCS_SIZE, u32::MAX),
         (header::HOT, 12),
         (header::COLD_SIZE, 1 << 31),
         (header::MODULE_TABLE, 0),
@@ -186,7 +186,7 @@ fn rejects_every_bad_entry_offset() {
         (entry::COLD_START, 0),
         (entry::COLD_END, 1),
         (entry::RELOC_START, 1 << 30),
-        (entry::RELOC_COUNT, u32::MAX),
+        (entry::RELOC_SIZE, u32::MAX),
     ] {
         assert!(matches!(entry_err(field, value), FormatError::BadEntry { index: 0, .. }), "field {field}");
     }
@@ -207,42 +207,66 @@ fn rejects_module_corruption_by_checksum() {
     }
 }
 
-/// Rewrites reloc 0 of module 0 and recomputes its checksum, so only the relocation check can catch it.
-fn reloc_err(word: usize, value: u32) -> RelocError {
+/// Relocates module 0 of the sample with its records replaced by `stream`
+/// (appended to the file: relocation does not consult the checksum, so only
+/// the relocation checks can catch it). Returns the result, the bytes before
+/// and after.
+fn apply_stream(edit: impl FnOnce(Vec<Reloc>) -> Vec<u8>) -> (Result<(), RelocError>, Vec<u8>, Vec<u8>) {
     let mut b = sample();
     let a = Archive::parse(&b, &EXPECT).unwrap();
-    let v = a.module(&b, 0).unwrap();
-    put32(&mut b, v.relocs.start + word * 4, value);
+    let mut v = a.module(&b, 0).unwrap();
+    let records = read_relocations(&b, &v).unwrap().to_vec();
+    let stream = edit(records);
+    v.relocs = b.len()..b.len() + stream.len();
+    b.extend(stream);
+    let before = b.clone();
     let mut fx = fixups(&b, &v);
-    apply_relocations(&mut b, &v, &mut fx).unwrap_err()
+    let result = apply_relocations(&mut b, &v, &mut fx);
+    (result, before, b)
+}
+
+/// [`apply_stream`] of module 0's records after `edit`, which must keep them sorted.
+fn reloc_err(edit: impl FnOnce(&mut [Reloc])) -> RelocError {
+    apply_stream(|mut records| {
+        edit(&mut records);
+        reloc_codec::encode(&records)
+    })
+    .0
+    .unwrap_err()
 }
 
 #[test]
 fn rejects_every_bad_relocation() {
-    assert!(matches!(reloc_err(0, 4), RelocError::SlotOutOfBounds { .. })); // slot in the header
-    assert!(matches!(reloc_err(0, 1 << 30), RelocError::SlotOutOfBounds { .. }));
-    assert!(matches!(reloc_err(1, 8), RelocError::TargetOutOfBounds { .. }));
-    assert!(matches!(reloc_err(1, 1 << 30), RelocError::TargetOutOfBounds { .. }));
-    assert!(matches!(reloc_err(2, 77), RelocError::BadKind { .. }));
-    // An unknown symbol id.
-    let mut b = sample();
-    let a = Archive::parse(&b, &EXPECT).unwrap();
-    let v = a.module(&b, 0).unwrap();
-    put32(&mut b, v.relocs.start + RELOC_SIZE + 4, 5000);
-    let mut fx = fixups(&b, &v);
-    assert_eq!(apply_relocations(&mut b, &v, &mut fx).unwrap_err(), RelocError::UnknownSymbol { id: 5000 });
+    // Records 0, 1, 2: Object, Symbol, InternedStr.
+    assert!(matches!(reloc_err(|r| r[0].slot = 8), RelocError::SlotOutOfBounds { index: 0 })); // in the header
+    assert!(matches!(reloc_err(|r| r[2].slot = 1 << 30), RelocError::SlotOutOfBounds { index: 2 }));
+    assert!(matches!(reloc_err(|r| r[0].target = 8), RelocError::TargetOutOfBounds { index: 0 }));
+    assert!(matches!(reloc_err(|r| r[2].target = 1 << 30), RelocError::TargetOutOfBounds { index: 2 }));
+    assert!(matches!(reloc_err(|r| r[0].target += 8), RelocError::TargetOutOfBounds { index: 0 })); // misaligned
+    assert_eq!(reloc_err(|r| r[1].target = 5000), RelocError::UnknownSymbol { id: 5000 });
+    let (truncated, ..) = apply_stream(|r| {
+        let mut s = reloc_codec::encode(&r);
+        s.pop();
+        s
+    });
+    assert!(matches!(truncated, Err(RelocError::Malformed { index: 2 })));
+    let (repeated, ..) = apply_stream(|r| {
+        let mut s = reloc_codec::encode(&r);
+        s.push(3); // slot delta 0: the same slot again
+        s
+    });
+    assert!(matches!(repeated, Err(RelocError::Unsorted { index: 3 })));
 }
 
 #[test]
 fn bad_relocation_writes_nothing() {
-    let mut b = sample();
-    let a = Archive::parse(&b, &EXPECT).unwrap();
-    let v = a.module(&b, 0).unwrap();
-    put32(&mut b, v.relocs.start + 2 * RELOC_SIZE + 8, 77); // third record's kind
-    let before = b.clone();
-    let mut fx = fixups(&b, &v);
-    assert!(apply_relocations(&mut b, &v, &mut fx).is_err());
-    assert_eq!(before, b);
+    let (result, before, after) = apply_stream(|r| {
+        let mut s = reloc_codec::encode(&r[..2]);
+        s.extend([1 << 3 | 7, 0]); // a third record of unknown kind 7
+        s
+    });
+    assert!(matches!(result, Err(RelocError::BadKind { index: 2 })));
+    assert_eq!(before, after);
 }
 
 /// The bytes no check covers: the alignment padding after the strings,
@@ -250,13 +274,10 @@ fn bad_relocation_writes_nothing() {
 /// from the header fields (docs/FORMAT.md), not by the reader.
 fn padding(b: &[u8]) -> Vec<Range<usize>> {
     let end = |start, size| field(b, start) + field(b, size);
-    let relocs_end = field(b, header::RELOCS) + field(b, header::RELOC_COUNT) * RELOC_SIZE;
     vec![
-        end(header::STRINGS, header::STRINGS_SIZE)..field(b, header::RELOCS),
-        relocs_end..field(b, header::NAMES),
+        end(header::STRINGS, header::STRINGS_SIZE)..field(b, header::NAMES),
         end(header::NAMES, header::NAMES_SIZE)..field(b, header::HOT),
         end(header::HOT, header::HOT_SIZE)..field(b, header::COLD),
-        end(header::COLD, header::COLD_SIZE)..b.len(),
     ]
 }
 
@@ -396,7 +417,7 @@ fn format_md_header_and_entry_tables_match_layout_rs() {
         (h::STRINGS, 4, "strings"),
         (h::STRINGS_SIZE, 4, "strings_size"),
         (h::RELOCS, 4, "relocs"),
-        (h::RELOC_COUNT, 4, "reloc_count"),
+        (h::RELOCS_SIZE, 4, "relocs_size"),
         (h::HOT, 4, "hot"),
         (h::HOT_SIZE, 4, "hot_size"),
         (h::COLD, 4, "cold"),
@@ -425,7 +446,7 @@ fn format_md_header_and_entry_tables_match_layout_rs() {
         (e::COLD_START, 4, "cold_start"),
         (e::COLD_END, 4, "cold_end"),
         (e::RELOC_START, 4, "reloc_start"),
-        (e::RELOC_COUNT, 4, "reloc_count"),
+        (e::RELOC_SIZE, 4, "reloc_size"),
         (e::CHECKSUM, 8, "checksum"),
         (e::SOURCE_HASH, 8, "source_hash"),
         (e::SOURCE_DEV, 8, "source_dev"),

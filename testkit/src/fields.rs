@@ -38,7 +38,7 @@ pub const HEADER_U32: [usize; 19] = [
     header::STRINGS,
     header::STRINGS_SIZE,
     header::RELOCS,
-    header::RELOC_COUNT,
+    header::RELOCS_SIZE,
     header::HOT,
     header::HOT_SIZE,
     header::COLD,
@@ -62,7 +62,7 @@ pub const ENTRY_U32: [usize; 14] = [
     entry::COLD_START,
     entry::COLD_END,
     entry::RELOC_START,
-    entry::RELOC_COUNT,
+    entry::RELOC_SIZE,
     entry::SOURCE_MTIME_NS,
     entry::CHECKSUM,
 ];

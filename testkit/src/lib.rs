@@ -8,6 +8,7 @@
 //! - [`fields`]: little-endian field access and the lists of header and
 //!   table-entry fields that mutations aim at;
 //! - [`reseal`]: recomputing checksums and the file size after a mutation;
+//! - [`records`]: reading and replacing a module's relocation records;
 //! - [`mutate`]: structure-aware mutations, driven by any [`Choices`];
 //! - [`contract`]: the reader's contract, asserted on any bytes.
 
@@ -15,6 +16,7 @@ pub mod contract;
 pub mod fields;
 pub mod fixups;
 pub mod mutate;
+pub mod records;
 pub mod reseal;
 pub mod samples;
 

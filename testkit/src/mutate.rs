@@ -36,7 +36,7 @@ fn boundary(choices: &mut impl Choices, b: &[u8], old: u32) -> u32 {
         8 => 1 << (raw % 32),
         9 => old.wrapping_add((raw as i8) as u32),
         10 => old.wrapping_add(((raw as i8) as u32).wrapping_mul(16)),
-        11 => at(header::RELOC_COUNT),
+        11 => at(header::RELOCS).wrapping_add(at(header::RELOCS_SIZE)),
         12 => at(header::STRINGS_SIZE),
         _ => raw,
     }
@@ -54,7 +54,7 @@ pub fn mutate(choices: &mut impl Choices, b: &mut Vec<u8>) {
     for _ in 0..rounds {
         let count = field(b, header::MODULE_COUNT);
         let relocs = field(b, header::RELOCS);
-        let nrelocs = field(b, header::RELOC_COUNT);
+        let relocs_size = field(b, header::RELOCS_SIZE);
         match choices.u8() % 10 {
             0 | 1 if !b.is_empty() => {
                 let at = choices.below(b.len());
@@ -71,13 +71,17 @@ pub fn mutate(choices: &mut impl Choices, b: &mut Vec<u8>) {
                 put32(b, at, v);
             }
             4 => {
-                // A record's slot, target or kind.
-                let at = relocs + choices.below(nrelocs.max(1)) * RELOC_SIZE + 4 * choices.below(3);
-                let v = match choices.u8() % 3 {
-                    0 => choices.u8() as u32 % 8, // the kinds, and 0 and 7 (unknown)
-                    _ => boundary(choices, b, get32(b, at).unwrap_or(0)),
-                };
-                put32(b, at, v);
+                // A byte of the encoded records: a slot delta, kind or target.
+                let at = relocs + choices.below(relocs_size.max(1));
+                let how = choices.u8() % 3;
+                let with = choices.u8();
+                if let Some(byte) = b.get_mut(at) {
+                    *byte = match how {
+                        0 => (*byte & !7) | (with % 8), // the kinds, and 0 and 7 (unknown), if a head
+                        1 => *byte ^ (1 << (with % 8)),
+                        _ => with,
+                    };
+                }
             }
             5 => {
                 let len = choices.below(b.len() + 1);

@@ -50,8 +50,8 @@ pub fn reseal(b: &mut [u8], what: Reseal) {
             let span = |b: &[u8], s, t| field(b, e + s)..field(b, e + t);
             let hot = span(b, entry::HOT_START, entry::HOT_END);
             let cold = span(b, entry::COLD_START, entry::COLD_END);
-            let first = relocs + field(b, e + entry::RELOC_START) * RELOC_SIZE;
-            let rel = first..first + field(b, e + entry::RELOC_COUNT) * RELOC_SIZE;
+            let first = relocs + field(b, e + entry::RELOC_START);
+            let rel = first..first + field(b, e + entry::RELOC_SIZE);
             let fits = |r: &Range<usize>| r.start <= r.end && r.end <= b.len();
             if fits(&hot) && fits(&cold) && fits(&rel) {
                 let sum = checksum(&[&b[hot], &b[cold], &b[rel]]);

@@ -9,6 +9,7 @@
 
 use super::compile::CompileSettings;
 use super::layout::*;
+use super::reloc_codec;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
@@ -205,27 +206,27 @@ impl ArchiveBuilder {
 
         let table_off = HEADER_SIZE;
         let strings_off = table_off + self.modules.len() * MODULE_ENTRY_SIZE;
-        let relocs_off = align_up(strings_off + strings.len(), 4);
-        let names_off = align_up(relocs_off + self.relocs.len() * RELOC_SIZE, PAGE);
+        let names_off = align_up(strings_off + strings.len(), PAGE);
         let hot_off = align_up(names_off + self.pool.len(), PAGE);
         let cold_off = align_up(hot_off + self.hot.len(), PAGE);
-        let file_size = align_up(cold_off + self.cold.len(), OBJECT_ALIGN);
-        if file_size > u32::MAX as usize {
-            return Err(BuildError::TooLarge);
-        }
-        let file_offset = |r: RegionRef| -> u32 {
+        // Last, as their encoded size depends on the offsets of everything else.
+        let relocs_off = cold_off + self.cold.len();
+        let file_offset = |r: RegionRef| -> usize {
             (match r.region {
                 Region::Hot => hot_off,
                 // Moved into Hot when its module was finished.
                 Region::HotEnd => unreachable!("HotEnd reference outlived its module"),
                 Region::Cold => cold_off,
                 Region::Names => names_off,
-            } + r.offset) as u32
+            }) + r.offset
         };
+        if relocs_off > u32::MAX as usize {
+            return Err(BuildError::TooLarge);
+        }
+        let file_offset = |r: RegionRef| file_offset(r) as u32;
 
-        let mut out = vec![0u8; file_size];
-        // Relocation records.
-        let records: Vec<(u32, u32, RelocKind)> = self
+        // Relocation records, encoded per module.
+        let records: Vec<Reloc> = self
             .relocs
             .iter()
             .map(|r| {
@@ -237,20 +238,28 @@ impl ArchiveBuilder {
                     Target::CodeInit => (RelocKind::CodeInit, 0),
                     Target::Interior(t) => (RelocKind::Interior, file_offset(t)),
                 };
-                (file_offset(r.slot), target, kind)
+                Reloc { slot: file_offset(r.slot), target, kind }
             })
             .collect();
-        for (i, &(slot, target, kind)) in records.iter().enumerate() {
-            let at = relocs_off + i * RELOC_SIZE;
-            put_u32(&mut out, at, slot);
-            put_u32(&mut out, at + 4, target);
-            put_u32(&mut out, at + 8, kind as u32);
+        let mut encoded = Vec::new();
+        let mut module_records = Vec::with_capacity(self.modules.len());
+        for m in &self.modules {
+            let start = encoded.len();
+            encoded.extend(reloc_codec::encode(&records[m.relocs.clone()]));
+            module_records.push(start..encoded.len());
         }
+        let file_size = relocs_off + encoded.len();
+        if file_size > u32::MAX as usize {
+            return Err(BuildError::TooLarge);
+        }
+
+        let mut out = vec![0u8; file_size];
+        out[relocs_off..].copy_from_slice(&encoded);
         out[names_off..names_off + self.pool.len()].copy_from_slice(&self.pool);
         out[hot_off..hot_off + self.hot.len()].copy_from_slice(&self.hot);
         out[cold_off..cold_off + self.cold.len()].copy_from_slice(&self.cold);
         if base != 0 {
-            for (r, &(slot, target, kind)) in self.relocs.iter().zip(&records) {
+            for (r, &Reloc { slot, target, kind }) in self.relocs.iter().zip(&records) {
                 // What relocation at the preferred base would write; a name
                 // is the str itself until interned (its slot may say more).
                 let value = match (r.prewritten, kind.slot_value(target, base)) {
@@ -268,12 +277,14 @@ impl ArchiveBuilder {
         out[strings_off..strings_off + strings.len()].copy_from_slice(&strings);
 
         // Module table, with each module's checksum over its final bytes.
-        for (i, (m, (name, origin, realpath))) in self.modules.iter().zip(&string_refs).enumerate() {
+        for (i, ((m, (name, origin, realpath)), records)) in
+            self.modules.iter().zip(&string_refs).zip(&module_records).enumerate()
+        {
             let at = table_off + i * MODULE_ENTRY_SIZE;
             let hot = (hot_off + m.hot.start, hot_off + m.hot.end);
             let cold = (cold_off + m.cold.start, cold_off + m.cold.end);
-            let rel = (relocs_off + m.relocs.start * RELOC_SIZE, relocs_off + m.relocs.end * RELOC_SIZE);
-            let sum = checksum(&[&out[hot.0..hot.1], &out[cold.0..cold.1], &out[rel.0..rel.1]]);
+            let rel = relocs_off + records.start..relocs_off + records.end;
+            let sum = checksum(&[&out[hot.0..hot.1], &out[cold.0..cold.1], &out[rel]]);
             let e = &mut out[at..at + MODULE_ENTRY_SIZE];
             put_u32(e, entry::NAME, name.0 as u32);
             put_u32(e, entry::NAME_LEN, name.1 as u32);
@@ -287,8 +298,8 @@ impl ArchiveBuilder {
             put_u32(e, entry::HOT_END, hot.1 as u32);
             put_u32(e, entry::COLD_START, cold.0 as u32);
             put_u32(e, entry::COLD_END, cold.1 as u32);
-            put_u32(e, entry::RELOC_START, m.relocs.start as u32);
-            put_u32(e, entry::RELOC_COUNT, m.relocs.len() as u32);
+            put_u32(e, entry::RELOC_START, records.start as u32);
+            put_u32(e, entry::RELOC_SIZE, records.len() as u32);
             put_u64(e, entry::CHECKSUM, sum);
             put_u64(e, entry::SOURCE_HASH, m.meta.source_hash);
             put_u64(e, entry::SOURCE_DEV, m.meta.source_dev);
@@ -309,7 +320,7 @@ impl ArchiveBuilder {
         put_u32(h, header::STRINGS, strings_off as u32);
         put_u32(h, header::STRINGS_SIZE, strings.len() as u32);
         put_u32(h, header::RELOCS, relocs_off as u32);
-        put_u32(h, header::RELOC_COUNT, self.relocs.len() as u32);
+        put_u32(h, header::RELOCS_SIZE, encoded.len() as u32);
         put_u32(h, header::HOT, hot_off as u32);
         put_u32(h, header::HOT_SIZE, self.hot.len() as u32);
         put_u32(h, header::COLD, cold_off as u32);

@@ -7,7 +7,7 @@
 /// as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
 /// Bumped whenever any layout below changes; readers accept exactly this.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
@@ -32,7 +32,7 @@ pub mod header {
     pub const STRINGS: usize = 64; // u32 offset
     pub const STRINGS_SIZE: usize = 68; // u32
     pub const RELOCS: usize = 72; // u32 offset
-    pub const RELOC_COUNT: usize = 76; // u32
+    pub const RELOCS_SIZE: usize = 76; // u32 bytes of encoded records (`reloc_codec`)
     pub const HOT: usize = 80; // u32 offset
     pub const HOT_SIZE: usize = 84; // u32
     pub const COLD: usize = 88; // u32 offset
@@ -84,8 +84,8 @@ pub mod entry {
     pub const HOT_END: usize = 44; // u32
     pub const COLD_START: usize = 48; // u32
     pub const COLD_END: usize = 52; // u32
-    pub const RELOC_START: usize = 56; // u32 index into the reloc table
-    pub const RELOC_COUNT: usize = 60; // u32
+    pub const RELOC_START: usize = 56; // u32 byte offset of its records inside the reloc table
+    pub const RELOC_SIZE: usize = 60; // u32 bytes of its records
     pub const CHECKSUM: usize = 64; // u64 over hot range, cold range, relocs
     pub const SOURCE_HASH: usize = 72; // u64 xxh3 of the source bytes (0 for frozen)
     pub const SOURCE_DEV: usize = 80; // u64 st_dev of the source at dump time
@@ -98,9 +98,6 @@ pub const MODULE_IS_PACKAGE: u32 = 1;
 /// (3.13+ unmarshals them at every start). They have no source to check: the
 /// build id already ties the archive to the binary that holds them.
 pub const FROZEN_ORIGIN: &str = "<frozen>";
-
-/// Size of one relocation record: slot u32, target u32, kind u32.
-pub const RELOC_SIZE: usize = 12;
 
 /// What a relocation writes into its pointer-sized slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -178,7 +175,7 @@ impl RelocKind {
     }
 }
 
-/// One relocation as stored.
+/// One relocation record, as `reloc_codec` encodes and decodes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reloc {
     pub slot: u32,

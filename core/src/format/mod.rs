@@ -12,6 +12,7 @@ pub mod compile;
 pub mod layout;
 pub mod reader;
 pub mod reloc;
+pub mod reloc_codec;
 
 pub use builder::{ArchiveBuilder, ModuleBuilder, ModuleMeta, Region, RegionRef, Target};
 pub use compile::CompileSettings;

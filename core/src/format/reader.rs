@@ -71,8 +71,7 @@ pub struct Archive {
     module_count: usize,
     table: usize,
     strings: Range<usize>,
-    reloc_table: usize,
-    reloc_count: usize,
+    relocs: Range<usize>,
     hot: Range<usize>,
     cold: Range<usize>,
     names: Range<usize>,
@@ -160,8 +159,7 @@ impl Archive {
         let table = field(header::MODULE_TABLE);
         let strings_start = field(header::STRINGS);
         let strings_end = strings_start + field(header::STRINGS_SIZE);
-        let reloc_table = field(header::RELOCS);
-        let reloc_count = field(header::RELOC_COUNT);
+        let relocs = field(header::RELOCS)..field(header::RELOCS) + field(header::RELOCS_SIZE);
         let hot = field(header::HOT)..field(header::HOT) + field(header::HOT_SIZE);
         let cold = field(header::COLD)..field(header::COLD) + field(header::COLD_SIZE);
         let names = field(header::NAMES)..field(header::NAMES) + field(header::NAMES_SIZE);
@@ -170,21 +168,16 @@ impl Archive {
             .checked_mul(MODULE_ENTRY_SIZE)
             .and_then(|n| n.checked_add(table))
             .ok_or(FormatError::BadLayout("module table size overflows"))?;
-        let reloc_end = reloc_count
-            .checked_mul(RELOC_SIZE)
-            .and_then(|n| n.checked_add(reloc_table))
-            .ok_or(FormatError::BadLayout("relocation table size overflows"))?;
         let ordered = table == HEADER_SIZE
             && strings_start == table_end
-            && strings_end <= reloc_table
-            && reloc_table % 4 == 0
-            && reloc_end <= names.start
+            && strings_end <= names.start
             && names.start % PAGE == 0
             && names.end <= hot.start
             && hot.start % PAGE == 0
             && hot.end <= cold.start
             && cold.start % PAGE == 0
-            && cold.end <= bytes.len();
+            && cold.end == relocs.start
+            && relocs.end == bytes.len();
         if !ordered {
             return Err(FormatError::BadLayout("sections out of bounds or out of order"));
         }
@@ -195,8 +188,7 @@ impl Archive {
             module_count,
             table,
             strings: strings_start..strings_end,
-            reloc_table,
-            reloc_count,
+            relocs,
             hot,
             cold,
             names,
@@ -313,11 +305,11 @@ impl Archive {
             return Err(bad("code object offset out of bounds"));
         }
         let first = get_u32(e, entry::RELOC_START) as usize;
-        let count = get_u32(e, entry::RELOC_COUNT) as usize;
-        if first.checked_add(count).is_none_or(|end| end > self.reloc_count) {
+        let size = get_u32(e, entry::RELOC_SIZE) as usize;
+        if first + size > self.relocs.len() {
             return Err(bad("relocations out of bounds"));
         }
-        let relocs = self.reloc_table + first * RELOC_SIZE..self.reloc_table + (first + count) * RELOC_SIZE;
+        let relocs = self.relocs.start + first..self.relocs.start + first + size;
         Ok(ModuleView {
             index,
             name,

@@ -8,6 +8,7 @@
 
 use super::layout::*;
 use super::reader::ModuleView;
+use super::reloc_codec::{DecodeError, Decoder};
 use std::fmt;
 
 /// Smallest object that a relocation may point at (refcount + type).
@@ -39,6 +40,7 @@ pub trait Fixups {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelocError {
+    Malformed { index: usize },
     BadKind { index: usize },
     Unsorted { index: usize },
     SlotOutOfBounds { index: usize },
@@ -50,6 +52,7 @@ pub enum RelocError {
 impl fmt::Display for RelocError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Malformed { index } => write!(f, "relocation {index} is malformed"),
             Self::BadKind { index } => write!(f, "relocation {index} has an unknown kind"),
             Self::Unsorted { index } => write!(f, "relocation {index} is out of slot order"),
             Self::SlotOutOfBounds { index } => write!(f, "relocation {index} writes outside its module"),
@@ -109,20 +112,21 @@ fn read_relocations_filtered(
     module: &ModuleView,
     keep: impl Fn(RelocKind, u32) -> bool,
 ) -> Result<Vec<Reloc>, RelocError> {
-    let mut out = Vec::with_capacity(records.len() / RELOC_SIZE);
-    let mut previous: Option<u32> = None;
-    for (index, rec) in records.chunks_exact(RELOC_SIZE).enumerate() {
-        let kind = RelocKind::from_u32(get_u32(rec, 8)).ok_or(RelocError::BadKind { index })?;
-        let target = get_u32(rec, 4);
+    let mut out = Vec::with_capacity(records.len() / 2);
+    let mut decoder = Decoder::new(records);
+    for index in 0.. {
+        // Sorted by slot, each slot once (what the shape check relies on),
+        // 8-aligned, of a known kind: the decoder checks it.
+        let Reloc { slot, target, kind } = match decoder.next_record() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(DecodeError::Malformed) => return Err(RelocError::Malformed { index }),
+            Err(DecodeError::BadKind) => return Err(RelocError::BadKind { index }),
+            Err(DecodeError::Unsorted) => return Err(RelocError::Unsorted { index }),
+        };
         if !keep(kind, target) {
             continue;
         }
-        let slot = get_u32(rec, 0);
-        // Sorted by slot, each slot once: what the shape check relies on.
-        if previous.is_some_and(|p| slot <= p) {
-            return Err(RelocError::Unsorted { index });
-        }
-        previous = Some(slot);
         let (align, len) = if kind == RelocKind::CodeInit { (OBJECT_ALIGN, MIN_OBJECT) } else { (8, 8) };
         if !(slot as usize).is_multiple_of(align) || !module.owns(slot as usize, len) {
             return Err(RelocError::SlotOutOfBounds { index });
