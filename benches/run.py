@@ -464,6 +464,56 @@ class Version:
             f"({(1 - b / a) * 100:.1f}% less)")
         return {"label": label, "workers": PREFORK_WORKERS, **res}
 
+    def bench_piplist(self):
+        """`pip list` in a venv of the interpreter (pip from ensurepip's bundled
+        wheel, byte-compiled), archive traced from that command: wall time and
+        peak RSS (ru_maxrss from wait4), interleaved."""
+        venv = os.path.join(self.work, "venv")
+        if not os.path.exists(os.path.join(venv, "bin", "python")):
+            subprocess.run([self.py, "-m", "venv", venv], env=self.env, check=True, capture_output=True)
+        vpy = os.path.join(venv, "bin", "python")
+        subprocess.run([vpy, "-m", "compileall", "-q", "-j0", venv], env=self.env,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = {**self.env, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INDEX": "1"}
+        lst, img = (os.path.join(self.work, "piplist" + ext) for ext in (".lst", ".img"))
+        if os.path.exists(lst):
+            os.unlink(lst)
+        argv = ["-m", "pip", "list"]
+        subprocess.run([vpy, "-X", f"cds_trace={lst}", *argv], env=env, cwd=self.cwd, check=True, capture_output=True)
+        subprocess.run([vpy, "-m", "cds", "dump", "-q", lst, img], env=env, cwd=self.cwd, check=True, capture_output=True)
+        served = subprocess.run([vpy, "-X", f"cds={img}", "-c", "import runpy, sys, cds, io, contextlib\n"
+                                 "sys.argv = ['pip', 'list']\n"
+                                 "try:\n"
+                                 "    with contextlib.redirect_stdout(io.StringIO()): runpy.run_module('pip', run_name='__main__')\n"
+                                 "except SystemExit:\n"
+                                 "    pass\n"
+                                 "print(len(cds.stats()['served']))"],
+                                env=env, cwd=self.cwd, check=True, capture_output=True, text=True).stdout.split()[-1]
+        variants = {"off": argv, "cds": ["-X", f"cds={img}", *argv]}
+        runs = 10 if self.quick else 30
+        times = {k: [] for k in variants}
+        peak = {k: [] for k in variants}
+        devnull = os.open(os.devnull, os.O_RDWR)
+        fa = [(os.POSIX_SPAWN_DUP2, devnull, fd) for fd in (0, 1, 2)]
+        for r in range(runs + 1):
+            for k in (variants if r % 2 == 0 else list(variants)[::-1]):
+                t0 = time.perf_counter_ns()
+                pid = os.posix_spawn(vpy, [vpy, *variants[k]], env, file_actions=fa)
+                _, status, usage = os.wait4(pid, 0)
+                t1 = time.perf_counter_ns()
+                if os.waitstatus_to_exitcode(status) != 0:
+                    raise RuntimeError(f"pip list ({k}) failed")
+                if r:  # round 0 warms the page cache
+                    times[k].append((t1 - t0) / 1e6)
+                    peak[k].append(usage.ru_maxrss)
+        os.close(devnull)
+        res = {k: {"wall": stats(times[k]), "peak_rss_kb": statistics.median(peak[k])} for k in variants}
+        res["listed"] = sum(1 for _ in open(lst))
+        res["served"] = int(served)
+        log(f"[{self.v}] pip list: off {res['off']['wall']['median']:.1f} ms cds {res['cds']['wall']['median']:.1f} ms; "
+            f"peak RSS off {res['off']['peak_rss_kb'] / 1024:.1f} MiB cds {res['cds']['peak_rss_kb'] / 1024:.1f} MiB")
+        return res
+
     def bench_memory(self):
         res = {}
         for label, names, tp in MEMORY:
@@ -758,6 +808,15 @@ def report(all_res, crit, out):
                              f"{c['pycds-off'] / 1e6:.1f} | {c['pycds'] / 1e6:.1f} | {c['cds-off'] / c['cds']:.3f}x | "
                              f"{c['pycds-off'] / c['pycds']:.3f}x | {bound} |")
                 L.append("")
+        pl = r.get("piplist")
+        if pl:
+            L.append("### `pip list` in a venv (archive traced from it; wall time and peak RSS, interleaved)\n")
+            L.append("| off ms | cds ms | speed-up | peak RSS off MiB | peak RSS cds MiB | served/listed |")
+            L.append("|---|---|---|---|---|---|")
+            L.append(f"| {fmt_ms(pl['off']['wall'])} | {fmt_ms(pl['cds']['wall'])} | "
+                     f"{pl['off']['wall']['median'] / pl['cds']['wall']['median']:.2f}x | "
+                     f"{pl['off']['peak_rss_kb'] / 1024:.1f} | {pl['cds']['peak_rss_kb'] / 1024:.1f} | "
+                     f"{pl['served']}/{pl['listed']} |\n")
         pf = r.get("prefork")
         if pf:
             a, b = pf["off"]["pss_kb"], pf["cds"]["pss_kb"]
@@ -889,7 +948,7 @@ def main():
     ap.add_argument("--versions", nargs="+", default=supported_versions())
     ap.add_argument("--quick", action="store_true", help="fewer runs")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench"))
-    ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "prefork", "peer", "dump", "criterion"])
+    ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "prefork", "piplist", "peer", "dump", "criterion"])
     a = ap.parse_args()
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
@@ -899,7 +958,7 @@ def main():
         ver = Version(v, out, a.quick)
         ver.setup()
         r = all_res["versions"][v] = {"python": ver.run(["-c", "import sys; print(sys.version)"]).stdout.strip()}
-        for part in ("startup", "imports", "memory", "prefork", "peer", "dump"):
+        for part in ("startup", "imports", "memory", "prefork", "piplist", "peer", "dump"):
             if part in a.only:
                 r[part] = retry(ver, part, getattr(ver, "bench_" + part))
     crit = criterion(out, a.quick) if "criterion" in a.only else {}
