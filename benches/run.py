@@ -348,6 +348,17 @@ class Version:
             res[label] = st
             log(f"[{self.v}] -c pass ({label}): off {st['off']['median']:.2f} cds {st['cds']['median']:.2f} ms "
                 f"(listed {st['listed']})")
+        # The default archive `python -m cds stdlib` writes (start-up modules and
+        # the whole stdlib), named here with -X cds so the build tree stays clean.
+        img = os.path.join(self.work, "stdlib-default.img")
+        self.run(["-m", "cds", "stdlib", "-q", "-o", img])
+        st, _ = self.interleaved({"off": ["-X", "cds_mode=off", "-c", "pass"],
+                                  "cds": ["-X", f"cds={img}", "-c", "pass"]}, runs, self.env)
+        served = self.run(["-X", f"cds={img}", "-c", "import cds; print(len(cds.stats()['served']))"]).stdout
+        st["served"] = int(served)
+        st["listed"] = len(json.loads(self.run(["-m", "cds", "info", "--json", img]).stdout)["modules"])
+        res["stdlib archive"] = st
+        log(f"[{self.v}] -c pass (stdlib archive): off {st['off']['median']:.2f} cds {st['cds']['median']:.2f} ms")
         return res
 
     def mem_group(self, names, img, n, tp):

@@ -3,6 +3,7 @@
 #define Py_BUILD_CORE 1
 #include "Python.h"
 #include "frameobject.h"
+#include "marshal.h"
 #include "internal/pycore_gc.h"
 #include "internal/pycore_code.h"
 #include "internal/pycore_interp.h"

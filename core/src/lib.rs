@@ -3,6 +3,7 @@
 //! - [`format`]: the archive layout, validation and relocation, on plain bytes.
 //! - [`imports`]: what a normal import would see on the file system (search
 //!   path resolution, source freshness) and the trace list; std only.
+//! - [`inspect`]: the JSON report of `python -m cds info` / `verify`.
 //! - [`write`]: atomic archive writing that planted files cannot subvert.
 //! - [`archive_file`]: whether the archive file may be trusted, and whether
 //!   it changed after it was opened.
@@ -18,6 +19,7 @@ pub mod archive_file;
 pub mod fault_guard;
 pub mod format;
 pub mod imports;
+pub mod inspect;
 pub mod stamp_file;
 pub mod write;
 

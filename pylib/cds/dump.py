@@ -155,8 +155,12 @@ def _imported_by(names):
     return imported, failed
 
 
-def run_dump(list_path, archive_path, *, verbose=False):
-    """Writes the archive ``archive_path`` (atomically) for the modules in ``list_path``."""
+def run_dump(list_path, archive_path, *, verbose=False, progress=None):
+    """Writes the archive ``archive_path`` (atomically) for the modules in ``list_path``.
+
+    ``progress``, if given, is called as ``progress(done, total, name)``
+    before each module is compiled and once more with ``name`` None before
+    the archive is written."""
     import _cds
 
     listed = read_list(list_path)
@@ -164,11 +168,15 @@ def run_dump(list_path, archive_path, *, verbose=False):
     if listed and all(origin is None for _, origin in listed):
         listed, skipped = _imported_by([name for name, _ in listed])
     entries = []
-    for name, origin in listed:
+    for done, (name, origin) in enumerate(listed):
+        if progress is not None:
+            progress(done, len(listed), name)
         try:
             entries.append(_entry(name, origin))
         except (ImportError, OSError, SyntaxError, ValueError) as e:
             skipped.append((name, str(e) or type(e).__name__))
+    if progress is not None:
+        progress(len(listed), len(listed), None)
     skipped.extend(_cds.dump(entries, os.fspath(archive_path)))
     left_out = {name for name, _ in skipped}
     archived = [e[0] for e in entries if e[0] not in left_out]

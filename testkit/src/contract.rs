@@ -15,12 +15,8 @@ use std::ops::Range;
 /// The expectations the bytes claim for themselves, so that inputs get past
 /// the version and build-id checks (tested on their own in core/tests/format.rs).
 pub fn claimed_expectations(bytes: &[u8]) -> Expectations {
-    let mut e = Expectations { python_hexversion: 0x030b_00f0, build_id: [0; 16] };
-    if bytes.len() >= header::BUILD_ID + 16 {
-        e.python_hexversion = u32::from_le_bytes(bytes[header::PYTHON_HEXVERSION..][..4].try_into().unwrap());
-        e.build_id.copy_from_slice(&bytes[header::BUILD_ID..header::BUILD_ID + 16]);
-    }
-    e
+    cds_core::inspect::claimed_expectations(bytes)
+        .unwrap_or(Expectations { python_hexversion: 0x030b_00f0, build_id: [0; 16] })
 }
 
 /// How far an input got through the reader.

@@ -29,6 +29,9 @@ pub enum Mode {
 pub struct Config {
     /// The archive to serve from (`-X cds`).
     pub archive: Option<String>,
+    /// Where this build's default archive would be, when no archive is
+    /// named ([`default_archive`]).
+    pub default_archive: Option<String>,
     /// The list to trace into (`-X cds_trace`) and its line format.
     pub trace: Option<(String, ListFormat)>,
     /// `-X cds_mode`, if given; see [`Config::mode`].
@@ -142,11 +145,44 @@ impl Config {
             true => Some(1),
             false => read.choice(&VERBOSE, &[("0", 0), ("1", 1), ("2", 2)])?,
         };
-        Ok(Self { archive, trace, mode, check: check.unwrap_or(Check::Stat), verbose: verbose.unwrap_or(0) })
+        let default_archive = if archive.is_none() { default_archive() } else { None };
+        Ok(Self {
+            archive,
+            default_archive,
+            trace,
+            mode,
+            check: check.unwrap_or(Check::Stat),
+            verbose: verbose.unwrap_or(0),
+        })
     }
 
     pub fn mode(&self) -> Mode {
         self.mode.unwrap_or(Mode::Auto)
+    }
+}
+
+/// The default archive of this interpreter's standard library,
+/// `<sys._stdlib_dir>/__pycache__/cds-stdlib.<cache tag>.img`, beside the
+/// stdlib's own `.pyc` files (`python -m cds stdlib` writes it); None when
+/// the interpreter knows no stdlib directory or cache tag.
+pub fn default_archive() -> Option<String> {
+    // SAFETY: GIL held; PySys_GetObject returns borrowed objects (or NULL),
+    // the attribute is owned and released.
+    unsafe {
+        let dir = ffi::PySys_GetObject(c"_stdlib_dir".as_ptr());
+        let implementation = ffi::PySys_GetObject(c"implementation".as_ptr());
+        if dir.is_null() || implementation.is_null() {
+            return None;
+        }
+        let dir = str_value(dir)?;
+        let tag = ffi::PyObject_GetAttrString(implementation, c"cache_tag".as_ptr());
+        if tag.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let tag_value = str_value(tag);
+        ffi::Py_DECREF(tag);
+        Some(format!("{dir}/__pycache__/cds-stdlib.{}.img", tag_value?))
     }
 }
 

@@ -17,10 +17,12 @@
 use super::build_id::expectations;
 use super::convert::{new_bool, new_str, none, raise, str_list, str_value};
 use super::dump::{self, DumpFailure, ModuleEntry, Skipped};
-use super::interpreter::in_main_interpreter;
+use super::interpreter::{compile_settings, in_main_interpreter};
 use super::stamp;
 use super::state::{self, StartRefused};
 use super::{as_sys, ffi};
+use crate::format::Archive;
+use crate::imports::freshness::Check;
 use std::ffi::{c_int, CString};
 use std::ptr::null_mut;
 
@@ -292,6 +294,43 @@ unsafe extern "C" fn cds_build_id(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject
     unsafe { ffi::PyBytes_FromStringAndSize(id.as_ptr().cast(), id.len() as _) }
 }
 
+unsafe extern "C" fn cds_info(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (called from Python); args is the argument tuple, items borrowed.
+    unsafe {
+        let (Some(path), check) = (arg_str(args, 0), arg_str(args, 1)) else {
+            return raise(ffi::PyExc_TypeError, "info(path, check): path must be a str");
+        };
+        let check = match check.as_deref() {
+            None => None,
+            Some("stat") => Some(Check::Stat),
+            Some("hash") => Some(Check::Hash),
+            Some(other) => return raise(ffi::PyExc_ValueError, &format!("unknown check {other:?}")),
+        };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => return raise(ffi::PyExc_OSError, &format!("{path}: {e}")),
+        };
+        let usable = match Archive::parse(&bytes, &expectations()) {
+            Ok(a) => a.compile_settings().mismatch(&compile_settings()),
+            Err(e) => Some(e.to_string()),
+        };
+        match crate::inspect::report(&path, &bytes, usable.as_deref(), check) {
+            Ok(json) => new_str(&json),
+            Err(e) => raise(ffi::PyExc_ValueError, &format!("{path}: {e}")),
+        }
+    }
+}
+
+unsafe extern "C" fn cds_default_archive(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (called from Python).
+    unsafe {
+        match super::config::default_archive() {
+            Some(path) => new_str(&path),
+            None => none(),
+        }
+    }
+}
+
 unsafe extern "C" fn cds_dump(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: GIL held (called from Python); args is the argument tuple,
     // items borrowed. `entries` holds a reference to every entry, and so to
@@ -353,7 +392,7 @@ const fn method(
     }
 }
 
-static mut METHODS: [ffi::PyMethodDef; 12] = [
+static mut METHODS: [ffi::PyMethodDef; 14] = [
     method(c"tracing", cds_tracing, ffi::METH_NOARGS, c"True when -X cds_trace records loaded modules."),
     method(c"serving", cds_serving, ffi::METH_NOARGS, c"True when a valid archive is mapped."),
     method(
@@ -385,6 +424,18 @@ static mut METHODS: [ffi::PyMethodDef; 12] = [
         c"verify(path) -> bool: check the whole archive and write its stamp; True when its slots need no writes here",
     ),
     method(c"build_id", cds_build_id, ffi::METH_NOARGS, c"The interpreter build id archives must carry."),
+    method(
+        c"info",
+        cds_info,
+        ffi::METH_VARARGS,
+        c"info(path, check) -> str: the JSON report of python -m cds info (check None) or verify ('stat'/'hash')",
+    ),
+    method(
+        c"default_archive",
+        cds_default_archive,
+        ffi::METH_NOARGS,
+        c"default_archive() -> str or None: where this build's default stdlib archive is (python -m cds stdlib)",
+    ),
     ffi::PyMethodDef::zeroed(),
 ];
 

@@ -65,15 +65,16 @@ pub fn init() {
     };
     verbose::set_level(config.verbose);
     let tracer = config.trace.as_ref().and_then(|(path, format)| open_tracer(path, *format).ok());
-    let served = match &config.archive {
-        Some(path) => match open_archive(path, config.mode(), config.check) {
+    let served = match (&config.archive, &config.default_archive) {
+        (Some(path), _) => match open_archive(path, config.mode(), config.check) {
             Ok(served) => served,
             Err(why) => {
                 eprintln!("{why}");
                 std::process::exit(1);
             }
         },
-        None => None,
+        (None, Some(path)) => open_default_archive(path, config.mode(), config.check),
+        (None, None) => None,
     };
     let state = State { served: None, tracer, path_hooks: None, mode: config.mode(), check: config.check };
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
@@ -129,6 +130,23 @@ fn open_archive(path: &str, mode: Mode, check: Check) -> Result<Option<Served>, 
             Ok(None)
         }
     }
+}
+
+/// Maps the build's default archive unless `-X cds_mode=off`. Nobody named
+/// it, so nothing about it is worth a line unless `-X cds_verbose` asks: a
+/// missing one is the normal case, and an unusable one (another build, a
+/// damaged file) is skipped as any other, and the program imports normally.
+fn open_default_archive(path: &str, mode: Mode, check: Check) -> Option<Served> {
+    if mode == Mode::Off {
+        return None;
+    }
+    if !std::path::Path::new(path).exists() {
+        verbose::no_default_archive(path);
+        return None;
+    }
+    Served::open(path, &expectations(), check, extension_suffixes())
+        .map_err(|why| verbose::default_archive_unusable(path, &why))
+        .ok()
 }
 
 /// Makes `served` the archive this runtime serves from, unless one already

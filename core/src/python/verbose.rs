@@ -51,3 +51,15 @@ pub fn stamp_ignored(archive: &str, why: &str) {
         eprintln!("cds: stamp of {archive} not used: {why}");
     }
 }
+
+pub fn no_default_archive(path: &str) {
+    if at(2) {
+        eprintln!("cds: no default archive {path}");
+    }
+}
+
+pub fn default_archive_unusable(path: &str, why: &str) {
+    if at(1) {
+        eprintln!("cds: default archive {path} not used: {why}");
+    }
+}

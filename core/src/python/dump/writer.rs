@@ -275,9 +275,13 @@ unsafe fn holds_written_items(op: *mut sys::PyObject) -> bool {
 
 /// The items of frozenset `set` in an order that, inserted into a new set in
 /// a process with the same hash secret, gives back the same iteration order.
-/// That is what a normal import produces (marshal inserts the items in the
-/// order they were written); plain iteration order only reproduces itself
-/// when no two items collided. Returns a new tuple reference.
+/// That is what a normal import produces (unmarshalling inserts the items in
+/// the order they were written). Tried first: the order marshal writes them
+/// in ([`marshal_order`]), which reproduces the set whenever it was built
+/// from marshalled code (the dump's code was) and makes the archive's bytes
+/// independent of the dumper's hash secret; then iteration order, which
+/// reproduces itself when no two items collided; then a search. Returns a
+/// new tuple reference.
 ///
 /// # Safety
 /// `set` is a live frozenset; GIL held.
@@ -286,12 +290,17 @@ unsafe fn insertion_order(set: *mut ffi::PyObject) -> Option<*mut ffi::PyObject>
     const MAX_SEARCH: usize = 7;
     // SAFETY: GIL held; every new reference is released or returned.
     unsafe {
+        // Before anything of ours holds the items (their refcount shapes their dumps).
+        let n = ffi::PySet_Size(set).max(0) as usize;
+        let sorted = if n > 1 { marshal_order(set, n) } else { None };
         let target = ffi::PySequence_Tuple(set);
         if target.is_null() {
             ffi::PyErr_Clear();
+            if let Some(sorted) = sorted {
+                ffi::Py_DECREF(sorted);
+            }
             return None;
         }
-        let n = ffi::PyTuple_Size(target) as usize;
         let reproduces = |candidate: *mut ffi::PyObject| -> bool {
             let rebuilt = ffi::PyFrozenSet_New(candidate);
             if rebuilt.is_null() {
@@ -308,7 +317,17 @@ unsafe fn insertion_order(set: *mut ffi::PyObject) -> Option<*mut ffi::PyObject>
             ffi::Py_DECREF(order);
             same
         };
-        if n <= 1 || n > MAX_SEARCH || reproduces(target) {
+        if n <= 1 {
+            return Some(target);
+        }
+        if let Some(sorted) = sorted {
+            if reproduces(sorted) {
+                ffi::Py_DECREF(target);
+                return Some(sorted);
+            }
+            ffi::Py_DECREF(sorted);
+        }
+        if n > MAX_SEARCH || reproduces(target) {
             return Some(target);
         }
         // Heap's algorithm over the item indices.
@@ -342,5 +361,65 @@ unsafe fn insertion_order(set: *mut ffi::PyObject) -> Option<*mut ffi::PyObject>
         }
         // No order reproduces it (cannot happen for sets built by insertion); keep iteration order.
         Some(target)
+    }
+}
+
+/// The `n` items of frozenset `set` as marshal writes them: sorted by each
+/// item's own marshalled bytes (bpo-37596), computed as marshal computes
+/// them (`version::marshal_sort_key`: an item's bytes depend on its
+/// refcount, so no reference of ours is held meanwhile). A new tuple, or
+/// None when an item cannot be marshalled.
+///
+/// # Safety
+/// `set` is a live frozenset of `n` items; GIL held.
+unsafe fn marshal_order(set: *mut ffi::PyObject, n: usize) -> Option<*mut ffi::PyObject> {
+    // SAFETY: GIL held; the set keeps its items alive, so the borrowed
+    // pointers stay valid; every new reference is released or returned.
+    unsafe {
+        let iter = ffi::PyObject_GetIter(set);
+        if iter.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let mut items = Vec::with_capacity(n);
+        loop {
+            let item = ffi::PyIter_Next(iter);
+            if item.is_null() {
+                break;
+            }
+            ffi::Py_DECREF(item);
+            items.push(item);
+        }
+        ffi::Py_DECREF(iter);
+        if !ffi::PyErr_Occurred().is_null() || items.len() != n {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let mut keyed = Vec::with_capacity(n);
+        for item in items {
+            let dump = version::marshal_sort_key(item.cast());
+            if dump.is_null() {
+                ffi::PyErr_Clear();
+                return None;
+            }
+            let dump = dump.cast::<ffi::PyObject>();
+            let key =
+                std::slice::from_raw_parts(ffi::PyBytes_AsString(dump).cast::<u8>(), ffi::PyBytes_Size(dump) as usize)
+                    .to_vec();
+            ffi::Py_DECREF(dump);
+            keyed.push((key, item));
+        }
+        // Dumps of distinct set members differ, so the items never decide.
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let sorted = ffi::PyTuple_New(n as _);
+        if sorted.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        for (slot, (_, item)) in keyed.into_iter().enumerate() {
+            ffi::Py_INCREF(item);
+            ffi::PyTuple_SetItem(sorted, slot as _, item);
+        }
+        Some(sorted)
     }
 }

@@ -17,6 +17,7 @@
 //!   any pointer into the str's own body to relocate).
 //! - `reset_bytes_runtime_fields(bytes)`, `long_size(op)`.
 //! - `static_str_address(op)`: where interning a name will point (3.13).
+//! - `marshal_sort_key(item)`: the bytes marshal sorts a set's item by.
 
 #[cfg(not(Py_3_12))]
 mod v3_11;
@@ -148,4 +149,29 @@ fn int_size_within(bytes: &[u8], first: usize, count: usize) -> Result<usize, &'
         return Err("an int with an out-of-range digit");
     }
     Ok(size)
+}
+
+/// The bits of a str's `state` word that name fields (interned, kind,
+/// compact, ascii, and ready or statically_allocated: 8 in 3.11 and 3.13).
+const STR_STATE_NAMED_BITS: u32 = 0xff;
+
+/// Zeroes what CPython never initialises in a str's header: the unnamed
+/// bits of `state` and the padding after it, up to `next_field` (they hold
+/// whatever the allocator returned), so that the same module dumps to the
+/// same bytes (reproducible archives).
+pub fn clear_str_state_padding(bytes: &mut [u8], next_field: usize) {
+    let at = offset_of!(sys::PyASCIIObject, state);
+    let word: u32 = objects::get(bytes, at);
+    objects::put(bytes, at, word & STR_STATE_NAMED_BITS);
+    bytes[at + size_of::<u32>()..next_field].fill(0);
+}
+
+/// Zeroes the padding inside a copied code object (after the int
+/// `_co_firsttraceable`, before the pointer `co_extra`, in 3.11 and 3.13:
+/// every other field is packed), which holds whatever the allocator
+/// returned: the same module then dumps to the same bytes.
+pub fn clear_code_padding(bytes: &mut [u8]) {
+    type Code = sys::PyCodeObject;
+    let end_of_int = offset_of!(Code, _co_firsttraceable) + size_of::<std::ffi::c_int>();
+    bytes[end_of_int..offset_of!(Code, co_extra)].fill(0);
 }

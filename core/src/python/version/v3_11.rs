@@ -33,6 +33,7 @@ pub unsafe fn prepare_code_copy(
     bytes: &mut [u8],
     _serial: impl FnOnce() -> Result<u32, String>,
 ) -> Result<(), String> {
+    super::clear_code_padding(bytes);
     // SAFETY: forwarded from the caller; co_code is a new bytes reference we release.
     let plain = unsafe {
         let co_code = ffi::PyObject_GetAttrString(op.cast(), c"co_code".as_ptr());
@@ -107,6 +108,7 @@ pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) -> Option<(usize,
     let mut state: sys::PyASCIIObject__bindgen_ty_1 = get(bytes, offset_of!(Ascii, state));
     state.set_interned(sys::SSTATE_NOT_INTERNED);
     put(bytes, offset_of!(Ascii, state), state);
+    super::clear_str_state_padding(bytes, offset_of!(Ascii, wstr));
     put(bytes, offset_of!(Ascii, wstr), null_mut::<sys::wchar_t>());
     if ascii {
         return None;
@@ -190,4 +192,16 @@ pub fn archived_long_size(bytes: &[u8]) -> Result<usize, &'static str> {
     let count: sys::Py_ssize_t = get(bytes, offset_of!(sys::PyVarObject, ob_size));
     let first = offset_of!(sys::_longobject, ob_digit);
     super::int_size_within(bytes, first, count.unsigned_abs())
+}
+
+/// marshal sorts a set by the bytes of each item dumped as it iterates the
+/// set, with borrowed references (`_PySet_NextEntry`): an item only the set
+/// holds is written without the FLAG_REF bit. Returns a new bytes reference
+/// or NULL.
+///
+/// # Safety
+/// `item` is a live object the caller holds no reference of its own to; GIL held.
+pub unsafe fn marshal_sort_key(item: *mut sys::PyObject) -> *mut sys::PyObject {
+    // SAFETY: forwarded from the caller.
+    unsafe { sys::PyMarshal_WriteObjectToString(item, sys::Py_MARSHAL_VERSION as std::ffi::c_int) }
 }

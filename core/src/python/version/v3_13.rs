@@ -58,6 +58,7 @@ pub unsafe fn prepare_code_copy(
     bytes: &mut [u8],
     serial: impl FnOnce() -> Result<u32, String>,
 ) -> Result<(), String> {
+    super::clear_code_padding(bytes);
     put(bytes, offset_of!(Code, co_weakreflist), null_mut::<sys::PyObject>());
     put(bytes, offset_of!(Code, co_executors), null_mut::<sys::_PyExecutorArray>());
     put(bytes, offset_of!(Code, _co_cached), null_mut::<sys::_PyCoCached>());
@@ -132,6 +133,7 @@ pub fn reset_str_runtime_fields(bytes: &mut [u8], ascii: bool) -> Option<(usize,
     // A copy of a static string is an ordinary (immortal) heap-like string.
     state.set_statically_allocated(0);
     put(bytes, offset_of!(Ascii, state), state);
+    super::clear_str_state_padding(bytes, size_of::<Ascii>());
     if !ascii {
         put(bytes, offset_of!(Compact, utf8_length), 0 as sys::Py_ssize_t);
         put(bytes, offset_of!(Compact, utf8), null_mut::<std::ffi::c_char>());
@@ -197,4 +199,21 @@ pub fn archived_long_size(bytes: &[u8]) -> Result<usize, &'static str> {
     let digits = tag >> sys::_PyLong_NON_SIZE_BITS;
     let first = value + offset_of!(sys::_PyLongValue, ob_digit);
     super::int_size_within(bytes, first, digits)
+}
+
+/// marshal sorts a set by the bytes of each item dumped as it iterates the
+/// set with new references (`_PySet_NextEntryRef`): every item is then
+/// written with the FLAG_REF bit, which holding one reference reproduces.
+/// Returns a new bytes reference or NULL.
+///
+/// # Safety
+/// `item` is a live object the caller holds no reference of its own to; GIL held.
+pub unsafe fn marshal_sort_key(item: *mut sys::PyObject) -> *mut sys::PyObject {
+    // SAFETY: forwarded from the caller; the reference taken is released.
+    unsafe {
+        sys::Py_IncRef(item);
+        let dump = sys::PyMarshal_WriteObjectToString(item, sys::Py_MARSHAL_VERSION as std::ffi::c_int);
+        sys::Py_DecRef(item);
+        dump
+    }
 }
