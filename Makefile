@@ -24,7 +24,7 @@ CDS_TARGETS := $(VERSIONS:%=python-%-cds)
 CDS_DEBUG_TARGETS := $(VERSIONS:%=python-%-cds-debug)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps versions all-cds all-cds-debug test test-debug lint demo bench fuzz clean FORCE
+.PHONY: help deps versions all-cds all-cds-debug test test-debug lint demo bench fuzz clean check-debian-series FORCE
 
 help:
 	@echo "cds make targets:"
@@ -41,6 +41,7 @@ help:
 	@echo "  fuzz                  fuzz the archive reader (FUZZ_SECONDS per target, default 60)"
 	@echo "  regrtest-X.Y          CPython's test suite (CI subset) with and without cds; same failures?"
 	@echo "  regrtest-full-X.Y     the whole CPython test suite, with and without cds"
+	@echo "  check-debian-series   the series on top of Debian's own patches for each version: applies with offsets only?"
 	@echo "  clean                 remove build/ (this clone's interpreters) and target/; tarballs in $(CDS_CACHE) stay"
 	@echo "variables: VERSIONS, CDS_CACHE, CPYTHON_TARBALL, CDS_CONFIGURE_FLAGS, PYTEST_ARGS"
 
@@ -107,6 +108,11 @@ fuzz:
 
 clean:
 	rm -rf build target
+
+# Where packagers apply the series: on top of Debian's patched trees
+# (apt-get source; harness/debian-series.sh, docs/PACKAGING.md).
+check-debian-series:
+	@for v in $(VERSIONS); do harness/debian-series.sh $$v || exit 1; done
 
 # CPython's own regression suite (python -m test) run twice on the patched
 # interpreter, without and with PYTHONCDS=<archive of all of Lib/>; fails when
