@@ -41,6 +41,7 @@ help:
 	@echo "  fuzz                  fuzz the archive reader (FUZZ_SECONDS per target, default 60)"
 	@echo "  regrtest-X.Y          CPython's test suite (CI subset) with and without cds; same failures?"
 	@echo "  regrtest-full-X.Y     the whole CPython test suite, with and without cds"
+	@echo "  install-X.Y           CPython's make install of the patched build (DESTDIR=..., PREFIX=...; altinstall-X.Y too)"
 	@echo "  check-debian-series   the series on top of Debian's own patches for each version: applies with offsets only?"
 	@echo "  clean                 remove build/ (this clone's interpreters) and target/; tarballs in $(CDS_CACHE) stay"
 	@echo "variables: VERSIONS, CDS_CACHE, CPYTHON_TARBALL, CDS_CONFIGURE_FLAGS, PYTEST_ARGS"
@@ -108,6 +109,21 @@ fuzz:
 
 clean:
 	rm -rf build target
+
+# Installs a patched interpreter as CPython's own `make install` /
+# `make altinstall` does (the cds package and the _cds built-in included),
+# under DESTDIR if given. The harness configures prefix /usr/local; another
+# PREFIX reconfigures and rebuilds the tree with --prefix. Write the default
+# archive once the tree is in its final place (docs/PACKAGING.md).
+PREFIX ?= /usr/local
+cds_prefix_flags = $(if $(filter-out /usr/local,$(PREFIX)),CDS_CONFIGURE_FLAGS="$(strip $(CDS_CONFIGURE_FLAGS) --prefix=$(PREFIX))")
+install-%: FORCE
+	@$(MAKE) -s python-$*-cds $(cds_prefix_flags)
+	$(MAKE) -C build/python-$*-cds install $(if $(DESTDIR),DESTDIR=$(abspath $(DESTDIR)))
+
+altinstall-%: FORCE
+	@$(MAKE) -s python-$*-cds $(cds_prefix_flags)
+	$(MAKE) -C build/python-$*-cds altinstall $(if $(DESTDIR),DESTDIR=$(abspath $(DESTDIR)))
 
 # Where packagers apply the series: on top of Debian's patched trees
 # (apt-get source; harness/debian-series.sh, docs/PACKAGING.md).
