@@ -17,11 +17,11 @@
 use super::build_id::expectations;
 use super::convert::{new_bool, new_str, none, raise, str_list, str_value};
 use super::dump::{self, DumpFailure, ModuleEntry, Skipped};
-use super::interpreter::{compile_settings, in_main_interpreter};
+use super::interpreter::in_main_interpreter;
+use super::serve::parse_for_this_interpreter;
 use super::stamp;
 use super::state::{self, StartRefused};
 use super::{as_sys, ffi};
-use crate::format::Archive;
 use crate::imports::freshness::Check;
 use std::ffi::{c_int, CString};
 use std::ptr::null_mut;
@@ -310,10 +310,7 @@ unsafe extern "C" fn cds_info(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
             Ok(b) => b,
             Err(e) => return raise(ffi::PyExc_OSError, &format!("{path}: {e}")),
         };
-        let usable = match Archive::parse(&bytes, &expectations()) {
-            Ok(a) => a.compile_settings().mismatch(&compile_settings()),
-            Err(e) => Some(e.to_string()),
-        };
+        let usable = parse_for_this_interpreter(&bytes, &expectations()).err();
         match crate::inspect::report(&path, &bytes, usable.as_deref(), check) {
             Ok(json) => new_str(&json),
             Err(e) => raise(ffi::PyExc_ValueError, &format!("{path}: {e}")),

@@ -66,6 +66,18 @@ enum ModuleState {
     Broken,
 }
 
+/// The archive's header and table, validated for this interpreter: its
+/// build (`expect`) and the compile settings of this process (code compiled
+/// with other settings is not what an import here would produce: asserts,
+/// docstrings, column positions). What `python -m cds info` calls usable.
+pub fn parse_for_this_interpreter(bytes: &[u8], expect: &Expectations) -> Result<Archive, String> {
+    let archive = Archive::parse(bytes, expect).map_err(|e| e.to_string())?;
+    match archive.compile_settings().mismatch(&compile_settings()) {
+        Some(why) => Err(why),
+        None => Ok(archive),
+    }
+}
+
 /// The archive this process serves from. It lives in `state::STATE` (a
 /// static mutex, hence `Send`, which every field is: the one unsafe claim is
 /// `Mapping`'s).
@@ -141,12 +153,7 @@ impl Served {
             Err(_) => 0,
         };
         let map = Mapping::map(&file, meta.len() as usize, base).map_err(|e| format!("cannot map: {e}"))?;
-        let archive = Archive::parse(&map, expect).map_err(|e| e.to_string())?;
-        // Code compiled with other settings is not what an import here
-        // would produce (asserts, docstrings, column positions).
-        if let Some(why) = archive.compile_settings().mismatch(&compile_settings()) {
-            return Err(why);
-        }
+        let archive = parse_for_this_interpreter(&map, expect)?;
         // SAFETY: GIL held (opening runs from `_cds`).
         if !unsafe { version::code_serials_unused(&archive.code_serials()) } {
             return Err("this interpreter already handed out the code versions the archive uses".into());
