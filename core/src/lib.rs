@@ -7,6 +7,7 @@
 //! - [`write`]: atomic archive writing that planted files cannot subvert.
 //! - [`archive_file`]: whether the archive file may be trusted, and whether
 //!   it changed after it was opened.
+//! - [`option_path`]: the `%v` substitution of path options.
 //! - [`stamp_file`]: the verified stamp's text and the archive file it names.
 //! - [`fault_guard`]: one clear line when the mapped file is truncated or
 //!   overwritten under the process.
@@ -20,6 +21,7 @@ pub mod fault_guard;
 pub mod format;
 pub mod imports;
 pub mod inspect;
+pub mod option_path;
 pub mod stamp_file;
 pub mod write;
 

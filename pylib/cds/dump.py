@@ -28,7 +28,7 @@ import sys
 import warnings
 from importlib.machinery import PathFinder, SourceFileLoader
 
-__all__ = ["run_dump", "read_list", "DumpResult"]
+__all__ = ["run_dump", "read_list", "DumpResult", "auto_rewrite"]
 
 FROZEN = "<frozen>"
 
@@ -161,12 +161,17 @@ def run_dump(list_path, archive_path, *, verbose=False, progress=None):
     ``progress``, if given, is called as ``progress(done, total, name)``
     before each module is compiled and once more with ``name`` None before
     the archive is written."""
-    import _cds
-
     listed = read_list(list_path)
     skipped = []
     if listed and all(origin is None for _, origin in listed):
         listed, skipped = _imported_by([name for name, _ in listed])
+    return _dump_listed(listed, skipped, archive_path, verbose=verbose, progress=progress)
+
+
+def _dump_listed(listed, skipped, archive_path, *, verbose=False, progress=None):
+    """run_dump for ``listed`` [(name, source path or FROZEN)], with ``skipped`` already left out."""
+    import _cds
+
     entries = []
     for done, (name, origin) in enumerate(listed):
         if progress is not None:
@@ -184,6 +189,25 @@ def run_dump(list_path, archive_path, *, verbose=False, progress=None):
         for name, why in skipped:
             print(f"cds: skipped {name}: {why}", file=sys.stderr)
     return DumpResult(os.fspath(archive_path), archived, skipped)
+
+
+def auto_rewrite(archive_path, reason, loaded, verbose):
+    """``-X cds_auto`` at exit: rewrites ``archive_path`` (atomically) from
+    ``loaded``, [(name, source path)] of every module the run loaded, because
+    of ``reason`` (the archive could not be used, or a module was rejected).
+
+    Called by the interpreter's exit hook, never raises: a failure (a
+    read-only directory, say) is one warning line and the program's exit
+    status stays its own."""
+    try:
+        result = _dump_listed(loaded, [], archive_path)
+    except Exception as e:
+        print(f"cds: warning: cannot rewrite archive {archive_path} (-X cds_auto): {e}", file=sys.stderr)
+        return
+    if verbose:
+        print(f"cds: wrote {archive_path}: {len(result.archived)} modules ({reason}; -X cds_auto)", file=sys.stderr)
+        for name, why in result.skipped:
+            print(f"cds: skipped {name}: {why}", file=sys.stderr)
 
 
 if __name__ == "__main__":

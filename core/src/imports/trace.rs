@@ -19,10 +19,19 @@ pub enum ListFormat {
     Name,
 }
 
+/// Where recorded modules go.
+enum Sink {
+    /// Appended to a list file as they load.
+    File(File),
+    /// Kept for this process (`-X cds_auto` dumps them at exit).
+    Memory(Vec<(String, String)>),
+}
+
 /// This process's trace list: where lines go, and the names already written.
 pub struct Tracer {
+    /// The list file; empty for [`Tracer::in_memory`].
     pub path: String,
-    file: File,
+    sink: Sink,
     format: ListFormat,
     seen: HashSet<String>,
 }
@@ -31,7 +40,26 @@ impl Tracer {
     /// Opens the list at `path` for appending, creating it if needed.
     pub fn open(path: &str, format: ListFormat) -> std::io::Result<Self> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { path: path.to_owned(), file, format, seen: HashSet::new() })
+        Ok(Self { path: path.to_owned(), sink: Sink::File(file), format, seen: HashSet::new() })
+    }
+
+    /// A tracer that writes nothing and keeps `(name, source path)` in
+    /// load order ([`Tracer::recorded`]).
+    pub fn in_memory() -> Self {
+        Self {
+            path: String::new(),
+            sink: Sink::Memory(Vec::new()),
+            format: ListFormat::NameAndPath,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// What an in-memory tracer recorded; empty for a list file.
+    pub fn recorded(&self) -> &[(String, String)] {
+        match &self.sink {
+            Sink::Memory(recorded) => recorded,
+            Sink::File(_) => &[],
+        }
     }
 
     /// Appends `name` once per tracer (a process opens one per runtime
@@ -41,12 +69,16 @@ impl Tracer {
         if name.contains(['\t', '\n']) || source_path.contains(['\t', '\n']) || !self.seen.insert(name.to_owned()) {
             return;
         }
+        let file = match &mut self.sink {
+            Sink::Memory(recorded) => return recorded.push((name.to_owned(), source_path.to_owned())),
+            Sink::File(file) => file,
+        };
         let line = match self.format {
             ListFormat::NameAndPath => format!("{name}\t{source_path}\n"),
             ListFormat::Name => format!("{name}\n"),
         };
         // A failed append only loses a trace line; the program itself must not notice.
-        let _ = self.file.write_all(line.as_bytes());
+        let _ = file.write_all(line.as_bytes());
     }
 }
 
@@ -103,6 +135,19 @@ mod tests {
             ("a\tb", "/lib/a.py"),
         ];
         assert_eq!(traced(ListFormat::Name, &records), "json\nos\n");
+    }
+
+    #[test]
+    fn keeps_in_memory_what_a_list_would_hold() {
+        let mut tracer = Tracer::in_memory();
+        for (name, path) in
+            [("json", "/lib/json/__init__.py"), ("a\tb", "/lib/a.py"), ("json", "/x.py"), ("os", "<frozen>")]
+        {
+            tracer.record(name, path);
+        }
+        let expected =
+            [("json", "/lib/json/__init__.py"), ("os", "<frozen>")].map(|(n, p)| (n.to_owned(), p.to_owned()));
+        assert_eq!(tracer.recorded(), expected);
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct Config {
     /// `-X cds_verbose`: 0 silent, 1 served and rejected modules, 2 also
     /// missed modules and the archive's opening.
     pub verbose: u8,
+    /// `-X cds_auto`: rewrite the named archive at exit when it could not
+    /// be used or any of its modules was rejected (`super::auto`).
+    pub auto: bool,
 }
 
 /// An option a user gave: its `-X` name and its environment variables, in
@@ -54,6 +57,7 @@ const TRACE: Source = Source { xoption: "cds_trace", vars: &["PYTHONCDSTRACE"] }
 const MODE: Source = Source { xoption: "cds_mode", vars: &["PYTHONCDSMODE"] };
 const CHECK: Source = Source { xoption: "cds_check", vars: &["PYTHONCDSCHECK"] };
 const VERBOSE: Source = Source { xoption: "cds_verbose", vars: &["PYTHONCDSVERBOSE", "PYCDSVERBOSE"] };
+const AUTO: Source = Source { xoption: "cds_auto", vars: &["PYTHONCDSAUTO"] };
 const SEED_MODE: Source = Source { xoption: "", vars: &["PYCDSMODE"] };
 const SEED_ARCHIVE: Source = Source { xoption: "", vars: &["PYCDSARCHIVE"] };
 const SEED_LIST: Source = Source { xoption: "", vars: &["PYCDSLIST"] };
@@ -133,10 +137,10 @@ impl Config {
             &[("TRACE", SeedMode::Trace), ("SHARE", SeedMode::Share), ("MANUALLY", SeedMode::Manually)],
         )?;
         let seed_var = |mode, source: &Source| if seed == Some(mode) { read.path(source) } else { None };
-        let archive = read.path(&ARCHIVE).or_else(|| seed_var(SeedMode::Share, &SEED_ARCHIVE));
+        let archive = read.path(&ARCHIVE).or_else(|| seed_var(SeedMode::Share, &SEED_ARCHIVE)).map(expand_path);
         let trace = read
             .path(&TRACE)
-            .map(|p| (p, ListFormat::NameAndPath))
+            .map(|p| (expand_path(p), ListFormat::NameAndPath))
             .or_else(|| seed_var(SeedMode::Trace, &SEED_LIST).map(|p| (p, ListFormat::Name)));
         let mode = read.choice(&MODE, &[("auto", Mode::Auto), ("on", Mode::On), ("off", Mode::Off)])?;
         let check = read.choice(&CHECK, &[("stat", Check::Stat), ("hash", Check::Hash), ("none", Check::None)])?;
@@ -144,6 +148,10 @@ impl Config {
         let verbose = match xoption_flag(VERBOSE.xoption) {
             true => Some(1),
             false => read.choice(&VERBOSE, &[("0", 0), ("1", 1), ("2", 2)])?,
+        };
+        let auto = match xoption_flag(AUTO.xoption) {
+            true => Some(true),
+            false => read.choice(&AUTO, &[("1", true), ("0", false)])?,
         };
         let default_archive = if archive.is_none() { default_archive() } else { None };
         Ok(Self {
@@ -153,6 +161,7 @@ impl Config {
             mode,
             check: check.unwrap_or(Check::Stat),
             verbose: verbose.unwrap_or(0),
+            auto: auto.unwrap_or(false),
         })
     }
 
@@ -161,29 +170,49 @@ impl Config {
     }
 }
 
-/// The default archive of this interpreter's standard library,
-/// `<sys._stdlib_dir>/__pycache__/cds-stdlib.<cache tag>.img`, beside the
-/// stdlib's own `.pyc` files (`python -m cds stdlib` writes it); None when
-/// the interpreter knows no stdlib directory or cache tag.
-pub fn default_archive() -> Option<String> {
-    // SAFETY: GIL held; PySys_GetObject returns borrowed objects (or NULL),
+/// `path` with `%v` replaced by this interpreter's cache tag (`cpython-313`:
+/// one archive per version when several share a path) and `%%` by `%`;
+/// any other `%` is kept as written.
+fn expand_path(path: String) -> String {
+    if !path.contains('%') {
+        return path;
+    }
+    crate::option_path::expand(&path, &cache_tag().unwrap_or_default())
+}
+
+/// `sys.implementation.cache_tag`, None when unset.
+fn cache_tag() -> Option<String> {
+    // SAFETY: GIL held; PySys_GetObject returns a borrowed object (or NULL),
     // the attribute is owned and released.
     unsafe {
-        let dir = ffi::PySys_GetObject(c"_stdlib_dir".as_ptr());
         let implementation = ffi::PySys_GetObject(c"implementation".as_ptr());
-        if dir.is_null() || implementation.is_null() {
+        if implementation.is_null() {
             return None;
         }
-        let dir = str_value(dir)?;
         let tag = ffi::PyObject_GetAttrString(implementation, c"cache_tag".as_ptr());
         if tag.is_null() {
             ffi::PyErr_Clear();
             return None;
         }
-        let tag_value = str_value(tag);
+        let value = str_value(tag);
         ffi::Py_DECREF(tag);
-        Some(format!("{dir}/__pycache__/cds-stdlib.{}.img", tag_value?))
+        value
     }
+}
+
+/// The default archive of this interpreter's standard library,
+/// `<sys._stdlib_dir>/__pycache__/cds-stdlib.<cache tag>.img`, beside the
+/// stdlib's own `.pyc` files (`python -m cds stdlib` writes it); None when
+/// the interpreter knows no stdlib directory or cache tag.
+pub fn default_archive() -> Option<String> {
+    // SAFETY: GIL held; PySys_GetObject returns a borrowed object (or NULL).
+    let dir = unsafe { ffi::PySys_GetObject(c"_stdlib_dir".as_ptr()) };
+    if dir.is_null() {
+        return None;
+    }
+    // SAFETY: GIL held; dir is a live borrowed object.
+    let dir = unsafe { str_value(dir) }?;
+    Some(format!("{dir}/__pycache__/cds-stdlib.{}.img", cache_tag()?))
 }
 
 /// `sys._xoptions[name]` as a string; `-X name` alone (value True) reads as "".

@@ -101,3 +101,31 @@ pub unsafe fn raise(exc: *mut ffi::PyObject, msg: &str) -> *mut ffi::PyObject {
     unsafe { ffi::PyErr_SetString(exc, msg.as_ptr()) };
     null_mut()
 }
+
+/// A new list of `(str, str)` tuples (NULL with an exception set on failure).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn pair_list(pairs: &[(String, String)]) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (caller); every new reference is stolen by the tuple
+    // (PyTuple_SetItem), stored by the list (PyList_Append, then released)
+    // or released.
+    unsafe {
+        let list = ffi::PyList_New(0);
+        if list.is_null() {
+            return null_mut();
+        }
+        for (first, second) in pairs {
+            let pair = ffi::PyTuple_New(2);
+            if pair.is_null() {
+                ffi::Py_DECREF(list);
+                return null_mut();
+            }
+            ffi::PyTuple_SetItem(pair, 0, new_str(first));
+            ffi::PyTuple_SetItem(pair, 1, new_str(second));
+            ffi::PyList_Append(list, pair);
+            ffi::Py_DECREF(pair);
+        }
+        list
+    }
+}

@@ -15,12 +15,13 @@
 //! - `build_id()`: the id archives made by this interpreter carry.
 
 use super::build_id::expectations;
-use super::convert::{new_bool, new_str, none, raise, str_list, str_value};
+use super::convert::{new_bool, new_str, none, pair_list, raise, str_list, str_value};
 use super::dump::{self, DumpFailure, ModuleEntry, Skipped};
 use super::interpreter::in_main_interpreter;
 use super::serve::parse_for_this_interpreter;
 use super::stamp;
 use super::state::{self, StartRefused};
+use super::verbose;
 use super::{as_sys, ffi};
 use crate::imports::freshness::Check;
 use std::ffi::{c_int, CString};
@@ -87,34 +88,6 @@ unsafe fn dump_entry(entry: *mut ffi::PyObject) -> Result<ModuleEntry, Skipped> 
             return Err(refuse("mtime_ns and size must be ints"));
         }
         Ok(ModuleEntry { name, origin, is_package, source_mtime_ns, source_size, code: as_sys(item(5)) })
-    }
-}
-
-/// A new list of (name, reason) tuples.
-///
-/// # Safety
-/// GIL held.
-unsafe fn skipped_list(skipped: &[Skipped]) -> *mut ffi::PyObject {
-    // SAFETY: GIL held (caller); every new reference is stolen by the tuple
-    // (PyTuple_SetItem), stored by the list (PyList_Append, then released)
-    // or released.
-    unsafe {
-        let list = ffi::PyList_New(0);
-        if list.is_null() {
-            return null_mut();
-        }
-        for (name, why) in skipped {
-            let pair = ffi::PyTuple_New(2);
-            if pair.is_null() {
-                ffi::Py_DECREF(list);
-                return null_mut();
-            }
-            ffi::PyTuple_SetItem(pair, 0, new_str(name));
-            ffi::PyTuple_SetItem(pair, 1, new_str(why));
-            ffi::PyList_Append(list, pair);
-            ffi::Py_DECREF(pair);
-        }
-        list
     }
 }
 
@@ -353,7 +326,7 @@ unsafe extern "C" fn cds_dump(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
         let written = dump::write_archive(parsed, &path);
         ffi::Py_DECREF(entries);
         match written {
-            Ok(skipped) => skipped_list(&skipped),
+            Ok(skipped) => pair_list(&skipped),
             Err(e @ DumpFailure::Layout(_)) => raise(ffi::PyExc_ValueError, &e.to_string()),
             Err(e @ DumpFailure::Write { .. }) => raise(ffi::PyExc_OSError, &e.to_string()),
         }
@@ -370,6 +343,80 @@ unsafe extern "C" fn cds_verify(_m: *mut ffi::PyObject, arg: *mut ffi::PyObject)
             Ok(prewritten) => new_bool(prewritten),
             Err(why) => raise(ffi::PyExc_ValueError, &format!("{path}: {why}")),
         }
+    }
+}
+
+// ---- -X cds_auto's exit hook ------------------------------------------------------
+
+/// Registered with `atexit` when `-X cds_auto` is on; takes no arguments.
+static mut AUTO_EXIT: ffi::PyMethodDef = method(
+    c"_cds_auto_exit",
+    cds_auto_exit,
+    ffi::METH_NOARGS,
+    c"-X cds_auto: rewrites the archive when this run could not use it whole.",
+);
+
+/// Registers the exit hook of `-X cds_auto` with `atexit`, so it runs
+/// after the program's own exit handlers (registered later, run first),
+/// while the interpreter still runs Python. A failure costs one warning
+/// line: the archive is then just not rewritten. GIL held.
+pub fn register_auto_exit() {
+    // SAFETY: GIL held (module init). AUTO_EXIT is only read, by CPython,
+    // with the GIL held; every new reference is released.
+    unsafe {
+        let hook = ffi::PyCFunction_NewEx(std::ptr::addr_of_mut!(AUTO_EXIT), null_mut(), null_mut());
+        let atexit = ffi::PyImport_ImportModule(c"atexit".as_ptr());
+        let register =
+            if atexit.is_null() { null_mut() } else { ffi::PyObject_GetAttrString(atexit, c"register".as_ptr()) };
+        let registered = if hook.is_null() || register.is_null() {
+            null_mut()
+        } else {
+            ffi::PyObject_CallFunctionObjArgs(register, hook, null_mut::<ffi::PyObject>())
+        };
+        if registered.is_null() {
+            ffi::PyErr_Clear();
+            eprintln!("cds: warning: cannot register the -X cds_auto exit hook; the archive will not be rewritten");
+        }
+        ffi::Py_XDECREF(registered);
+        ffi::Py_XDECREF(register);
+        ffi::Py_XDECREF(atexit);
+        ffi::Py_XDECREF(hook);
+    }
+}
+
+/// At exit under `-X cds_auto`: when the archive needs rewriting, hands
+/// what this run loaded to `cds.dump.auto_rewrite`, which writes the
+/// archive atomically or prints one warning line.
+unsafe extern "C" fn cds_auto_exit(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let Some(rewrite) = state::take_auto_rewrite() else {
+        // SAFETY: GIL held (called by atexit).
+        return unsafe { none() };
+    };
+    // SAFETY: GIL held (called by atexit); every new reference is released
+    // and the argument tuple steals the items it is given.
+    unsafe {
+        let dump = ffi::PyImport_ImportModule(c"cds.dump".as_ptr());
+        let args = ffi::PyTuple_New(4);
+        let result = if dump.is_null() || args.is_null() {
+            null_mut()
+        } else {
+            ffi::PyTuple_SetItem(args, 0, new_str(&rewrite.path));
+            ffi::PyTuple_SetItem(args, 1, new_str(&rewrite.reason));
+            ffi::PyTuple_SetItem(args, 2, pair_list(&rewrite.loaded));
+            ffi::PyTuple_SetItem(args, 3, new_bool(verbose::level() >= 1));
+            let write = ffi::PyObject_GetAttrString(dump, c"auto_rewrite".as_ptr());
+            let result = if write.is_null() { null_mut() } else { ffi::PyObject_Call(write, args, null_mut()) };
+            ffi::Py_XDECREF(write);
+            result
+        };
+        if result.is_null() {
+            ffi::PyErr_Clear();
+            eprintln!("cds: warning: cannot rewrite archive {} (-X cds_auto): the cds package failed", rewrite.path);
+        }
+        ffi::Py_XDECREF(result);
+        ffi::Py_XDECREF(args);
+        ffi::Py_XDECREF(dump);
+        none()
     }
 }
 

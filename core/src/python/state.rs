@@ -30,6 +30,8 @@ use std::sync::Mutex;
 pub struct State {
     served: Option<Served>,
     tracer: Option<Tracer>,
+    /// `-X cds_auto`: the archive to rewrite at exit, and what this run loaded.
+    auto: Option<AutoArchive>,
     /// `sys.path_hooks` as it was at the first lookup (identities): the
     /// archive stands for what FileFinder would find, so once a program
     /// installs its own path hooks, imports go through them instead.
@@ -37,6 +39,25 @@ pub struct State {
     /// The start-up options that also govern `cds.share()`.
     mode: Mode,
     check: Check,
+}
+
+/// What `-X cds_auto` needs at exit.
+struct AutoArchive {
+    /// The named archive, made absolute at start-up (the program may chdir).
+    path: String,
+    /// Why it could not be used at start-up, when it could not.
+    unusable: Option<String>,
+    /// Every module whose code this run loaded, served or not.
+    loaded: Tracer,
+}
+
+/// What to write at exit under `-X cds_auto` ([`take_auto_rewrite`]).
+pub struct AutoRewrite {
+    pub path: String,
+    /// Why the archive is rewritten, for `-X cds_verbose`.
+    pub reason: String,
+    /// `(name, source path)` of every module the run loaded, in load order.
+    pub loaded: Vec<(String, String)>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -65,7 +86,18 @@ pub fn init() {
     };
     verbose::set_level(config.verbose);
     let tracer = config.trace.as_ref().and_then(|(path, format)| open_tracer(path, *format).ok());
+    let mut auto = auto_archive(&config);
     let served = match (&config.archive, &config.default_archive) {
+        (Some(path), _) if auto.is_some() => {
+            match Served::open(path, &expectations(), config.check, extension_suffixes()) {
+                Ok(served) => Some(served),
+                Err(why) => {
+                    verbose::auto_rewrites(path, &why);
+                    auto.as_mut().expect("checked above").unusable = Some(why);
+                    None
+                }
+            }
+        }
         (Some(path), _) => match open_archive(path, config.mode(), config.check) {
             Ok(served) => served,
             Err(why) => {
@@ -76,7 +108,8 @@ pub fn init() {
         (None, Some(path)) => open_default_archive(path, config.mode(), config.check),
         (None, None) => None,
     };
-    let state = State { served: None, tracer, path_hooks: None, mode: config.mode(), check: config.check };
+    let wants_exit_hook = auto.is_some();
+    let state = State { served: None, tracer, auto, path_hooks: None, mode: config.mode(), check: config.check };
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
     if guard.is_some() {
         // Another thread initialised meanwhile (opening ran unlocked): keep
@@ -88,6 +121,9 @@ pub fn init() {
     drop(guard);
     if let Some(served) = served {
         install(served);
+    }
+    if wants_exit_hook {
+        super::module::register_auto_exit();
     }
     // SAFETY: GIL held (module init); the callback is a plain function.
     unsafe { ffi::Py_AtExit(Some(forget_runtime)) };
@@ -103,6 +139,41 @@ extern "C" fn forget_runtime() {
     if let Some(old) = old {
         std::mem::forget(old.served);
     }
+}
+
+/// The `-X cds_auto` state the options ask for: None unless an archive is
+/// named and `-X cds_mode` is not `off` (without a named archive there is
+/// nothing to keep up to date: one warning line).
+fn auto_archive(config: &Config) -> Option<AutoArchive> {
+    if !config.auto || config.mode() == Mode::Off {
+        return None;
+    }
+    let Some(path) = &config.archive else {
+        eprintln!("cds: warning: -X cds_auto needs -X cds=PATH, the archive to keep up to date; ignored");
+        return None;
+    };
+    let path = std::path::absolute(path).ok()?.into_os_string().into_string().ok()?;
+    Some(AutoArchive { path, unusable: None, loaded: Tracer::in_memory() })
+}
+
+/// Under `-X cds_auto`, at exit: what to write, once, when the archive
+/// could not be used or any of its modules was rejected (stale, shadowed,
+/// damaged); None when it served as it should, or was already taken.
+pub fn take_auto_rewrite() -> Option<AutoRewrite> {
+    with_state(|st| {
+        let auto = st.auto.take()?;
+        let rejected = st.served.as_ref().map(|s| s.rejected()).unwrap_or_default();
+        let reason = match (auto.unusable, rejected.first()) {
+            (Some(why), _) => why,
+            (None, Some((name, why))) => match rejected.len() {
+                1 => format!("module {name} rejected: {why}"),
+                n => format!("{n} modules rejected, first {name}: {why}"),
+            },
+            (None, None) => return None,
+        };
+        Some(AutoRewrite { path: auto.path, reason, loaded: auto.loaded.recorded().to_vec() })
+    })
+    .flatten()
 }
 
 /// Opens the trace list, or warns and traces nothing.
@@ -166,9 +237,10 @@ fn install(served: Served) -> bool {
     }
 }
 
-/// Whether a trace list records loaded modules.
+/// Whether loaded modules are recorded: into a trace list, or for
+/// `-X cds_auto` (importlib then asks `_cds` about every module it loads).
 pub fn tracing() -> bool {
-    with_state(|st| st.tracer.is_some()).unwrap_or(false)
+    with_state(|st| st.tracer.is_some() || st.auto.is_some()).unwrap_or(false)
 }
 
 /// Whether an archive serves.
@@ -269,7 +341,7 @@ pub fn find(name: &str, search_path: Option<&[String]>) -> Option<(String, bool)
 /// archived code for `source_path`, if served.
 pub fn get_code(name: &str, source_path: &str) -> Option<usize> {
     complete(with_state(|st| {
-        if let Some(t) = st.tracer.as_mut() {
+        for t in st.tracer.iter_mut().chain(st.auto.as_mut().map(|a| &mut a.loaded)) {
             t.record(name, source_path);
         }
         match st.served.as_mut() {
@@ -282,7 +354,7 @@ pub fn get_code(name: &str, source_path: &str) -> Option<usize> {
 /// For `_cds.get_frozen_code`: the same for a frozen module.
 pub fn get_frozen_code(name: &str) -> Option<usize> {
     complete(with_state(|st| {
-        if let Some(t) = st.tracer.as_mut() {
+        for t in st.tracer.iter_mut().chain(st.auto.as_mut().map(|a| &mut a.loaded)) {
             t.record(name, crate::format::FROZEN_ORIGIN);
         }
         match st.served.as_mut() {

@@ -16,6 +16,11 @@ pub fn set_level(level: u8) {
     LEVEL.store(level, Ordering::Relaxed);
 }
 
+/// This runtime's level.
+pub fn level() -> u8 {
+    LEVEL.load(Ordering::Relaxed)
+}
+
 fn at(level: u8) -> bool {
     LEVEL.load(Ordering::Relaxed) >= level
 }
@@ -61,5 +66,11 @@ pub fn no_default_archive(path: &str) {
 pub fn default_archive_unusable(path: &str, why: &str) {
     if at(1) {
         eprintln!("cds: default archive {path} not used: {why}");
+    }
+}
+
+pub fn auto_rewrites(archive: &str, why: &str) {
+    if at(1) {
+        eprintln!("cds: archive {archive} not used: {why}; rewriting it at exit (-X cds_auto)");
     }
 }
