@@ -114,3 +114,25 @@ def version_of(python):
 
 
 VERSION = version_of(PYTHON)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    """A PYTHONHOME of the test module's own, where the default archive
+    (`<stdlib>/__pycache__/cds-stdlib.<tag>.img`) can be written without
+    touching the build tree every other test runs from: lib/pythonX.Y is a
+    real directory of links to the interpreter's stdlib entries (but its
+    __pycache__)."""
+    home = tmp_path_factory.mktemp("home")
+    stdlib = run("-c", "import sys; print(sys._stdlib_dir)").stdout.strip()
+    lib = home / "lib" / f"python{VERSION[0]}.{VERSION[1]}"
+    lib.mkdir(parents=True)
+    for entry in os.listdir(stdlib):
+        if entry != "__pycache__":
+            (lib / entry).symlink_to(os.path.join(stdlib, entry))
+    return home
+
+
+def in_home(home, *args, check=True, **env):
+    """Runs the interpreter with PYTHONHOME=home (see `home`), from there."""
+    return run(*args, env=clean_env(PYTHONHOME=home, **env), cwd=home, check=check, timeout=300)

@@ -12,27 +12,9 @@ import sys
 
 import pytest
 
-from conftest import PYTHON, STATS, VERSION, clean_env, run, stats_of, without_stats
+from conftest import PYTHON, STATS, VERSION, clean_env, in_home as py, run, stats_of, without_stats
 
 PROG = "import json, textwrap; print(json.dumps(textwrap.wrap('a b', 1)))\n"
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory):
-    """A PYTHONHOME: lib/pythonX.Y is a real directory of links to the
-    interpreter's own stdlib entries (but its __pycache__)."""
-    home = tmp_path_factory.mktemp("home")
-    stdlib = run("-c", "import sys; print(sys._stdlib_dir)").stdout.strip()
-    lib = home / "lib" / f"python{VERSION[0]}.{VERSION[1]}"
-    lib.mkdir(parents=True)
-    for entry in os.listdir(stdlib):
-        if entry != "__pycache__":
-            (lib / entry).symlink_to(os.path.join(stdlib, entry))
-    return home
-
-
-def py(home, *args, check=True, **env):
-    return run(*args, env=clean_env(PYTHONHOME=home, **env), cwd=home, check=check, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +52,25 @@ def test_holds_the_stdlib_not_its_tests(home, default):
     assert not any(n == "test" or n.startswith(("test.", "idlelib")) for n in names)
 
 
-def test_off_and_a_named_archive_win(home, default, tmp_path):
+def test_off_turns_it_off_and_a_named_archive_layers_on_it(home, default, tmp_path):
     stats = stats_of(py(home, "-X", "cds_mode=off", "-c", PROG + STATS))
     assert stats["archive"] is None and stats["served"] == []
     lst, img = tmp_path / "app.lst", tmp_path / "app.img"
     py(home, f"-Xcds_trace={lst}", "-c", "import textwrap")
+    # A whole archive (stdlib modules included) serves alone: its code
+    # serials are the default archive's.
+    py(home, "-m", "cds", "dump", "-q", "--whole", lst, img)
+    stats = stats_of(py(home, f"-Xcds={img}", "-c", PROG + STATS))
+    assert stats["archives"] == [str(img)]
+    assert "textwrap" in stats["served"] and "json" not in stats["served"]
+    # The usual dump leaves textwrap to the default archive, under the named one.
     py(home, "-m", "cds", "dump", "-q", lst, img)
     stats = stats_of(py(home, f"-Xcds={img}", "-c", PROG + STATS))
-    assert stats["archive"] == str(img) and "textwrap" in stats["served"] and "json" not in stats["served"]
+    assert stats["archives"] == [str(img), default]
+    assert {"textwrap", "json"} <= set(stats["served"])
+    import json
+
+    assert json.loads(py(home, "-m", "cds", "info", "--json", img).stdout)["modules"] == []
 
 
 def test_writing_it_again_gives_the_same_bytes(home, default, tmp_path):

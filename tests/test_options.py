@@ -15,6 +15,8 @@ BAD = [
     ([], {"PYTHONCDSCHECK": "bogus"}, "invalid PYTHONCDSCHECK value 'bogus': expected stat, hash or none"),
     ([], {"PYTHONCDSMODE": "bogus"}, "invalid PYTHONCDSMODE value 'bogus': expected auto, on or off"),
     ([], {"PYTHONCDSVERBOSE": "yes"}, "invalid PYTHONCDSVERBOSE value 'yes': expected 0, 1 or 2"),
+    ([], {"PYTHONCDSAUTO": "yes"}, "invalid PYTHONCDSAUTO value 'yes': expected 1 or 0"),
+    (["-Xcds_auto=2"], {}, "invalid -X cds_auto value '2': expected 1 or 0"),
     ([], {"PYCDSVERBOSE": "9"}, "invalid PYCDSVERBOSE value '9': expected 0, 1 or 2"),
     ([], {"PYCDSMODE": "bogus"}, "invalid PYCDSMODE value 'bogus': expected TRACE, SHARE or MANUALLY"),
     # Upper-case only, as the original documents its values.
@@ -98,7 +100,9 @@ def test_verbose_2_also_lists_missed_and_the_opening(ws):
     img = ws.archive("-c", "import json")
     proc = ws.replay("-Xcds_verbose=2", "-c", "import json, fractions")
     lines = proc.stderr.splitlines()
-    assert lines[0].startswith(f"cds: opened {img}: ")
+    # Before any module: the opening (and, the default archive being looked up too, that there is none).
+    opened = [i for i, l in enumerate(lines) if l.startswith(f"cds: opened {img}: ")]
+    assert opened and all(l.startswith("cds: no default archive ") for l in lines[:opened[0]]), lines
     assert f"cds: served json from {img}" in lines
     assert f"cds: missed fractions: not in {img}" in lines
 
@@ -107,3 +111,33 @@ def test_verbose_0_and_default_are_silent(ws):
     ws.archive("-c", "import json")
     assert ws.replay("-Xcds_verbose=0", "-c", "import json, fractions").stderr == ""
     assert ws.replay("-c", "import json, fractions").stderr == ""
+
+
+@pytest.mark.parametrize("how", [["-Ximporttime"], "PYTHONPROFILEIMPORTTIME"])
+def test_importtime_marks_served_modules(ws, how):
+    img = ws.archive("-c", "import json")
+    args, env = (how, clean_env()) if isinstance(how, list) else ([], clean_env(**{how: "1"}))
+    lines = run(*args, f"-Xcds={img}", "-c", "import json, fractions", env=env, cwd=ws.path).stderr.splitlines()
+    served = lines.index(f"cds: served json from {img}")
+    # The mark comes right before the module's own line (its import ends after its code is served).
+    assert any(l.startswith("import time:") and l.endswith("| json") for l in lines[served:]), lines
+    assert not any("fractions" in l and l.startswith("cds:") for l in lines)
+    assert not any(l.startswith(("cds: rejected", "cds: missed")) for l in lines)
+
+
+def test_help_describes_every_option_the_readme_lists():
+    """The README's option table, --help-xoptions and --help-env name the same options."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = [l for l in readme.splitlines() if l.startswith("| `-X cds")]
+    xoptions = {re.match(r"\| `-X (cds\w*)", l).group(1) for l in rows}
+    variables = {v for l in rows for v in re.findall(r"`(PYTHONCDS\w*)", l)}
+    assert {"cds", "cds_auto", "cds_trace", "cds_mode", "cds_check", "cds_verbose"} <= xoptions
+    help_x = run("--help-xoptions").stdout
+    help_env = run("--help-env").stdout
+    for name in xoptions:
+        assert re.search(rf"^-X {name}\b", help_x, re.M), f"--help-xoptions lacks -X {name}"
+    for var in variables:
+        assert re.search(rf"^{var}\b", help_env, re.M), f"--help-env lacks {var}"

@@ -48,8 +48,8 @@ def test_served_modules_have_the_attributes_of_a_normal_import(ws):
 
 def test_no_cds_option_means_no_cds(ws):
     proc = ws.plain("-c", STATS)
-    assert stats_of(proc) == {"archive": None, "served": [], "rejected": {}, "modules": 0, "tracing": False,
-                              "mapped_at_preferred_base": False, "stamped": False}
+    assert stats_of(proc) == {"archive": None, "archives": [], "served": [], "rejected": {}, "modules": 0,
+                              "tracing": False, "mapped_at_preferred_base": False, "stamped": False}
 
 
 def test_xoptions_are_visible_and_documented(ws):
@@ -57,7 +57,8 @@ def test_xoptions_are_visible_and_documented(ws):
     proc = ws.replay("-c", "import sys; print(sys._xoptions['cds'])")
     assert proc.stdout.strip() == str(ws.img)
     help_text = run("--help-all").stdout
-    for option in ("-X cds=", "-X cds_trace=", "-X cds_mode=", "-X cds_check=", "PYTHONCDS", "PYTHONCDSCHECK"):
+    for option in ("-X cds=", "-X cds_auto", "-X cds_trace=", "-X cds_mode=", "-X cds_check=", "PYTHONCDS",
+                   "PYTHONCDSAUTO", "PYTHONCDSCHECK"):
         assert option in help_text, option
 
 

@@ -36,10 +36,13 @@ struct Watched {
     stamp: FileStamp,
     start: usize,
     len: usize,
+    /// The other layer's record when two archives serve, else null.
+    beside: *const Watched,
 }
 
 /// Set once per opened archive: leaked, never freed (a handler may be
-/// reading an older one), and swapped as one pointer.
+/// reading an older one), and swapped as one pointer; a chain of two when
+/// an archive serves layered on another.
 static WATCHED: AtomicPtr<Watched> = AtomicPtr::new(std::ptr::null_mut());
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 /// The actions that were in place before ours, by index into `SIGNALS`.
@@ -48,10 +51,10 @@ static mut PREVIOUS: [MaybeUninit<libc::sigaction>; 2] = [MaybeUninit::uninit(),
 
 /// Names the mapping at `[start, start + len)` of archive `path` (shown in
 /// the message; `real_path` is what is stat'ed, `stamp` what it was when
-/// mapped) for the handler, and installs the handler (once per process: a
-/// later runtime's archive replaces what the handler knows, the handler
-/// stays).
-pub fn install(path: &str, real_path: Option<&str>, stamp: FileStamp, start: usize, len: usize) {
+/// mapped) for the handler, beside the one already watched if `beside`
+/// (layered archives), else instead of it (a later runtime's archive), and
+/// installs the handler (once per process: the handler stays).
+pub fn install(path: &str, real_path: Option<&str>, stamp: FileStamp, start: usize, len: usize, beside: bool) {
     let prefix = format!("cds: fatal: archive {path} was truncated or overwritten while in use (fault at ");
     let watched = Watched {
         prefix: prefix.into_bytes().into_boxed_slice(),
@@ -59,6 +62,7 @@ pub fn install(path: &str, real_path: Option<&str>, stamp: FileStamp, start: usi
         stamp,
         start,
         len,
+        beside: if beside { WATCHED.load(Ordering::SeqCst).cast_const() } else { std::ptr::null() },
     };
     WATCHED.store(Box::leak(Box::new(watched)), Ordering::SeqCst);
     if INSTALLED.swap(true, Ordering::SeqCst) {
@@ -90,15 +94,17 @@ extern "C" fn on_fault(sig: c_int, info: *mut libc::siginfo_t, context: *mut lib
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler;
     // PREVIOUS[i] was written before this handler was installed.
     let (addr, code, previous) = unsafe { ((*info).si_addr() as usize, (*info).si_code, *PREVIOUS[i].as_ptr()) };
-    // SAFETY: WATCHED is null or a leaked, never freed record.
-    let watched = unsafe { WATCHED.load(Ordering::SeqCst).as_ref() };
+    // SAFETY: WATCHED and every `beside` are null or leaked, never freed records.
+    let first = unsafe { WATCHED.load(Ordering::SeqCst).as_ref() };
+    // SAFETY: as above.
+    let watched = || std::iter::successors(first, |w| unsafe { w.beside.as_ref() });
     // si_code > 0: raised by the kernel for a fault, so si_addr is the address.
     let mut in_archive = false;
-    if let (Some(w), true) = (watched, code > 0) {
-        in_archive = addr.wrapping_sub(w.start) < w.len;
-        if in_archive {
+    if code > 0 {
+        if let Some(w) = watched().find(|w| addr.wrapping_sub(w.start) < w.len) {
+            in_archive = true;
             say_fault(w, b"offset ", addr - w.start, 10);
-        } else if file_changed(w) {
+        } else if let Some(w) = watched().find(|w| file_changed(w)) {
             say_fault(w, b"address 0x", addr, 16);
         }
     }

@@ -7,7 +7,10 @@
 //! of another build can still be inspected); whether this interpreter may
 //! use it is the caller's question (`usable_here`).
 
-use crate::format::{header, Archive, Expectations, FormatError, ModuleView, HEADER_SIZE};
+use crate::format::reloc::read_relocations;
+use crate::format::{
+    header, Archive, Expectations, FormatError, Layer, ModuleView, RelocKind, HEADER_SIZE, OBJECT_TYPES,
+};
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use std::fmt::Write;
 
@@ -93,6 +96,12 @@ pub fn report(
     let _ = write!(out, ", \"size\": {}", bytes.len());
     let _ = write!(out, ", \"preferred_base\": {}", wide(header::PREFERRED_BASE));
     let _ = write!(out, ", \"code_serials\": {}", field(header::CODE_SERIALS));
+    let layer = match Layer::of_first_code_serial(field(header::CODE_SERIAL_START) as u32) {
+        Some(Layer::Base) => "base",
+        Some(Layer::Application) => "application",
+        None => "other",
+    };
+    let _ = write!(out, ", \"layer\": \"{layer}\"");
     let _ = write!(
         out,
         ", \"regions\": {{\"table\": {}, \"names\": {}, \"hot\": {}, \"cold\": {}, \"relocations\": {}}}",
@@ -102,23 +111,56 @@ pub fn report(
         field(header::COLD_SIZE),
         field(header::RELOCS_SIZE),
     );
-    out.push_str(", \"modules\": [");
+    let mut modules = String::new();
+    let mut total = [0usize; OBJECT_TYPES.len()];
     for index in 0..archive.module_count() {
         if index > 0 {
-            out.push_str(", ");
+            modules.push_str(", ");
         }
         match archive.module(bytes, index) {
-            Ok(view) => module_json(&mut out, bytes, &view, check),
+            Ok(view) => {
+                let objects = objects_by_type(bytes, &view);
+                total.iter_mut().zip(&objects).for_each(|(t, n)| *t += n);
+                module_json(&mut modules, bytes, &view, &objects, check);
+            }
             Err(e) => {
-                let _ = write!(out, "{{\"index\": {index}, \"error\": {}}}", quote(&e.to_string()));
+                let _ = write!(modules, "{{\"index\": {index}, \"error\": {}}}", quote(&e.to_string()));
             }
         }
     }
-    out.push_str("]}");
+    let _ = write!(out, ", \"objects\": {}", objects_json(&total));
+    let _ = write!(out, ", \"modules\": [{modules}]}}");
     Ok(out)
 }
 
-fn module_json(out: &mut String, bytes: &[u8], view: &ModuleView, check: Option<Check>) {
+/// How many objects of each type in `OBJECT_TYPES` the module holds: one
+/// type-symbol record per object, at its `ob_type` (names in the pool, which
+/// have no records, are not counted). Zeros when its records do not decode.
+fn objects_by_type(bytes: &[u8], view: &ModuleView) -> [usize; OBJECT_TYPES.len()] {
+    let mut counts = [0; OBJECT_TYPES.len()];
+    if let Ok(relocs) = read_relocations(bytes, view) {
+        for r in relocs.iter().filter(|r| r.kind == RelocKind::Symbol) {
+            if let Some(i) = OBJECT_TYPES.iter().position(|(id, _)| *id == r.target) {
+                counts[i] += 1;
+            }
+        }
+    }
+    counts
+}
+
+fn objects_json(counts: &[usize; OBJECT_TYPES.len()]) -> String {
+    let fields: Vec<String> =
+        OBJECT_TYPES.iter().zip(counts).map(|((_, name), n)| format!("\"{name}\": {n}")).collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
+fn module_json(
+    out: &mut String,
+    bytes: &[u8],
+    view: &ModuleView,
+    objects: &[usize; OBJECT_TYPES.len()],
+    check: Option<Check>,
+) {
     let _ = write!(
         out,
         "{{\"name\": {}, \"origin\": {}, \"package\": {}, \"hot\": {}, \"cold\": {}, \"relocations\": {}, \
@@ -132,6 +174,7 @@ fn module_json(out: &mut String, bytes: &[u8], view: &ModuleView, check: Option<
         view.source_size,
         view.source_mtime_ns,
     );
+    let _ = write!(out, ", \"objects\": {}", objects_json(objects));
     if let Some(check) = check {
         let intact = view.verify(bytes).is_ok();
         let _ = write!(out, ", \"intact\": {intact}");
@@ -175,7 +218,11 @@ mod tests {
     fn reports_every_module_of_an_archive() {
         let bytes = cds_testkit::sample_archive();
         let json = report("s.img", &bytes, Some("another build"), Some(Check::Stat)).unwrap();
-        assert!(json.starts_with("{\"path\": \"s.img\", \"format_version\": 4"), "{json}");
+        let start = format!("{{\"path\": \"s.img\", \"format_version\": {}", crate::format::FORMAT_VERSION);
+        assert!(json.starts_with(&start), "{json}");
+        assert!(json.contains("\"layer\": \"base\""), "{json}");
+        // The sample's objects, counted from their type records.
+        assert!(json.contains("\"objects\": {\"code\": "), "{json}");
         assert!(json.contains("\"usable_here\": false, \"not_usable_because\": \"another build\""));
         let modules = json.matches("\"name\": ").count();
         assert!(modules >= 2 && json.matches("\"intact\": true").count() == modules, "{json}");

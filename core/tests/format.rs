@@ -141,9 +141,18 @@ fn rejects_header_and_table_corruption() {
     assert_eq!(parse_err(&b), FormatError::TableChecksum);
 
     let mut b = sample();
-    b[header::RESERVED] = 1;
+    b[header::FLAGS] = 1;
     reseal(&mut b, Reseal::HEADER);
     assert!(matches!(parse_err(&b), FormatError::BadLayout(_)));
+
+    // Code serials below their base, or running past 2^32.
+    for start in [0, CODE_SERIAL_BASE - 1, u32::MAX] {
+        let mut b = sample();
+        b[header::CODE_SERIALS..header::CODE_SERIALS + 4].copy_from_slice(&1u32.to_le_bytes());
+        b[header::CODE_SERIAL_START..header::CODE_SERIAL_START + 4].copy_from_slice(&start.to_le_bytes());
+        reseal(&mut b, Reseal::HEADER);
+        assert_eq!(parse_err(&b), FormatError::BadLayout("code serials outside their range"), "start {start:#x}");
+    }
 }
 
 #[test]
@@ -430,7 +439,7 @@ fn format_md_header_and_entry_tables_match_layout_rs() {
         (h::NAMES_SIZE, 4, "names_size"),
         (h::NAMES_CHECKSUM, 8, "names_checksum"),
         (h::CODE_SERIALS, 4, "code_serials"),
-        (h::RESERVED, HEADER_SIZE - h::RESERVED, "reserved"),
+        (h::CODE_SERIAL_START, 4, "code_serial_start"),
     ];
     let entry: Vec<(usize, usize, &str)> = vec![
         (e::NAME, 4, "name"),

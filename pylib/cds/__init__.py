@@ -54,9 +54,10 @@ def share(archive_path):
     warning line on stderr and returns False, and imports go on normally
     (``auto``, the default); ``-X cds_mode=on`` raises RuntimeError instead
     of exiting; ``off`` ignores the archive and returns False. Returns True
-    once serving from archive_path. Calling it again with the same path does
-    nothing; with another path while serving, RuntimeError (one archive per
-    process).
+    once serving from archive_path, layered on the default archive if that
+    serves (it is looked up first). Calling it again with the same path does
+    nothing; with another path while serving, RuntimeError (one named
+    archive per process).
 
     Sharing turned on late serves only what is imported after the call:
     modules already imported (sys.modules) stay as they were loaded, and the
@@ -74,17 +75,20 @@ def share(archive_path):
 def stats():
     """What cds did in this process.
 
-    Returns a dict with ``archive`` (the archive path, or None when no archive
-    is in use), ``served`` (names of modules imported from the archive, in
-    import order), ``rejected`` (name -> reason, for archived modules that were
-    imported normally instead), ``modules`` (modules in the archive),
-    ``tracing`` (whether -X cds_trace is recording),
-    ``mapped_at_preferred_base`` (whether the archive is mapped where the dump
-    laid it out, so that relocation writes nothing) and ``stamped`` (whether
-    the archive's stamp, ``ARCHIVE.verified``, names the mapped file, so that
-    modules are not checked again: ``python -m cds verify``).
+    Returns a dict with ``archive`` (the first serving archive's path, or
+    None when no archive is in use), ``archives`` (every serving archive in
+    lookup order: the one named with -X cds, then the default archive it is
+    layered on), ``served`` (names of modules imported from them, in import
+    order), ``rejected`` (name -> reason, for archived modules that were
+    imported normally instead, or from the next archive), ``modules``
+    (modules in the archives), ``tracing`` (whether -X cds_trace is
+    recording), ``mapped_at_preferred_base`` (whether every archive is
+    mapped where the dump laid it out, so that relocation writes nothing)
+    and ``stamped`` (whether each archive's stamp, ``ARCHIVE.verified``,
+    names the mapped file, so that modules are not checked again:
+    ``python -m cds verify``).
     """
     if _cds is None:
-        return {"archive": None, "served": [], "rejected": {}, "modules": 0, "tracing": False,
+        return {"archive": None, "archives": [], "served": [], "rejected": {}, "modules": 0, "tracing": False,
                 "mapped_at_preferred_base": False, "stamped": False}
     return _cds.stats()

@@ -36,7 +36,9 @@ def _report_dump(result, path, quiet):
         print(f"cds: skipped {name}: {why}", file=sys.stderr)
     if not quiet:
         size = os.path.getsize(path)
-        print(f"cds: wrote {path}: {len(result.archived)} modules, {size / 1024:.0f} KiB")
+        layered = getattr(result, "layered_on", None)
+        over = f"; {len(result.left_to_default)} more from the default archive {layered}" if layered else ""
+        print(f"cds: wrote {path}: {len(result.archived)} modules, {size / 1024:.0f} KiB{over}")
 
 
 def _dump(write, path, quiet):
@@ -72,7 +74,9 @@ def _print_info(info):
     print(f"compiled:     optimisation {optimize}, debug ranges {'on' if info['debug_ranges'] else 'off'}")
     print(f"written:      {info['written']}")
     print(f"size:         {info['size']} bytes; " + ", ".join(f"{k} {v}" for k, v in regions.items()))
+    print(f"layer:        {info['layer']}")
     print(f"modules:      {len(info['modules'])}")
+    print("objects:      " + ", ".join(f"{n} {kind}" for kind, n in info["objects"].items() if n))
     print()
     print(f"{'module':40} {'hot':>9} {'cold':>9} {'relocs':>8}  origin")
     for m in info["modules"]:
@@ -96,6 +100,9 @@ def main(argv=None):
     dump.add_argument("list", help="module list: 'name<TAB>path' or 'name' per line")
     dump.add_argument("archive", help="archive file to write (replaced atomically)")
     dump.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    dump.add_argument("--whole", action="store_true",
+                      help="archive every listed module, also those the default archive serves "
+                      "(by default the archive is layered on it and holds only what it lacks)")
     stdlib = sub.add_parser("stdlib", help="write this interpreter's default archive: start-up modules and the stdlib")
     stdlib.add_argument("-o", "--output", help="write it here instead of the default location")
     stdlib.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -118,7 +125,9 @@ def main(argv=None):
     if args.command == "dump":
         from cds.dump import run_dump
 
-        return _dump(lambda progress: run_dump(args.list, args.archive, progress=progress), args.archive, args.quiet)
+        layered = False if args.whole else None
+        return _dump(lambda progress: run_dump(args.list, args.archive, progress=progress, layered=layered),
+                     args.archive, args.quiet)
     if args.command == "stdlib":
         import _cds
         from cds.stdlib import write_stdlib_archive

@@ -19,6 +19,13 @@ is left out: a normal import compiling it would show the warning, or raise
 under ``-W error``. The code is compiled at the dumping interpreter's
 optimisation level (``-O``), which the archive records.
 
+When this interpreter has a usable default archive (``python -m cds
+stdlib``), the archive is an application layer over it: the listed modules
+the default archive holds fresh, for the same file, are left to it, and the
+archive is laid out to serve beside it (``-X cds=IMG`` looks modules up in
+IMG first, then in the default archive). ``layered=False`` (``python -m cds
+dump --whole``) writes an archive that holds every listed module.
+
 ``python -m cds.dump LIST IMG`` is ``python -m cds dump LIST IMG``.
 """
 
@@ -36,10 +43,14 @@ FROZEN = "<frozen>"
 class DumpResult:
     """What a dump wrote: ``archived`` names and ``skipped`` (name, reason) pairs."""
 
-    def __init__(self, path, archived, skipped):
+    def __init__(self, path, archived, skipped, layered_on=None, left_to_default=()):
         self.path = path
         self.archived = archived
         self.skipped = skipped
+        #: The default archive this one is layered on, or None.
+        self.layered_on = layered_on
+        #: Listed modules not archived because the default archive serves them.
+        self.left_to_default = list(left_to_default)
 
     def __repr__(self):
         return f"DumpResult({self.path!r}, archived={len(self.archived)}, skipped={len(self.skipped)})"
@@ -155,8 +166,35 @@ def _imported_by(names):
     return imported, failed
 
 
-def run_dump(list_path, archive_path, *, verbose=False, progress=None):
+def default_layer(archive_path):
+    """(path, {name: origin}) of the default archive and the modules it
+    would serve here (intact, fresh or frozen), or None when it would not
+    serve: missing, of another build, not a base layer, or ``archive_path``
+    itself."""
+    import json
+    import _cds
+
+    default = _cds.default_archive()
+    if default is None or not os.path.isfile(default):
+        return None
+    if os.path.realpath(default) == os.path.realpath(archive_path):
+        return None
+    try:
+        info = json.loads(_cds.info(default, "stat"))
+    except (OSError, ValueError):
+        return None
+    if not info["usable_here"] or info.get("layer") != "base":
+        return None
+    return default, {m["name"]: m["origin"] for m in info["modules"]
+                     if m.get("intact") and m.get("source") in ("fresh", "frozen")}
+
+
+def run_dump(list_path, archive_path, *, verbose=False, progress=None, layered=None):
     """Writes the archive ``archive_path`` (atomically) for the modules in ``list_path``.
+
+    ``layered``: None lays it out over the default archive when that is
+    usable (see the module doc), False never, True always (without leaving
+    modules to a default archive that is not there).
 
     ``progress``, if given, is called as ``progress(done, total, name)``
     before each module is compiled and once more with ``name`` None before
@@ -165,10 +203,20 @@ def run_dump(list_path, archive_path, *, verbose=False, progress=None):
     skipped = []
     if listed and all(origin is None for _, origin in listed):
         listed, skipped = _imported_by([name for name, _ in listed])
-    return _dump_listed(listed, skipped, archive_path, verbose=verbose, progress=progress)
+    layer = default_layer(archive_path) if layered is not False else None
+    left = []
+    if layer is not None:
+        served_by_default = layer[1]
+        left = [name for name, origin in listed if served_by_default.get(name) == origin]
+        listed = [(name, origin) for name, origin in listed if served_by_default.get(name) != origin]
+    result = _dump_listed(listed, skipped, archive_path, verbose=verbose, progress=progress,
+                          layered=bool(layered) or layer is not None)
+    if layer is not None:
+        result.layered_on, result.left_to_default = layer[0], left
+    return result
 
 
-def _dump_listed(listed, skipped, archive_path, *, verbose=False, progress=None):
+def _dump_listed(listed, skipped, archive_path, *, verbose=False, progress=None, layered=False):
     """run_dump for ``listed`` [(name, source path or FROZEN)], with ``skipped`` already left out."""
     import _cds
 
@@ -182,7 +230,7 @@ def _dump_listed(listed, skipped, archive_path, *, verbose=False, progress=None)
             skipped.append((name, str(e) or type(e).__name__))
     if progress is not None:
         progress(len(listed), len(listed), None)
-    skipped.extend(_cds.dump(entries, os.fspath(archive_path)))
+    skipped.extend(_cds.dump(entries, os.fspath(archive_path), layered))
     left_out = {name for name, _ in skipped}
     archived = [e[0] for e in entries if e[0] not in left_out]
     if verbose:
@@ -191,16 +239,18 @@ def _dump_listed(listed, skipped, archive_path, *, verbose=False, progress=None)
     return DumpResult(os.fspath(archive_path), archived, skipped)
 
 
-def auto_rewrite(archive_path, reason, loaded, verbose):
+def auto_rewrite(archive_path, reason, loaded, layered, verbose):
     """``-X cds_auto`` at exit: rewrites ``archive_path`` (atomically) from
-    ``loaded``, [(name, source path)] of every module the run loaded, because
-    of ``reason`` (the archive could not be used, or a module was rejected).
+    ``loaded``, [(name, source path)] of every module the run loaded but
+    those the default archive served (then ``layered``: laid out over it),
+    because of ``reason`` (the archive could not be used, or a module was
+    rejected).
 
     Called by the interpreter's exit hook, never raises: a failure (a
     read-only directory, say) is one warning line and the program's exit
     status stays its own."""
     try:
-        result = _dump_listed(loaded, [], archive_path)
+        result = _dump_listed(loaded, [], archive_path, layered=layered)
     except Exception as e:
         print(f"cds: warning: cannot rewrite archive {archive_path} (-X cds_auto): {e}", file=sys.stderr)
         return

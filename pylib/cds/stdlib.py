@@ -82,4 +82,4 @@ def write_stdlib_archive(output=None, *, progress=None):
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix="cds-stdlib-", suffix=".lst") as f:
         f.writelines(f"{name}\t{origin}\n" for name, origin in entries.items())
         f.flush()
-        return run_dump(f.name, output, progress=progress)
+        return run_dump(f.name, output, progress=progress, layered=False)

@@ -25,7 +25,7 @@ pub fn put64(b: &mut [u8], at: usize, v: u64) {
 }
 
 /// Every 32-bit header field (and both halves of the 64-bit file size, and
-/// the first reserved word), as offsets into the header.
+/// the first code serial), as offsets into the header.
 pub const HEADER_U32: [usize; 19] = [
     header::FORMAT_VERSION,
     header::HEADER_SIZE,
@@ -45,7 +45,7 @@ pub const HEADER_U32: [usize; 19] = [
     header::COLD_SIZE,
     header::NAMES,
     header::NAMES_SIZE,
-    header::RESERVED,
+    header::CODE_SERIAL_START,
 ];
 
 /// The 32-bit fields of a module table entry (and the low halves of its

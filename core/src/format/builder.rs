@@ -129,8 +129,9 @@ pub struct ArchiveBuilder {
     /// Type slots of pool entries (which have no relocation records): the
     /// symbol `finish_at` pre-writes there.
     pool_types: Vec<(usize, u32)>,
-    /// Code serials handed out so far (see `CODE_SERIAL_BASE`).
+    /// Code serials handed out so far, from `layer.first_code_serial()`.
     code_serials: u32,
+    layer: Layer,
     relocs: Vec<PendingReloc>,
     modules: Vec<PendingModule>,
     names: HashSet<String>,
@@ -147,6 +148,12 @@ impl ArchiveBuilder {
     /// dumping interpreter's settings), which its readers must match.
     pub fn with_compile_settings(compile: CompileSettings) -> Self {
         Self { compile, ..Self::default() }
+    }
+
+    /// Lays the archive out as `layer` (its code serials; the caller passes
+    /// `layer.preferred_base()` to `finish_at`).
+    pub fn set_layer(&mut self, layer: Layer) {
+        self.layer = layer;
     }
 
     /// Starts a module. Its objects are dropped again unless
@@ -328,6 +335,7 @@ impl ArchiveBuilder {
         put_u32(h, header::NAMES, names_off as u32);
         put_u32(h, header::NAMES_SIZE, self.pool.len() as u32);
         put_u32(h, header::CODE_SERIALS, self.code_serials);
+        put_u32(h, header::CODE_SERIAL_START, self.layer.first_code_serial());
         let names_sum = checksum(&[&out[names_off..names_off + self.pool.len()]]);
         put_u64(&mut out, header::NAMES_CHECKSUM, names_sum);
         let table_sum = checksum(&[&out[table_off..strings_off + strings.len()]]);
@@ -379,7 +387,7 @@ impl ModuleBuilder<'_> {
             return Err(BuildError::TooLarge);
         }
         a.code_serials += 1;
-        Ok(CODE_SERIAL_BASE + a.code_serials - 1)
+        Ok(a.layer.first_code_serial() + a.code_serials - 1)
     }
 
     /// Reserves `size` zeroed bytes, aligned for an object, in `Hot` or `Cold`.

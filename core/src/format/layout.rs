@@ -7,7 +7,7 @@
 /// as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
 /// Bumped whenever any layout below changes; readers accept exactly this.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
@@ -52,18 +52,65 @@ pub mod header {
     pub const NAMES_CHECKSUM: usize = 128;
     /// u32: how many code serials the archive hands out, from `CODE_SERIAL_BASE`.
     pub const CODE_SERIALS: usize = 136;
-    /// Bytes [140, 144) are reserved and must be zero.
-    pub const RESERVED: usize = 140;
+    /// u32: the first code serial (its layer's `Layer::first_code_serial`).
+    pub const CODE_SERIAL_START: usize = 140;
 }
 
-/// The first of the archive's code serials: each archived code object may
-/// carry one, unique in the archive ([`header::CODE_SERIALS`] of them, so
-/// below 2^32). CPython 3.13 stores it as the code object's `co_version`;
-/// its interpreter never hands out those versions while the archive serves
-/// (patch `0007-codeobject-cds-reserved-versions`).
+/// The lowest code serial: each archived code object may carry one, unique
+/// in the archive ([`header::CODE_SERIALS`] of them from
+/// [`header::CODE_SERIAL_START`]). CPython 3.13 stores it as the code
+/// object's `co_version`; its interpreter never hands out versions in
+/// `[CODE_SERIAL_BASE, end of the last serving archive's)` (patch
+/// `0007-codeobject-cds-reserved-versions`).
 pub const CODE_SERIAL_BASE: u32 = 0x8000_0000;
-/// At most this many serials (so that the last is below 2^32).
-pub const MAX_CODE_SERIALS: u32 = u32::MAX - CODE_SERIAL_BASE;
+/// At most this many serials per archive: each layer's range fits below the next's.
+pub const MAX_CODE_SERIALS: u32 = 0x4000_0000;
+
+/// Which of the two archives a process may serve from at once an archive is
+/// laid out as (docs/DESIGN.md, "Layers"): both can sit at their preferred
+/// base and carry their code serials side by side, since the two never
+/// share an address or a serial.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layer {
+    /// The default stdlib archive, or an archive meant to serve alone.
+    #[default]
+    Base,
+    /// An application archive dumped over the default one: it holds only
+    /// what the default lacks, and is looked up first.
+    Application,
+}
+
+impl Layer {
+    /// Where a dump lays the archive's pointers out. 32 TiB, far below where
+    /// Linux puts PIE binaries (0x55…) and mmap/stack (0x7f…) on x86-64 and
+    /// aarch64 (48-bit); an application layer 8 TiB above.
+    pub const fn preferred_base(self) -> u64 {
+        match self {
+            Layer::Base => 0x2000_0000_0000,
+            Layer::Application => 0x2800_0000_0000,
+        }
+    }
+
+    /// The archive's first code serial.
+    pub const fn first_code_serial(self) -> u32 {
+        match self {
+            Layer::Base => CODE_SERIAL_BASE,
+            Layer::Application => CODE_SERIAL_BASE + MAX_CODE_SERIALS,
+        }
+    }
+
+    /// The layer an archive whose serials start at `first` was dumped as.
+    pub fn of_first_code_serial(first: u32) -> Option<Layer> {
+        [Layer::Base, Layer::Application].into_iter().find(|l| l.first_code_serial() == first)
+    }
+}
+
+/// The symbol ids of the types archived objects have: the target of the
+/// `Symbol` record at each object's `ob_type` slot, with the type's name
+/// (`python -m cds info` counts objects by them). Part of the format: never
+/// renumber, only add.
+pub const OBJECT_TYPES: [(u32, &str); 7] =
+    [(16, "code"), (17, "tuple"), (18, "str"), (19, "bytes"), (20, "int"), (21, "float"), (22, "complex")];
 
 /// Header `compile_flags` bit: dumped under `-X no_debug_ranges`.
 pub const COMPILE_NO_DEBUG_RANGES: u32 = 1;

@@ -76,7 +76,7 @@ pub struct Archive {
     cold: Range<usize>,
     names: Range<usize>,
     names_checksum: u64,
-    code_serials: u32,
+    code_serials: Range<u32>,
     len: usize,
     compile: CompileSettings,
 }
@@ -125,11 +125,8 @@ impl Archive {
         if header_checksum(bytes) != get_u64(bytes, header::HEADER_CHECKSUM) {
             return Err(FormatError::HeaderChecksum);
         }
-        if get_u32(bytes, header::HEADER_SIZE) as usize != HEADER_SIZE
-            || get_u32(bytes, header::FLAGS) != 0
-            || bytes[header::RESERVED..HEADER_SIZE].iter().any(|b| *b != 0)
-        {
-            return Err(FormatError::BadLayout("unknown header size, flags or reserved bytes"));
+        if get_u32(bytes, header::HEADER_SIZE) as usize != HEADER_SIZE || get_u32(bytes, header::FLAGS) != 0 {
+            return Err(FormatError::BadLayout("unknown header size or flags"));
         }
         let compile =
             CompileSettings::from_fields(get_u32(bytes, header::OPTIMIZE), get_u32(bytes, header::COMPILE_FLAGS))
@@ -145,6 +142,10 @@ impl Archive {
         let code_serials = get_u32(bytes, header::CODE_SERIALS);
         if code_serials > MAX_CODE_SERIALS {
             return Err(FormatError::BadLayout("too many code serials"));
+        }
+        let code_serial_start = get_u32(bytes, header::CODE_SERIAL_START);
+        if code_serial_start < CODE_SERIAL_BASE || code_serial_start.checked_add(code_serials).is_none() {
+            return Err(FormatError::BadLayout("code serials outside their range"));
         }
         let file_size = get_u64(bytes, header::FILE_SIZE);
         if file_size > have {
@@ -193,7 +194,7 @@ impl Archive {
             cold,
             names,
             names_checksum: get_u64(bytes, header::NAMES_CHECKSUM),
-            code_serials,
+            code_serials: code_serial_start..code_serial_start + code_serials,
             len: bytes.len(),
             compile,
         })
@@ -210,7 +211,7 @@ impl Archive {
 
     /// The code serials the archive's code objects may carry.
     pub fn code_serials(&self) -> Range<u32> {
-        CODE_SERIAL_BASE..CODE_SERIAL_BASE + self.code_serials
+        self.code_serials.clone()
     }
 
     /// The name pool's byte range.

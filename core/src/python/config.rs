@@ -29,8 +29,8 @@ pub enum Mode {
 pub struct Config {
     /// The archive to serve from (`-X cds`).
     pub archive: Option<String>,
-    /// Where this build's default archive would be, when no archive is
-    /// named ([`default_archive`]).
+    /// Where this build's default archive would be ([`default_archive`]):
+    /// it serves alone, or under the named archive.
     pub default_archive: Option<String>,
     /// The list to trace into (`-X cds_trace`) and its line format.
     pub trace: Option<(String, ListFormat)>,
@@ -40,6 +40,8 @@ pub struct Config {
     /// `-X cds_verbose`: 0 silent, 1 served and rejected modules, 2 also
     /// missed modules and the archive's opening.
     pub verbose: u8,
+    /// `-X importtime` is on: served modules are marked in its output.
+    pub importtime: bool,
     /// `-X cds_auto`: rewrite the named archive at exit when it could not
     /// be used or any of its modules was rejected (`super::auto`).
     pub auto: bool,
@@ -153,7 +155,7 @@ impl Config {
             true => Some(true),
             false => read.choice(&AUTO, &[("1", true), ("0", false)])?,
         };
-        let default_archive = if archive.is_none() { default_archive() } else { None };
+        let default_archive = default_archive();
         Ok(Self {
             archive,
             default_archive,
@@ -161,6 +163,8 @@ impl Config {
             mode,
             check: check.unwrap_or(Check::Stat),
             verbose: verbose.unwrap_or(0),
+            importtime: xoption("importtime").is_some()
+                || (read.use_env && std::env::var_os("PYTHONPROFILEIMPORTTIME").is_some_and(|v| !v.is_empty())),
             auto: auto.unwrap_or(false),
         })
     }

@@ -129,3 +129,28 @@ pub unsafe fn pair_list(pairs: &[(String, String)]) -> *mut ffi::PyObject {
         list
     }
 }
+
+/// A new list of str (NULL with an exception set on failure).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn new_str_list(items: &[String]) -> *mut ffi::PyObject {
+    // SAFETY: GIL held (caller); each new str is stored by the list
+    // (PyList_Append) and released.
+    unsafe {
+        let list = ffi::PyList_New(0);
+        if list.is_null() {
+            return null_mut();
+        }
+        for item in items {
+            let s = new_str(item);
+            let appended = !s.is_null() && ffi::PyList_Append(list, s) == 0;
+            ffi::Py_XDECREF(s);
+            if !appended {
+                ffi::Py_DECREF(list);
+                return null_mut();
+            }
+        }
+        list
+    }
+}

@@ -13,10 +13,6 @@ use std::fs::File;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::AsRawFd;
 
-/// Where dumps lay archives out: 32 TiB, far below where Linux puts PIE
-/// binaries (0x55…) and mmap/stack (0x7f…) on x86-64 and aarch64 (48-bit).
-pub const PREFERRED_BASE: u64 = 0x2000_0000_0000;
-
 pub enum Mapping {
     /// At the archive's preferred base (a raw mapping: memmap2 takes no address).
     Fixed { ptr: *mut u8, len: usize },

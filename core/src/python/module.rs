@@ -10,12 +10,13 @@
 //!   `SourceLoader.get_code` (also records the module when tracing).
 //! - `get_frozen_code(name)`: the same for `FrozenImporter` (3.13+).
 //! - `stats()`: archive path, served modules, rejected modules with reasons.
-//! - `dump(entries, path)`: writes an archive; returns the entries left out.
+//! - `dump(entries, path, layered=False)`: writes an archive (laid out as an
+//!   application layer when `layered`); returns the entries left out.
 //! - `verify(path)`: checks a whole archive and writes its stamp (`super::stamp`).
 //! - `build_id()`: the id archives made by this interpreter carry.
 
 use super::build_id::expectations;
-use super::convert::{new_bool, new_str, none, pair_list, raise, str_list, str_value};
+use super::convert::{new_bool, new_str, new_str_list, none, pair_list, raise, str_list, str_value};
 use super::dump::{self, DumpFailure, ModuleEntry, Skipped};
 use super::interpreter::in_main_interpreter;
 use super::serve::parse_for_this_interpreter;
@@ -23,6 +24,7 @@ use super::stamp;
 use super::state::{self, StartRefused};
 use super::verbose;
 use super::{as_sys, ffi};
+use crate::format::Layer;
 use crate::imports::freshness::Check;
 use std::ffi::{c_int, CString};
 use std::ptr::null_mut;
@@ -171,15 +173,10 @@ unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -
             ok
         };
         let archive = stats.archive.as_deref().map_or_else(|| none(), |path| new_str(path));
-        let names = ffi::PyList_New(0);
+        let names = new_str_list(&stats.served);
         let rejected = ffi::PyDict_New();
         let mut ok = set(c"archive", archive) && !names.is_null() && !rejected.is_null();
         if ok {
-            for name in &stats.served {
-                let s = new_str(name);
-                ok &= !s.is_null() && ffi::PyList_Append(names, s) == 0;
-                ffi::Py_XDECREF(s);
-            }
             for (name, why) in &stats.rejected {
                 let w = new_str(why);
                 ok &= !w.is_null()
@@ -188,6 +185,7 @@ unsafe extern "C" fn cds_stats(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -
                 ffi::Py_XDECREF(w);
             }
             ok = ok
+                && set(c"archives", new_str_list(&stats.archives))
                 && set(c"served", names)
                 && set(c"rejected", rejected)
                 && set(c"modules", ffi::PyLong_FromSize_t(stats.modules))
@@ -307,7 +305,11 @@ unsafe extern "C" fn cds_dump(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
     // every code object, until the archive is written.
     unsafe {
         let Some(path) = arg_str(args, 1) else {
-            return raise(ffi::PyExc_TypeError, "dump(entries, path): path must be a str");
+            return raise(ffi::PyExc_TypeError, "dump(entries, path, layered=False): path must be a str");
+        };
+        let layer = match ffi::PyTuple_Size(args) > 2 && ffi::PyObject_IsTrue(ffi::PyTuple_GetItem(args, 2)) == 1 {
+            true => Layer::Application,
+            false => Layer::Base,
         };
         let entries = ffi::PySequence_Fast(ffi::PyTuple_GetItem(args, 0), c"entries must be a sequence".as_ptr());
         if entries.is_null() {
@@ -323,7 +325,7 @@ unsafe extern "C" fn cds_dump(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
             ffi::Py_DECREF(entry);
             Some(parsed)
         });
-        let written = dump::write_archive(parsed, &path);
+        let written = dump::write_archive(parsed, &path, layer);
         ffi::Py_DECREF(entries);
         match written {
             Ok(skipped) => pair_list(&skipped),
@@ -396,14 +398,15 @@ unsafe extern "C" fn cds_auto_exit(_m: *mut ffi::PyObject, _a: *mut ffi::PyObjec
     // and the argument tuple steals the items it is given.
     unsafe {
         let dump = ffi::PyImport_ImportModule(c"cds.dump".as_ptr());
-        let args = ffi::PyTuple_New(4);
+        let args = ffi::PyTuple_New(5);
         let result = if dump.is_null() || args.is_null() {
             null_mut()
         } else {
             ffi::PyTuple_SetItem(args, 0, new_str(&rewrite.path));
             ffi::PyTuple_SetItem(args, 1, new_str(&rewrite.reason));
             ffi::PyTuple_SetItem(args, 2, pair_list(&rewrite.loaded));
-            ffi::PyTuple_SetItem(args, 3, new_bool(verbose::level() >= 1));
+            ffi::PyTuple_SetItem(args, 3, new_bool(rewrite.layered));
+            ffi::PyTuple_SetItem(args, 4, new_bool(verbose::level() >= 1));
             let write = ffi::PyObject_GetAttrString(dump, c"auto_rewrite".as_ptr());
             let result = if write.is_null() { null_mut() } else { ffi::PyObject_Call(write, args, null_mut()) };
             ffi::Py_XDECREF(write);
@@ -460,7 +463,7 @@ static mut METHODS: [ffi::PyMethodDef; 14] = [
         c"get_frozen_code(name) -> code or None (3.13+ frozen modules)",
     ),
     method(c"stats", cds_stats, ffi::METH_NOARGS, c"stats() -> dict: archive, served, rejected, modules, tracing"),
-    method(c"dump", cds_dump, ffi::METH_VARARGS, c"dump(entries, path) -> list of (name, reason) left out"),
+    method(c"dump", cds_dump, ffi::METH_VARARGS, c"dump(entries, path, layered=False) -> list of (name, reason) left out; layered: laid out to serve over the default archive"),
     method(
         c"verify",
         cds_verify,

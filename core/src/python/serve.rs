@@ -37,9 +37,10 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
-/// Address range of the mapping, read by the interpreter's dealloc guard
+/// Address ranges of the serving mappings (the named archive, then the
+/// default one it is layered on), read by the interpreter's dealloc guard
 /// (`_PyCds_IsArchived` in Include/internal/pycore_cds.h). Zero until an
-/// archive serves. Each [`Served::publish`] sets them, so after an
+/// archive serves. Each [`publish`] sets them, so after an
 /// embedder's re-initialisation (see `state::forget_runtime`) they name the
 /// new runtime's mapping: the leaked mapping of the old runtime is no longer
 /// covered by the guard, and its objects rely on their archived refcounts
@@ -48,9 +49,14 @@ use std::sync::Arc;
 pub static mut _PyCds_MapStart: usize = 0;
 #[no_mangle]
 pub static mut _PyCds_MapSize: usize = 0;
-/// The code versions of the serving archive's code objects, which 3.13's
-/// `init_code` skips (`Objects/codeobject.c`, patch
-/// `0007-codeobject-cds-reserved-versions`); empty until an archive serves.
+#[no_mangle]
+pub static mut _PyCds_Map2Start: usize = 0;
+#[no_mangle]
+pub static mut _PyCds_Map2Size: usize = 0;
+/// The code versions of the serving archives' code objects (from the lowest
+/// start to the highest end), which 3.13's `init_code` skips
+/// (`Objects/codeobject.c`, patch `0007-codeobject-cds-reserved-versions`);
+/// empty until an archive serves.
 #[no_mangle]
 pub static mut _PyCds_CodeVersionStart: u32 = 0;
 #[no_mangle]
@@ -193,25 +199,29 @@ impl Served {
         })
     }
 
-    /// Points the dealloc guard at this mapping: called once it is the one
-    /// that serves, before any of its objects is handed out.
-    pub fn publish(&self) {
-        // SAFETY: the GIL is held (a `_cds` call), and the dealloc guard,
-        // the only other user of the two statics, reads them with the GIL
-        // held too.
-        unsafe {
-            _PyCds_MapStart = self.map.as_ptr() as usize;
-            _PyCds_MapSize = self.map.len();
-            _PyCds_CodeVersionStart = self.archive.code_serials().start;
-            _PyCds_CodeVersionEnd = self.archive.code_serials().end;
-        }
-        crate::fault_guard::install(
-            &self.path,
-            self.real_path.as_deref(),
-            self.stamp,
-            self.map.as_ptr() as usize,
-            self.map.len(),
-        );
+    /// Whether this archive can serve beside `other` (one process, two
+    /// layers): their code serials must not overlap, or two code objects
+    /// would share a 3.13 `co_version` (which specialised calls trust).
+    pub fn can_layer_with(&self, other: &Served) -> bool {
+        let (mine, theirs) = (self.archive.code_serials(), other.archive.code_serials());
+        mine.is_empty() || theirs.is_empty() || mine.end <= theirs.start || theirs.end <= mine.start
+    }
+
+    /// Whether `address` lies in this archive's mapping.
+    pub fn contains(&self, address: usize) -> bool {
+        address.wrapping_sub(self.map.as_ptr() as usize) < self.map.len()
+    }
+
+    /// Whether `preparation` was claimed from this archive.
+    pub fn prepared(&self, preparation: &Preparation) -> bool {
+        std::ptr::eq(preparation.base.cast_const(), self.map.as_ptr())
+    }
+
+    /// Says it serves (`-X cds_verbose=2`) and has the fault guard watch
+    /// its mapping, beside the other layer's if `beside`.
+    fn watch(&self, beside: bool) {
+        let (start, len) = (self.map.as_ptr() as usize, self.map.len());
+        crate::fault_guard::install(&self.path, self.real_path.as_deref(), self.stamp, start, len, beside);
         verbose::opened(&self.path, self.module_count(), self.at_preferred_base(), self.vouched.is_some());
     }
 
@@ -288,9 +298,10 @@ impl Served {
         &mut self,
         name: &str,
         search_path: Option<&[String]>,
-        sys_path: impl FnOnce() -> Vec<String>,
+        sys_path: &[String],
+        report_missing: bool,
     ) -> Answer<(String, bool)> {
-        let Some(view) = self.lookup(name, true) else { return Answer::Now(None) };
+        let Some(view) = self.lookup(name, report_missing) else { return Answer::Now(None) };
         if view.is_frozen(&self.map) {
             return Answer::Now(None); // served through FrozenImporter, which keeps its own spec
         }
@@ -298,7 +309,7 @@ impl Served {
         if self.check != Check::None {
             let resolved = match search_path {
                 Some(dirs) => self.dirs.check_module(dirs, &origin, name, view.is_package),
-                None => self.dirs.check_module(&sys_path(), &origin, name, view.is_package),
+                None => self.dirs.check_module(sys_path, &origin, name, view.is_package),
             };
             if let Err(why) = resolved {
                 self.reject(name, why);
@@ -343,8 +354,8 @@ impl Served {
 
     /// For `FrozenImporter.exec_module` (3.13+): the archived code of frozen
     /// module `name`, instead of unmarshalling the frozen bytes.
-    pub fn get_frozen_code(&mut self, name: &str) -> Answer<usize> {
-        let Some(view) = self.lookup(name, true) else { return Answer::Now(None) };
+    pub fn get_frozen_code(&mut self, name: &str, report_missing: bool) -> Answer<usize> {
+        let Some(view) = self.lookup(name, report_missing) else { return Answer::Now(None) };
         if !view.is_frozen(&self.map) {
             return Answer::Now(None);
         }
@@ -509,6 +520,29 @@ impl Served {
 
     pub fn rejected(&self) -> &[(String, String)] {
         &self.rejected
+    }
+}
+
+/// Points the dealloc guard, the code version reservation and the fault
+/// guard at `layers` (lookup order, at most two: the patch's two ranges),
+/// before any of their objects is handed out; `added`: how many at the
+/// front are new (the others were published before).
+pub fn publish(layers: &[&Served], added: usize) {
+    assert!(layers.len() <= 2, "the dealloc guard covers two mappings");
+    let range = |i: usize| layers.get(i).map_or((0, 0), |s| (s.map.as_ptr() as usize, s.map.len()));
+    let serials = layers.iter().map(|s| s.archive.code_serials()).filter(|r| !r.is_empty());
+    let start = serials.clone().map(|r| r.start).min().unwrap_or(0);
+    let end = serials.map(|r| r.end).max().unwrap_or(0);
+    // SAFETY: the GIL is held (a `_cds` call), and the dealloc guard and
+    // init_code, the only other users of these statics, read them with the
+    // GIL held too.
+    unsafe {
+        (_PyCds_MapStart, _PyCds_MapSize) = range(0);
+        (_PyCds_Map2Start, _PyCds_Map2Size) = range(1);
+        (_PyCds_CodeVersionStart, _PyCds_CodeVersionEnd) = (start, end);
+    }
+    for (i, served) in layers.iter().enumerate().take(added).rev() {
+        served.watch(i + 1 < layers.len());
     }
 }
 

@@ -20,7 +20,6 @@
 //! neither, is no longer caught once stamped; it is not caught in a `.pyc`
 //! either.
 
-use super::mapping::PREFERRED_BASE;
 use super::shapes::{self, PoolShapes};
 use super::symbols::{self, SymbolTable};
 use super::{build_id, sys};
@@ -174,7 +173,7 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
     let symbols = SymbolTable::new();
     let own_image = image_of(anchor());
     let mut pool = PoolShapes::default();
-    let mut prewritten = base == PREFERRED_BASE && own_image.is_some();
+    let mut prewritten = base != 0 && own_image.is_some();
     for index in 0..archive.module_count() {
         let view = archive.module(bytes, index).map_err(|e| e.to_string())?;
         let name = view.name(bytes).to_owned();

@@ -1,5 +1,11 @@
-//! This runtime's cds state: the served archive and the trace list, behind
-//! one mutex.
+//! This runtime's cds state: the serving archives and the trace list,
+//! behind one mutex.
+//!
+//! Two archives may serve at once, in lookup order: the one named with
+//! `-X cds` (or `cds.share()`), then the build's default archive it is
+//! layered on (docs/DESIGN.md, "Layers"). Each validates, checks and fixes
+//! up its own modules; a module one layer lacks or rejects is looked up in
+//! the next.
 //!
 //! Created by the first `PyInit__cds` (the main interpreter's, during
 //! start-up) and shared by subinterpreters; dropped by `Py_FinalizeEx`
@@ -21,14 +27,18 @@
 use super::build_id::expectations;
 use super::config::{Config, Mode};
 use super::interpreter::{extension_suffixes, path_hooks, sys_path};
-use super::serve::{Answer, Served};
+use super::serve::{self, Answer, Served};
 use super::{ffi, verbose};
 use crate::imports::freshness::Check;
 use crate::imports::trace::{ListFormat, Tracer};
+use std::collections::HashSet;
 use std::sync::Mutex;
 
 pub struct State {
-    served: Option<Served>,
+    /// The archive named by `-X cds`, `PYTHONCDS`, `PYCDSARCHIVE` or `cds.share()`.
+    named: Option<Served>,
+    /// The build's default archive (`python -m cds stdlib`), under the named one.
+    default: Option<Served>,
     tracer: Option<Tracer>,
     /// `-X cds_auto`: the archive to rewrite at exit, and what this run loaded.
     auto: Option<AutoArchive>,
@@ -56,8 +66,40 @@ pub struct AutoRewrite {
     pub path: String,
     /// Why the archive is rewritten, for `-X cds_verbose`.
     pub reason: String,
-    /// `(name, source path)` of every module the run loaded, in load order.
+    /// `(name, source path)` of every module the run loaded, in load
+    /// order, but those the default archive served.
     pub loaded: Vec<(String, String)>,
+    /// The default archive serves: lay the archive out over it.
+    pub layered: bool,
+}
+
+impl State {
+    /// The serving archives in lookup order.
+    fn layers(&self) -> impl Iterator<Item = &Served> {
+        self.named.iter().chain(self.default.iter())
+    }
+
+    fn layers_mut(&mut self) -> impl Iterator<Item = &mut Served> {
+        self.named.iter_mut().chain(self.default.iter_mut())
+    }
+
+    /// Asks each layer in turn until one answers: `ask(layer, is_last)`
+    /// (the last one's miss is worth a verbose line).
+    fn first_answer<T>(&mut self, mut ask: impl FnMut(&mut Served, bool) -> Answer<T>) -> Answer<T> {
+        let count = self.layers().count();
+        for (i, served) in self.layers_mut().enumerate() {
+            match ask(served, i + 1 == count) {
+                Answer::Now(None) => continue,
+                answer => return answer,
+            }
+        }
+        Answer::Now(None)
+    }
+
+    /// Points the guards at the layers; `added` new ones at the front.
+    fn publish(&self, added: usize) {
+        serve::publish(&self.layers().collect::<Vec<_>>(), added);
+    }
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -84,44 +126,50 @@ pub fn init() {
             std::process::exit(1);
         }
     };
-    verbose::set_level(config.verbose);
+    verbose::set_level(config.verbose, config.importtime);
     let tracer = config.trace.as_ref().and_then(|(path, format)| open_tracer(path, *format).ok());
     let mut auto = auto_archive(&config);
-    let served = match (&config.archive, &config.default_archive) {
-        (Some(path), _) if auto.is_some() => {
-            match Served::open(path, &expectations(), config.check, extension_suffixes()) {
-                Ok(served) => Some(served),
-                Err(why) => {
-                    verbose::auto_rewrites(path, &why);
-                    auto.as_mut().expect("checked above").unusable = Some(why);
-                    None
-                }
+    let named = match &config.archive {
+        Some(path) if auto.is_some() => match Served::open(path, &expectations(), config.check, extension_suffixes()) {
+            Ok(served) => Some(served),
+            Err(why) => {
+                verbose::auto_rewrites(path, &why);
+                auto.as_mut().expect("checked above").unusable = Some(why);
+                None
             }
-        }
-        (Some(path), _) => match open_archive(path, config.mode(), config.check) {
+        },
+        Some(path) => match open_archive(path, config.mode(), config.check) {
             Ok(served) => served,
             Err(why) => {
                 eprintln!("{why}");
                 std::process::exit(1);
             }
         },
-        (None, Some(path)) => open_default_archive(path, config.mode(), config.check),
-        (None, None) => None,
+        None => None,
     };
+    let default = match &config.default_archive {
+        Some(path) if config.archive.as_deref() != Some(path.as_str()) => {
+            open_default_archive(path, config.mode(), config.check)
+        }
+        _ => None,
+    };
+    // Never served yet: a default that cannot serve beside the named archive is just dropped.
+    let default = default.filter(|d| named.as_ref().is_none_or(|n| layerable(n, d)));
     let wants_exit_hook = auto.is_some();
-    let state = State { served: None, tracer, auto, path_hooks: None, mode: config.mode(), check: config.check };
+    let state =
+        State { named: None, default: None, tracer, auto, path_hooks: None, mode: config.mode(), check: config.check };
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
     if guard.is_some() {
         // Another thread initialised meanwhile (opening ran unlocked): keep
-        // its state; ours never served, its mapping is left unused.
-        std::mem::forget(served);
+        // its state; ours never served, its mappings are left unused.
+        std::mem::forget((named, default));
         return;
     }
-    *guard = Some(state);
+    let added = named.iter().count() + default.iter().count();
+    let st = guard.insert(state);
+    (st.named, st.default) = (named, default);
+    st.publish(added);
     drop(guard);
-    if let Some(served) = served {
-        install(served);
-    }
     if wants_exit_hook {
         super::module::register_auto_exit();
     }
@@ -137,7 +185,7 @@ pub fn init() {
 extern "C" fn forget_runtime() {
     let old = STATE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(old) = old {
-        std::mem::forget(old.served);
+        std::mem::forget((old.named, old.default));
     }
 }
 
@@ -162,7 +210,7 @@ fn auto_archive(config: &Config) -> Option<AutoArchive> {
 pub fn take_auto_rewrite() -> Option<AutoRewrite> {
     with_state(|st| {
         let auto = st.auto.take()?;
-        let rejected = st.served.as_ref().map(|s| s.rejected()).unwrap_or_default();
+        let rejected = st.named.as_ref().map(|s| s.rejected()).unwrap_or_default();
         let reason = match (auto.unusable, rejected.first()) {
             (Some(why), _) => why,
             (None, Some((name, why))) => match rejected.len() {
@@ -171,7 +219,10 @@ pub fn take_auto_rewrite() -> Option<AutoRewrite> {
             },
             (None, None) => return None,
         };
-        Some(AutoRewrite { path: auto.path, reason, loaded: auto.loaded.recorded().to_vec() })
+        // What the default archive served is not the application's to hold.
+        let from_default: HashSet<&String> = st.default.iter().flat_map(|d| d.served()).collect();
+        let loaded = auto.loaded.recorded().iter().filter(|(name, _)| !from_default.contains(name)).cloned().collect();
+        Some(AutoRewrite { path: auto.path, reason, loaded, layered: st.default.is_some() })
     })
     .flatten()
 }
@@ -220,21 +271,43 @@ fn open_default_archive(path: &str, mode: Mode, check: Check) -> Option<Served> 
         .ok()
 }
 
-/// Makes `served` the archive this runtime serves from, unless one already
-/// serves (it is then left unused: true when `served` was installed).
-fn install(served: Served) -> bool {
+/// Whether `default` can serve under `named` (see [`Served::can_layer_with`]);
+/// says why not under `-X cds_verbose`.
+fn layerable(named: &Served, default: &Served) -> bool {
+    let ok = named.can_layer_with(default);
+    if !ok {
+        verbose::default_archive_unusable(
+            &default.path,
+            &format!(
+                "its code serials overlap those of {} (dump that with python -m cds dump to layer it)",
+                named.path
+            ),
+        );
+    }
+    ok
+}
+
+/// Makes `served` the named archive this runtime serves from, in front of
+/// the default one if that serves: Ok(true) when installed, Ok(false) when
+/// another named archive already serves (`served` is then left unused),
+/// Err when it cannot serve beside the default archive.
+fn install_named(served: Served) -> Result<bool, String> {
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    match guard.as_mut() {
-        Some(st) if st.served.is_none() => {
-            served.publish();
-            st.served = Some(served);
-            true
-        }
-        _ => {
-            std::mem::forget(served);
-            false
+    let Some(st) = guard.as_mut().filter(|st| st.named.is_none()) else {
+        std::mem::forget(served);
+        return Ok(false);
+    };
+    if let Some(default) = &st.default {
+        if !served.can_layer_with(default) {
+            return Err(format!(
+                "its code serials overlap those of the default archive {} serving (dump it with python -m cds dump)",
+                default.path
+            ));
         }
     }
+    st.named = Some(served);
+    st.publish(1);
+    Ok(true)
 }
 
 /// Whether loaded modules are recorded: into a trace list, or for
@@ -245,7 +318,7 @@ pub fn tracing() -> bool {
 
 /// Whether an archive serves.
 pub fn serving() -> bool {
-    with_state(|st| st.served.is_some()).unwrap_or(false)
+    with_state(|st| st.layers().next().is_some()).unwrap_or(false)
 }
 
 /// Why `cds.trace()` / `cds.share()` cannot start (the `_cds` call raises).
@@ -280,7 +353,7 @@ pub fn start_tracing(path: &str) -> Result<bool, StartRefused> {
 /// once serving from `path`; false when the archive is not used (`off`, or
 /// unusable under `auto`, after one warning line).
 pub fn start_serving(path: &str) -> Result<bool, StartRefused> {
-    let Some((current, mode, check)) = with_state(|st| (st.served.as_ref().map(|s| s.path.clone()), st.mode, st.check))
+    let Some((current, mode, check)) = with_state(|st| (st.named.as_ref().map(|s| s.path.clone()), st.mode, st.check))
     else {
         return Ok(false);
     };
@@ -289,11 +362,19 @@ pub fn start_serving(path: &str) -> Result<bool, StartRefused> {
     }
     match open_archive(path, mode, check) {
         Ok(Some(served)) => {
-            if install(served) {
-                return Ok(true);
+            match install_named(served) {
+                Ok(true) => return Ok(true),
+                Err(why) if mode == Mode::On => {
+                    return Err(StartRefused::Unusable(format!("cds: error: cannot use archive {path}: {why}")))
+                }
+                Err(why) => {
+                    eprintln!("cds: warning: cannot use archive {path}: {why}; importing normally");
+                    return Ok(false);
+                }
+                Ok(false) => {}
             }
             // Another call installed an archive while this one was opening.
-            match with_state(|st| st.served.as_ref().map(|s| s.path.clone())).flatten() {
+            match with_state(|st| st.named.as_ref().map(|s| s.path.clone())).flatten() {
                 Some(current) if current == path => Ok(true),
                 Some(current) => Err(StartRefused::AlreadyStarted(current)),
                 None => Ok(false),
@@ -311,7 +392,9 @@ fn complete<T>(answer: Option<Answer<T>>) -> Option<T> {
         Answer::Now(found) => found,
         Answer::AfterPreparing(preparation, found) => {
             let relocated = preparation.relocate();
-            with_state(|st| st.served.as_mut()?.finish(*preparation, relocated)).flatten().map(|_| found)
+            with_state(|st| st.layers_mut().find(|s| s.prepared(&preparation))?.finish(*preparation, relocated))
+                .flatten()
+                .map(|_| found)
         }
     }
 }
@@ -329,10 +412,7 @@ pub fn find(name: &str, search_path: Option<&[String]>) -> Option<(String, bool)
         if *st.path_hooks.get_or_insert_with(|| hooks.clone()) != hooks {
             return Answer::Now(None);
         }
-        match st.served.as_mut() {
-            Some(served) => served.find(name, search_path, || top_level_path),
-            None => Answer::Now(None),
-        }
+        st.first_answer(|served, last| served.find(name, search_path, &top_level_path, last))
     });
     complete(answer)
 }
@@ -344,10 +424,7 @@ pub fn get_code(name: &str, source_path: &str) -> Option<usize> {
         for t in st.tracer.iter_mut().chain(st.auto.as_mut().map(|a| &mut a.loaded)) {
             t.record(name, source_path);
         }
-        match st.served.as_mut() {
-            Some(served) => served.get_code(name, source_path),
-            None => Answer::Now(None),
-        }
+        st.first_answer(|served, _| served.get_code(name, source_path))
     }))
 }
 
@@ -357,22 +434,23 @@ pub fn get_frozen_code(name: &str) -> Option<usize> {
         for t in st.tracer.iter_mut().chain(st.auto.as_mut().map(|a| &mut a.loaded)) {
             t.record(name, crate::format::FROZEN_ORIGIN);
         }
-        match st.served.as_mut() {
-            Some(served) => served.get_frozen_code(name),
-            None => Answer::Now(None),
-        }
+        st.first_answer(|served, last| served.get_frozen_code(name, last))
     }))
 }
 
 /// For marshal (`_PyCds_ArchivedRefIsShared`): see [`Served::shared_for_marshal`].
 pub fn archived_ref_is_shared(address: usize) -> bool {
-    with_state(|st| st.served.as_mut().is_none_or(|s| s.shared_for_marshal(address))).unwrap_or(true)
+    with_state(|st| st.layers_mut().find(|s| s.contains(address)).is_none_or(|s| s.shared_for_marshal(address)))
+        .unwrap_or(true)
 }
 
 /// What `cds.stats()` reports, copied out so the dict is built unlocked.
 #[derive(Default)]
 pub struct Stats {
+    /// The first layer's path.
     pub archive: Option<String>,
+    /// Every layer's, in lookup order.
+    pub archives: Vec<String>,
     pub served: Vec<String>,
     pub rejected: Vec<(String, String)>,
     pub modules: usize,
@@ -385,14 +463,14 @@ pub struct Stats {
 pub fn stats() -> Stats {
     with_state(|st| {
         let mut stats = Stats { tracing: st.tracer.is_some(), ..Stats::default() };
-        if let Some(s) = &st.served {
-            stats.archive = Some(s.path.clone());
-            stats.served = s.served().to_vec();
-            stats.rejected = s.rejected().to_vec();
-            stats.modules = s.module_count();
-            stats.mapped_at_preferred_base = s.at_preferred_base();
-            stats.stamped = s.stamped();
-        }
+        let layers: Vec<&Served> = st.layers().collect();
+        stats.archive = layers.first().map(|s| s.path.clone());
+        stats.archives = layers.iter().map(|s| s.path.clone()).collect();
+        stats.served = layers.iter().flat_map(|s| s.served()).cloned().collect();
+        stats.rejected = layers.iter().flat_map(|s| s.rejected()).cloned().collect();
+        stats.modules = layers.iter().map(|s| s.module_count()).sum();
+        stats.mapped_at_preferred_base = !layers.is_empty() && layers.iter().all(|s| s.at_preferred_base());
+        stats.stamped = !layers.is_empty() && layers.iter().all(|s| s.stamped());
         stats
     })
     .unwrap_or_default()

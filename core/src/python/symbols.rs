@@ -7,6 +7,7 @@
 
 use super::shapes::Kind;
 use super::{as_sys, ffi, sys};
+use crate::format::OBJECT_TYPES;
 use std::ptr::addr_of_mut;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -20,13 +21,14 @@ pub const EMPTY_STR: u32 = 6;
 /// Not a singleton in CPython: one object per [`SymbolTable`] (see `lookup`).
 pub const EMPTY_FROZENSET: u32 = 7;
 
-pub const TYPE_CODE: u32 = 16;
-pub const TYPE_TUPLE: u32 = 17;
-pub const TYPE_STR: u32 = 18;
-pub const TYPE_BYTES: u32 = 19;
-pub const TYPE_INT: u32 = 20;
-pub const TYPE_FLOAT: u32 = 21;
-pub const TYPE_COMPLEX: u32 = 22;
+// The type ids are the format's table (`OBJECT_TYPES`, in this order).
+pub const TYPE_CODE: u32 = OBJECT_TYPES[0].0;
+pub const TYPE_TUPLE: u32 = OBJECT_TYPES[1].0;
+pub const TYPE_STR: u32 = OBJECT_TYPES[2].0;
+pub const TYPE_BYTES: u32 = OBJECT_TYPES[3].0;
+pub const TYPE_INT: u32 = OBJECT_TYPES[4].0;
+pub const TYPE_FLOAT: u32 = OBJECT_TYPES[5].0;
+pub const TYPE_COMPLEX: u32 = OBJECT_TYPES[6].0;
 
 /// Small ints -5..=256 (CPython's cached range): id = SMALL_INT + value + 5.
 pub const SMALL_INT: u32 = 256;
@@ -46,7 +48,7 @@ pub const SYMBOL_COUNT: u32 = 1792;
 
 /// Whether symbol `id` names a type (what an object's `ob_type` holds).
 pub fn is_type(id: u32) -> bool {
-    (TYPE_CODE..=TYPE_COMPLEX).contains(&id)
+    OBJECT_TYPES.iter().any(|(type_id, _)| *type_id == id)
 }
 
 /// Whether symbol `id` is a static object of the interpreter's image, the

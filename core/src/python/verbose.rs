@@ -4,16 +4,24 @@
 //! imported normally that the archive does not hold ("missed") and the
 //! archive's opening.
 //!
+//! Under `-X importtime` (or `PYTHONPROFILEIMPORTTIME`) the served lines are
+//! written at every level, so the import time profile shows which modules
+//! came from the archive.
+//!
 //! Written with Rust's stderr, never `sys.stderr`: these are called with the
 //! state locked, where nothing may run Python (`super::state`).
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static LEVEL: AtomicU8 = AtomicU8::new(0);
+/// `-X importtime`: each served module gets its line at level 0 too, just
+/// before the module's own `import time:` line, marking it as archived.
+static MARK_SERVED: AtomicBool = AtomicBool::new(false);
 
 /// Sets the level for this runtime (from the options, at `_cds` init).
-pub fn set_level(level: u8) {
+pub fn set_level(level: u8, mark_served: bool) {
     LEVEL.store(level, Ordering::Relaxed);
+    MARK_SERVED.store(mark_served, Ordering::Relaxed);
 }
 
 /// This runtime's level.
@@ -26,7 +34,7 @@ fn at(level: u8) -> bool {
 }
 
 pub fn served(name: &str, archive: &str) {
-    if at(1) {
+    if at(1) || MARK_SERVED.load(Ordering::Relaxed) {
         eprintln!("cds: served {name} from {archive}");
     }
 }

@@ -6,10 +6,9 @@
 //! ([`crate::write::write_atomic`]).
 
 use super::writer::ObjectWriter;
-use crate::format::{ArchiveBuilder, ModuleMeta, FROZEN_ORIGIN};
+use crate::format::{ArchiveBuilder, Layer, ModuleMeta, FROZEN_ORIGIN};
 use crate::imports::freshness::{content_hash, ResolvedFile};
 use crate::python::interpreter::compile_settings;
-use crate::python::mapping::PREFERRED_BASE;
 use crate::python::symbols::{SymbolTable, SYMBOL_COUNT};
 use crate::python::{build_id, sys};
 use std::fmt;
@@ -49,7 +48,7 @@ impl fmt::Display for DumpFailure {
     }
 }
 
-/// Writes the archive `path` for `entries`, in order. An entry the caller
+/// Writes the archive `path` for `entries`, in order, laid out as `layer`. An entry the caller
 /// already refused (`Err`) is passed through to the result as it is, so the
 /// skipped list keeps the order of the entries. Returns the modules left out.
 ///
@@ -58,9 +57,11 @@ impl fmt::Display for DumpFailure {
 pub unsafe fn write_archive(
     entries: impl IntoIterator<Item = Result<ModuleEntry, Skipped>>,
     path: &str,
+    layer: Layer,
 ) -> Result<Vec<Skipped>, DumpFailure> {
     // The code objects were compiled (or unmarshalled) by this process.
     let mut builder = ArchiveBuilder::with_compile_settings(compile_settings());
+    builder.set_layer(layer);
     let mut skipped = Vec::new();
     for entry in entries {
         let added = entry.and_then(|entry| {
@@ -72,7 +73,7 @@ pub unsafe fn write_archive(
             skipped.push(left_out);
         }
     }
-    let bytes = lay_out(builder)?;
+    let bytes = lay_out(builder, layer)?;
     crate::write::write_atomic(Path::new(path), &bytes)
         .map_err(|error| DumpFailure::Write { path: path.to_owned(), error })?;
     // Checked once here, so that serving processes need not check again.
@@ -136,7 +137,7 @@ unsafe fn add_module(builder: &mut ArchiveBuilder, entry: ModuleEntry) -> Result
 /// this process's runtime objects: a process that maps the archive there,
 /// with its runtime objects at the same addresses (a non-PIE interpreter of
 /// this build), finds every slot already right and writes nothing.
-fn lay_out(builder: ArchiveBuilder) -> Result<Vec<u8>, DumpFailure> {
+fn lay_out(builder: ArchiveBuilder, layer: Layer) -> Result<Vec<u8>, DumpFailure> {
     let expect = build_id::expectations();
     let symbols = SymbolTable::new();
     // Resolved up front: `finish_at` takes a plain `Fn`. An id this process
@@ -144,7 +145,7 @@ fn lay_out(builder: ArchiveBuilder) -> Result<Vec<u8>, DumpFailure> {
     // there (or refuses the module).
     let symbol_values: Vec<u64> = (0..SYMBOL_COUNT).map(|id| symbols.resolve(id).unwrap_or(0) as u64).collect();
     builder
-        .finish_at(expect.python_hexversion, expect.build_id, PREFERRED_BASE, |id| {
+        .finish_at(expect.python_hexversion, expect.build_id, layer.preferred_base(), |id| {
             symbol_values.get(id as usize).copied().unwrap_or(0)
         })
         .map_err(|e| DumpFailure::Layout(e.to_string()))
