@@ -24,7 +24,7 @@ CDS_TARGETS := $(VERSIONS:%=python-%-cds)
 CDS_DEBUG_TARGETS := $(VERSIONS:%=python-%-cds-debug)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps versions all-cds all-cds-debug test test-debug lint demo bench fuzz clean check-debian-series FORCE
+.PHONY: help deps versions all-cds all-cds-debug test test-debug lint demo bench fuzz clean check-debian-series check-debian-build FORCE
 
 help:
 	@echo "cds make targets:"
@@ -43,6 +43,7 @@ help:
 	@echo "  regrtest-full-X.Y     the whole CPython test suite, with and without cds"
 	@echo "  install-X.Y           CPython's make install of the patched build (DESTDIR=..., PREFIX=...; altinstall-X.Y too)"
 	@echo "  check-debian-series   the series on top of Debian's own patches for each version: applies with offsets only?"
+	@echo "  check-debian-build    that tree built with Debian's configure flags (build/python-X.Y-cds-debian), then make demo's run on it"
 	@echo "  clean                 remove build/ (this clone's interpreters) and target/; tarballs in $(CDS_CACHE) stay"
 	@echo "variables: VERSIONS, CDS_CACHE, CPYTHON_TARBALL, CDS_CONFIGURE_FLAGS, PYTEST_ARGS"
 
@@ -129,6 +130,9 @@ altinstall-%: FORCE
 # (apt-get source; harness/debian-series.sh, docs/PACKAGING.md).
 check-debian-series:
 	@for v in $(VERSIONS); do harness/debian-series.sh $$v || exit 1; done
+
+check-debian-build:
+	@for v in $(VERSIONS); do harness/debian-series.sh --build $$v || exit 1; done
 
 # CPython's own regression suite (python -m test) run twice on the patched
 # interpreter, without and with PYTHONCDS=<archive of all of Lib/>; fails when

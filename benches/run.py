@@ -56,6 +56,12 @@ INSTR_WORKLOADS = ["json", "argparse", "asyncio", "email.message", "http.client"
 # modules): the set and the number of workers.
 PREFORK = ("7 stdlib", ["asyncio", "email.message", "http.client", "unittest", "json", "argparse", "decimal"])
 PREFORK_WORKERS = 16
+# Layers: four programs, four processes each, on one machine. Each with a
+# whole archive of its own (the stdlib modules it imports copied into
+# each), or with an application archive layered on the default stdlib
+# archive (the stdlib pages are one file for all programs).
+LAYER_PROGRAMS = [["json", "argparse"], ["asyncio"], ["email.message", "http.client"], ["unittest", "decimal"]]
+LAYER_PROCS_EACH = 4
 PROC_COUNTS = [1, 2, 4, 8, 16]
 
 # Runs inside the measured interpreter (as -c, so sys.path[0] is the cwd as
@@ -475,6 +481,63 @@ class Version:
             f"({(1 - b / a) * 100:.1f}% less)")
         return {"label": label, "workers": PREFORK_WORKERS, **res}
 
+    def stdlib_home(self):
+        """A PYTHONHOME whose lib/pythonX.Y links to the build's stdlib (but
+        its __pycache__), so a default archive can live there without
+        touching the build tree."""
+        home = os.path.join(self.work, "home")
+        lib = os.path.join(home, "lib", "python" + self.v)
+        shutil.rmtree(home, ignore_errors=True)
+        os.makedirs(lib)
+        for entry in os.listdir(self.lib):
+            if entry != "__pycache__":
+                os.symlink(os.path.join(self.lib, entry), os.path.join(lib, entry))
+        return home
+
+    def pss_of(self, argvs, env):
+        """Total PSS (KiB) of processes started with `argvs` (MEMPROC) once all are ready."""
+        procs = [subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True) for argv in argvs]
+        try:
+            for p in procs:
+                assert p.stdout.readline() == "ready\n"
+            return sum(read_kv(f"/proc/{p.pid}/smaps_rollup")["Pss"] for p in procs)
+        finally:
+            for p in procs:
+                p.stdin.close()
+            for p in procs:
+                p.wait()
+
+    def bench_layers(self):
+        env = dict(self.env, PYTHONHOME=self.stdlib_home())
+        run = lambda *args: subprocess.run([self.py, *args], env=env, cwd=self.cwd, check=True,
+                                           capture_output=True, text=True)
+        run("-m", "cds", "stdlib", "-q")
+        default = run("-m", "cds", "where").stdout.strip()
+        archives = {"whole": [], "layered": []}
+        sizes = {"whole": 0, "layered": 0}
+        for i, names in enumerate(LAYER_PROGRAMS):
+            lst = os.path.join(self.work, f"layer-{i}.lst")
+            run("-X", "cds_mode=off", "-X", f"cds_trace={lst}", "-c", "; ".join(f"import {n}" for n in names))
+            for kind, flags in (("whole", ["--whole"]), ("layered", [])):
+                img = os.path.join(self.work, f"layer-{i}-{kind}.img")
+                run("-m", "cds", "dump", "-q", *flags, lst, img)
+                archives[kind].append(img)
+                sizes[kind] += os.path.getsize(img)
+        res = {"programs": [",".join(n) for n in LAYER_PROGRAMS], "procs_each": LAYER_PROCS_EACH,
+               "default_archive_bytes": os.path.getsize(default), "archive_bytes": sizes}
+        for mode in ("off", "whole", "layered"):
+            argvs = []
+            for i, names in enumerate(LAYER_PROGRAMS):
+                opt = ["-X", "cds_mode=off"] if mode == "off" else ["-X", f"cds={archives[mode][i]}"]
+                argvs += [[self.py, *opt, "-c", MEMPROC, ",".join(names)]] * LAYER_PROCS_EACH
+            res[mode] = {"pss_kb": self.pss_of(argvs, env)}
+        off = res["off"]["pss_kb"]
+        log(f"[{self.v}] layers, {len(LAYER_PROGRAMS)} programs x {LAYER_PROCS_EACH}: PSS off {off / 1024:.1f} MiB, "
+            + ", ".join(f"{m} {res[m]['pss_kb'] / 1024:.1f} MiB ({(1 - res[m]['pss_kb'] / off) * 100:.1f}% less)"
+                        for m in ("whole", "layered")))
+        return res
+
     def bench_piplist(self):
         """`pip list` in a venv of the interpreter (pip from ensurepip's bundled
         wheel, byte-compiled), archive traced from that command: wall time and
@@ -836,6 +899,20 @@ def report(all_res, crit, out):
             L.append("|---|---|---|")
             L.append(f"| {a / 1024:.1f} | {b / 1024:.1f} | {(1 - b / a) * 100:.1f}% |\n")
             L.extend(region_table(pf["cds"].get("regions"), "one worker"))
+        ly = r.get("layers")
+        if ly:
+            off = ly["off"]["pss_kb"]
+            L.append(f"### Layers: {len(ly['programs'])} programs ({'; '.join(ly['programs'])}), "
+                     f"{ly['procs_each']} processes each\n")
+            L.append("Each program with a whole archive of its own, or with an application archive "
+                     f"layered on the default stdlib archive ({ly['default_archive_bytes'] / 2**20:.1f} MiB).\n")
+            L.append("| | total PSS MiB | saving | archives MiB |")
+            L.append("|---|---|---|---|")
+            L.append(f"| off | {off / 1024:.1f} | | |")
+            for m in ("whole", "layered"):
+                p = ly[m]["pss_kb"]
+                L.append(f"| {m} | {p / 1024:.1f} | {(1 - p / off) * 100:.1f}% | {ly['archive_bytes'][m] / 2**20:.1f} |")
+            L.append("")
         d = r["dump"]
         L.append("### Dump of the whole stdlib\n")
         L.append("| modules | skipped | dump s (median) | archive MiB | .pyc MiB | archive/.pyc | relocations MiB | hot MiB | cold MiB |")
@@ -959,7 +1036,8 @@ def main():
     ap.add_argument("--versions", nargs="+", default=supported_versions())
     ap.add_argument("--quick", action="store_true", help="fewer runs")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench"))
-    ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "prefork", "piplist", "peer", "dump", "criterion"])
+    ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "prefork", "layers", "piplist", "peer",
+                                                  "dump", "criterion"])
     a = ap.parse_args()
     out = os.path.abspath(a.out)
     os.makedirs(out, exist_ok=True)
@@ -969,7 +1047,7 @@ def main():
         ver = Version(v, out, a.quick)
         ver.setup()
         r = all_res["versions"][v] = {"python": ver.run(["-c", "import sys; print(sys.version)"]).stdout.strip()}
-        for part in ("startup", "imports", "memory", "prefork", "piplist", "peer", "dump"):
+        for part in ("startup", "imports", "memory", "prefork", "layers", "piplist", "peer", "dump"):
             if part in a.only:
                 r[part] = retry(ver, part, getattr(ver, "bench_" + part))
     crit = criterion(out, a.quick) if "criterion" in a.only else {}

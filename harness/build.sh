@@ -32,6 +32,12 @@
 #                        relocation writes (docs/DESIGN.md, "Address layout").
 #                        Part of the build key
 #   CDS_SKIP_DEPS        do not install missing system packages (deps.sh)
+#   CDS_DEBIAN_DIR       a Debian source package's unpacked debian/ directory:
+#                        its patches/series is applied before ours and, after
+#                        configure, the extensions debian/rules builds into
+#                        the interpreter go into Modules/Setup.local (its
+#                        __post_configure), as a packager's tree has them
+#                        (harness/debian-series.sh --build); part of the key
 set -euo pipefail
 
 die() { echo "build.sh: error: $*" >&2; exit 1; }
@@ -45,6 +51,12 @@ harness=$root/harness
 patches=$root/patches/$ver
 CDS_CACHE=${CDS_CACHE:-$HOME/.cache/cds}
 configure_flags=${CDS_CONFIGURE_FLAGS:-}
+debian_dir=${CDS_DEBIAN_DIR:-}
+debian_patches=${debian_dir:+$debian_dir/patches}
+[ -z "$debian_dir" ] || [ -f "$debian_patches/series" ] ||
+  die "CDS_DEBIAN_DIR=$debian_dir has no patches/series file"
+# Debian's series, in order, with each patch's options (`name -p1`).
+debian_series() { awk '!/^[[:space:]]*(#|$)/' "$debian_patches/series"; }
 # LINKFORSHARED is what configure puts on the python executable's link line
 # only (not on extension modules'): Linux's default plus -no-pie.
 case ${CDS_PIE:-0} in
@@ -152,6 +164,9 @@ key_text=$( {
   echo "link $pie_mode"
   echo "compiler $(cc --version 2>/dev/null | head -n 1)"
   echo "patches $( { cat "$patches/series"; for p in $series; do echo "patch $p"; cat "$patches/$p"; done; } | sha256sum | cut -c1-16)"
+  [ -z "$debian_patches" ] ||
+    echo "debian $( { debian_series; debian_series | while read -r p _; do cat "$debian_patches/$p"; done
+                      cat "$debian_dir/PVER-minimal.README.Debian.in"; } | sha256sum | cut -c1-16)"
   "$harness/deps.sh" fingerprint | sed 's/^/package /'
 } )
 key_file=$tree/.cds-key
@@ -184,6 +199,14 @@ if [ ! -d "$tree" ]; then
                  END {if (M != "" && m != "") print M "." m}' "$tmp/$top/Include/patchlevel.h" 2>/dev/null || true)
   [ "$tar_ver" = "$ver" ] ||
     die "$(basename "$tarball") is CPython ${tar_ver:-(unknown version)}, not $ver"
+  if [ -n "$debian_patches" ]; then
+    say "applying Debian's series ($(debian_series | wc -l) patches from $debian_patches)"
+    while read -r p opts; do
+      # shellcheck disable=SC2086  # a patch's options are meant to word-split
+      (cd "$tmp/$top" && patch -s -p1 ${opts:-} --no-backup-if-mismatch < "$debian_patches/$p") >&2 ||
+        die "Debian's patch $p does not apply to $(basename "$tarball")"
+    done < <(debian_series)
+  fi
   for p in $series; do
     [ -f "$patches/$p" ] || die "series names $p but $patches/$p does not exist"
     (cd "$tmp/$top" && patch -p1 --forward --batch --fuzz=0 --quiet < "$patches/$p") >&2 ||
@@ -203,6 +226,21 @@ if [ ! -f "$key_file" ]; then
   # shellcheck disable=SC2086  # flags are meant to word-split
   (cd "$tree" && ${link_for_shared:+env LINKFORSHARED="$link_for_shared"} ./configure -q $configure_flags >cds-configure.log 2>&1) ||
     { tail -n 30 "$tree/cds-configure.log" >&2; die "configure failed (log: $tree/cds-configure.log)"; }
+  if [ -n "$debian_dir" ]; then
+    # debian/rules' __post_configure, in the tree: the extensions its
+    # minimal package lists are built in (Modules/Setup.local).
+    builtin=$(awk -v ORS='|' '$2 ~ /^extension$/ {print $1}' "$debian_dir/PVER-minimal.README.Debian.in")
+    say "Debian's built-in extensions: $(tr '|' ' ' <<<"$builtin")"
+    (cd "$tree" &&
+      grep -E "^#(${builtin}XX)" Modules/Setup | sed -e 's/^#//' -e 's/-Wl,-Bdynamic//;s/-Wl,-Bstatic//' >> Modules/Setup.local &&
+      ./Modules/makesetup -c Modules/config.c.in -s Modules \
+        Modules/Setup.local Modules/Setup.bootstrap Modules/Setup.stdlib Modules/Setup >>cds-configure.log 2>&1 &&
+      mv config.c Modules/ &&
+      make Makefile Modules/config.c >>cds-configure.log 2>&1 &&
+      sed '/^Modules\/_math.o: .*PY_STDMODULE_CFLAGS/d' Makefile > Makefile.fixed &&
+      touch -r Makefile Makefile.fixed && mv -f Makefile.fixed Makefile) ||
+      die "Debian's Setup.local step failed (log: $tree/cds-configure.log)"
+  fi
   echo "$key_text" > "$key_file"
 fi
 

@@ -44,3 +44,17 @@ def test_build_key_names_the_build_dependencies():
               if line.strip() and not line.lstrip().startswith("#")}
     assert packages == listed
     assert any(line.startswith("tarball ") for line in key) and any(line.startswith("patches ") for line in key)
+
+
+@pytest.mark.parametrize("version", sorted(p.name for p in (ROOT / "patches").iterdir() if (p / "series").exists()))
+def test_every_patch_has_its_dep3_header(version):
+    """Each patch of the series starts with the DEP-3 fields packagers read,
+    and says how it applies after Debian's own series (make check-debian-series)."""
+    series = [l.split()[0] for l in (ROOT / "patches" / version / "series").read_text().splitlines()
+              if l.strip() and not l.startswith("#")]
+    assert series
+    for name in series:
+        header = (ROOT / "patches" / version / name).read_text().split("\n\n", 1)[0]
+        fields = {line.split(":", 1)[0] for line in header.splitlines() if line and not line.startswith(" ")}
+        assert {"Description", "Author", "Forwarded", "Last-Update", "X-Debian-Series"} <= fields, (name, fields)
+        assert "built with its configure flags" in header, name

@@ -143,27 +143,37 @@ def _imported_by(names):
     interpreter (this one, with the same -O/-X/-W flags and environment)
     tracing what it loads, so the dumping process's own imports neither hide
     nor add modules. A name that fails to import is reported; the others go on."""
-    import subprocess
-    import tempfile
-
     program = "import sys\n" + "".join(
         f"try:\n    import {name}\nexcept Exception as e:\n"
         f"    print({name!r}, type(e).__name__ + ': ' + str(e), sep='\\t', file=sys.stderr)\n"
         for name in names)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONCDS", "PYCDS"))}
-    with tempfile.TemporaryDirectory(prefix="cds-dump-") as tmp:
-        trace = os.path.join(tmp, "imported.lst")
-        args = [sys.executable, *subprocess._args_from_interpreter_flags(), "-X", f"cds_trace={trace}", "-c", program]
-        child = subprocess.run(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        failed = []
-        for line in child.stderr.splitlines():
-            name, sep, why = line.partition("\t")
-            if sep and name in names:
-                failed.append((name, f"importing it failed: {why}"))
-        if child.returncode != 0 and not failed:
-            raise OSError(f"the child importing the listed modules exited {child.returncode}: {child.stderr.strip()}")
-        imported = read_list(trace) if os.path.exists(trace) else []
+    child, imported = traced_child(program, cwd=os.getcwd())
+    failed = []
+    for line in child.stderr.splitlines():
+        name, sep, why = line.partition("\t")
+        if sep and name in names:
+            failed.append((name, f"importing it failed: {why}"))
+    if child.returncode != 0 and not failed:
+        raise OSError(f"the child importing the listed modules exited {child.returncode}: {child.stderr.strip()}")
     return imported, failed
+
+
+def traced_child(program, *options, cwd=None):
+    """Runs ``program`` in a child of this interpreter (its -O/-X/-W flags,
+    ``options`` after them, the environment without cds settings) under
+    ``-X cds_trace``: (CompletedProcess with stderr text, [(name, origin)]
+    of the modules it loaded)."""
+    import subprocess
+    import tempfile
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONCDS", "PYCDS"))}
+    with tempfile.TemporaryDirectory(prefix="cds-trace-") as tmp:
+        trace = os.path.join(tmp, "traced.lst")
+        args = [sys.executable, *subprocess._args_from_interpreter_flags(), *options,
+                "-X", f"cds_trace={trace}", "-c", program]
+        child = subprocess.run(args, env=env, cwd=cwd or tmp, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+        return child, read_list(trace) if os.path.exists(trace) else []
 
 
 def default_layer(archive_path):

@@ -13,7 +13,6 @@ atomically, so processes that already map the old one keep it.
 """
 
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -52,15 +51,12 @@ def stdlib_modules(stdlib_dir):
 def _startup_modules():
     """[(name, origin)] of what a bare start of this interpreter loads, as
     ``-X cds_trace`` lists it (``<frozen>`` for frozen modules)."""
-    from cds.dump import read_list
+    from cds.dump import traced_child
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONCDS", "PYCDS"))}
-    with tempfile.TemporaryDirectory(prefix="cds-stdlib-") as tmp:
-        trace = os.path.join(tmp, "startup.lst")
-        args = [sys.executable, *subprocess._args_from_interpreter_flags(), "-X", "cds_mode=off",
-                "-X", f"cds_trace={trace}", "-c", "pass"]
-        subprocess.run(args, env=env, cwd=tmp, check=True, stdout=subprocess.DEVNULL)
-        return read_list(trace) if os.path.exists(trace) else []
+    child, started = traced_child("pass", "-X", "cds_mode=off")
+    if child.returncode != 0:
+        raise OSError(f"a bare start of {sys.executable} exited {child.returncode}: {child.stderr.strip()}")
+    return started
 
 
 def write_stdlib_archive(output=None, *, progress=None):

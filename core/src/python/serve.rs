@@ -137,6 +137,31 @@ impl Served {
         // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
         let file =
             OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
+        Self::open_file(path, file, expect, check, extension_suffixes)
+    }
+
+    /// [`Served::open`], but Ok(None) when there is no file at `path`
+    /// (one failed `open`, no `stat` first).
+    pub fn open_if_present(
+        path: &str,
+        expect: &Expectations,
+        check: Check,
+        extension_suffixes: Vec<String>,
+    ) -> Result<Option<Self>, String> {
+        match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
+            Ok(file) => Self::open_file(path, file, expect, check, extension_suffixes).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn open_file(
+        path: &str,
+        file: std::fs::File,
+        expect: &Expectations,
+        check: Check,
+        extension_suffixes: Vec<String>,
+    ) -> Result<Self, String> {
         let meta = file.metadata().map_err(|e| e.to_string())?;
         if meta.is_dir() {
             return Err("is a directory".into());

@@ -262,13 +262,17 @@ fn open_default_archive(path: &str, mode: Mode, check: Check) -> Option<Served> 
     if mode == Mode::Off {
         return None;
     }
-    if !std::path::Path::new(path).exists() {
-        verbose::no_default_archive(path);
-        return None;
+    match Served::open_if_present(path, &expectations(), check, extension_suffixes()) {
+        Ok(None) => {
+            verbose::no_default_archive(path);
+            None
+        }
+        Ok(Some(served)) => Some(served),
+        Err(why) => {
+            verbose::default_archive_unusable(path, &why);
+            None
+        }
     }
-    Served::open(path, &expectations(), check, extension_suffixes())
-        .map_err(|why| verbose::default_archive_unusable(path, &why))
-        .ok()
 }
 
 /// Whether `default` can serve under `named` (see [`Served::can_layer_with`]);
