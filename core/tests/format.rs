@@ -367,6 +367,15 @@ fn format_md_gives_the_version_and_header_size_of_the_code() {
 }
 
 #[test]
+fn format_md_lists_the_object_types_of_the_code() {
+    let (first, last) = (OBJECT_TYPES[0].0, OBJECT_TYPES[OBJECT_TYPES.len() - 1].0);
+    assert!(OBJECT_TYPES.iter().zip(first..).all(|((id, _), want)| *id == want), "type ids are consecutive");
+    let names: Vec<&str> = OBJECT_TYPES.iter().map(|(_, name)| *name).collect();
+    let line = format!("| {first}–{last} | types: {} |", names.join(", "));
+    assert!(format_md().lines().any(|l| l == line), "docs/FORMAT.md lacks {line:?}");
+}
+
+#[test]
 fn hot_end_objects_follow_the_modules_other_hot_objects() {
     let mut b = ArchiveBuilder::new();
     let mut m = b.module(meta("alpha")).unwrap();
