@@ -36,8 +36,8 @@ def _report_dump(result, path, quiet):
         print(f"cds: skipped {name}: {why}", file=sys.stderr)
     if not quiet:
         size = os.path.getsize(path)
-        layered = getattr(result, "layered_on", None)
-        over = f"; {len(result.left_to_default)} more from the default archive {layered}" if layered else ""
+        over = (f"; {len(result.left_to_default)} more from the default archive {result.layered_on}"
+                if result.layered_on else "")
         print(f"cds: wrote {path}: {len(result.archived)} modules, {size / 1024:.0f} KiB{over}")
 
 

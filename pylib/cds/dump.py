@@ -260,14 +260,12 @@ def auto_rewrite(archive_path, reason, loaded, layered, verbose):
     read-only directory, say) is one warning line and the program's exit
     status stays its own."""
     try:
-        result = _dump_listed(loaded, [], archive_path, layered=layered)
+        result = _dump_listed(loaded, [], archive_path, verbose=verbose, layered=layered)
     except Exception as e:
         print(f"cds: warning: cannot rewrite archive {archive_path} (-X cds_auto): {e}", file=sys.stderr)
         return
     if verbose:
         print(f"cds: wrote {archive_path}: {len(result.archived)} modules ({reason}; -X cds_auto)", file=sys.stderr)
-        for name, why in result.skipped:
-            print(f"cds: skipped {name}: {why}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ pub struct Config {
     /// `-X importtime` is on: served modules are marked in its output.
     pub importtime: bool,
     /// `-X cds_auto`: rewrite the named archive at exit when it could not
-    /// be used or any of its modules was rejected (`super::auto`).
+    /// be used or any of its modules was rejected (`state::take_auto_rewrite`).
     pub auto: bool,
 }
 
@@ -60,6 +60,8 @@ const MODE: Source = Source { xoption: "cds_mode", vars: &["PYTHONCDSMODE"] };
 const CHECK: Source = Source { xoption: "cds_check", vars: &["PYTHONCDSCHECK"] };
 const VERBOSE: Source = Source { xoption: "cds_verbose", vars: &["PYTHONCDSVERBOSE", "PYCDSVERBOSE"] };
 const AUTO: Source = Source { xoption: "cds_auto", vars: &["PYTHONCDSAUTO"] };
+/// CPython's own, read only to mark served modules in its output.
+const IMPORTTIME: Source = Source { xoption: "importtime", vars: &["PYTHONPROFILEIMPORTTIME"] };
 const SEED_MODE: Source = Source { xoption: "", vars: &["PYCDSMODE"] };
 const SEED_ARCHIVE: Source = Source { xoption: "", vars: &["PYCDSARCHIVE"] };
 const SEED_LIST: Source = Source { xoption: "", vars: &["PYCDSLIST"] };
@@ -102,6 +104,14 @@ impl Reader {
     /// A path option: `-X name` alone or empty counts as unset.
     fn path(&self, source: &Source) -> Option<String> {
         self.given(source).map(|g| g.value).filter(|v| !v.is_empty())
+    }
+
+    /// `flag` for `-X name` alone, else [`Reader::choice`].
+    fn flag_or_choice<T: Copy>(&self, source: &Source, flag: T, accepted: &[(&str, T)]) -> Result<Option<T>, String> {
+        match xoption_flag(source.xoption) {
+            true => Ok(Some(flag)),
+            false => self.choice(source, accepted),
+        }
     }
 
     /// A choice among `accepted` (exact spellings), or the one-line error.
@@ -147,14 +157,8 @@ impl Config {
         let mode = read.choice(&MODE, &[("auto", Mode::Auto), ("on", Mode::On), ("off", Mode::Off)])?;
         let check = read.choice(&CHECK, &[("stat", Check::Stat), ("hash", Check::Hash), ("none", Check::None)])?;
         // `-X cds_verbose` alone means level 1, as `-X importtime` alone turns it on.
-        let verbose = match xoption_flag(VERBOSE.xoption) {
-            true => Some(1),
-            false => read.choice(&VERBOSE, &[("0", 0), ("1", 1), ("2", 2)])?,
-        };
-        let auto = match xoption_flag(AUTO.xoption) {
-            true => Some(true),
-            false => read.choice(&AUTO, &[("1", true), ("0", false)])?,
-        };
+        let verbose = read.flag_or_choice(&VERBOSE, 1, &[("0", 0), ("1", 1), ("2", 2)])?;
+        let auto = read.flag_or_choice(&AUTO, true, &[("1", true), ("0", false)])?;
         let default_archive = default_archive();
         Ok(Self {
             archive,
@@ -163,8 +167,7 @@ impl Config {
             mode,
             check: check.unwrap_or(Check::Stat),
             verbose: verbose.unwrap_or(0),
-            importtime: xoption("importtime").is_some()
-                || (read.use_env && std::env::var_os("PYTHONPROFILEIMPORTTIME").is_some_and(|v| !v.is_empty())),
+            importtime: read.given(&IMPORTTIME).is_some(),
             auto: auto.unwrap_or(false),
         })
     }

@@ -84,6 +84,12 @@ pub fn parse_for_this_interpreter(bytes: &[u8], expect: &Expectations) -> Result
     }
 }
 
+/// Opens an archive file for reading; O_NONBLOCK: opening a FIFO must not
+/// wait for a writer (`Served::open_file` refuses anything but a file).
+fn open_archive_file(path: &str) -> std::io::Result<std::fs::File> {
+    OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)
+}
+
 /// The archive this process serves from. It lives in `state::STATE` (a
 /// static mutex, hence `Send`, which every field is: the one unsafe claim is
 /// `Mapping`'s).
@@ -134,9 +140,7 @@ impl Served {
         check: Check,
         extension_suffixes: Vec<String>,
     ) -> Result<Self, String> {
-        // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-        let file =
-            OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(|e| e.to_string())?;
+        let file = open_archive_file(path).map_err(|e| e.to_string())?;
         Self::open_file(path, file, expect, check, extension_suffixes)
     }
 
@@ -148,7 +152,7 @@ impl Served {
         check: Check,
         extension_suffixes: Vec<String>,
     ) -> Result<Option<Self>, String> {
-        match OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path) {
+        match open_archive_file(path) {
             Ok(file) => Self::open_file(path, file, expect, check, extension_suffixes).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.to_string()),

@@ -83,6 +83,11 @@ impl State {
         self.named.iter_mut().chain(self.default.iter_mut())
     }
 
+    /// The trace list and `-X cds_auto`'s record: where a loaded module is noted.
+    fn recorders(&mut self) -> impl Iterator<Item = &mut Tracer> {
+        self.tracer.iter_mut().chain(self.auto.as_mut().map(|a| &mut a.loaded))
+    }
+
     /// Asks each layer in turn until one answers: `ask(layer, is_last)`
     /// (the last one's miss is worth a verbose line).
     fn first_answer<T>(&mut self, mut ask: impl FnMut(&mut Served, bool) -> Answer<T>) -> Answer<T> {
@@ -425,9 +430,7 @@ pub fn find(name: &str, search_path: Option<&[String]>) -> Option<(String, bool)
 /// archived code for `source_path`, if served.
 pub fn get_code(name: &str, source_path: &str) -> Option<usize> {
     complete(with_state(|st| {
-        for t in st.tracer.iter_mut().chain(st.auto.as_mut().map(|a| &mut a.loaded)) {
-            t.record(name, source_path);
-        }
+        st.recorders().for_each(|t| t.record(name, source_path));
         st.first_answer(|served, _| served.get_code(name, source_path))
     }))
 }
@@ -435,9 +438,7 @@ pub fn get_code(name: &str, source_path: &str) -> Option<usize> {
 /// For `_cds.get_frozen_code`: the same for a frozen module.
 pub fn get_frozen_code(name: &str) -> Option<usize> {
     complete(with_state(|st| {
-        for t in st.tracer.iter_mut().chain(st.auto.as_mut().map(|a| &mut a.loaded)) {
-            t.record(name, crate::format::FROZEN_ORIGIN);
-        }
+        st.recorders().for_each(|t| t.record(name, crate::format::FROZEN_ORIGIN));
         st.first_answer(|served, last| served.get_frozen_code(name, last))
     }))
 }
