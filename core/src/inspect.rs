@@ -102,6 +102,7 @@ pub fn report(
         None => "other",
     };
     let _ = write!(out, ", \"layer\": \"{layer}\"");
+    let _ = write!(out, ", \"startup_names\": {}", field(header::NAMES_STARTUP_SIZE));
     let _ = write!(
         out,
         ", \"regions\": {{\"table\": {}, \"names\": {}, \"hot\": {}, \"cold\": {}, \"relocations\": {}}}",

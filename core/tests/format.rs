@@ -145,6 +145,20 @@ fn rejects_header_and_table_corruption() {
     reseal(&mut b, Reseal::HEADER);
     assert!(matches!(parse_err(&b), FormatError::BadLayout(_)));
 
+    let mut b = sample();
+    b[header::RESERVED] = 1;
+    reseal(&mut b, Reseal::HEADER);
+    assert!(matches!(parse_err(&b), FormatError::BadLayout(_)));
+
+    // Start-up names past the pool, or not a whole number of entries.
+    let names_size = field(&sample(), header::NAMES_SIZE) as u32;
+    for startup in [names_size + 16, 8] {
+        let mut b = sample();
+        put32(&mut b, header::NAMES_STARTUP_SIZE, startup);
+        reseal(&mut b, Reseal::HEADER);
+        assert_eq!(parse_err(&b), FormatError::BadLayout("start-up names outside the name pool"), "{startup}");
+    }
+
     // Code serials below their base, or running past 2^32.
     for start in [0, CODE_SERIAL_BASE - 1, u32::MAX] {
         let mut b = sample();
@@ -153,6 +167,37 @@ fn rejects_header_and_table_corruption() {
         reseal(&mut b, Reseal::HEADER);
         assert_eq!(parse_err(&b), FormatError::BadLayout("code serials outside their range"), "start {start:#x}");
     }
+}
+
+/// Pool entries of `size` bytes filled with `fill`: `(fill, startup)` each,
+/// one module naming them in this order.
+fn pooled_archive(entries: &[(u8, bool)]) -> Vec<u8> {
+    let mut b = ArchiveBuilder::new();
+    let mut m = b.module(meta("alpha")).unwrap();
+    let code = m.alloc(Region::Hot, 16 + 8 * entries.len());
+    for (i, &(fill, startup)) in entries.iter().enumerate() {
+        let entry = m.pooled(&[fill; 32], 8, 18, startup);
+        m.reloc(code.add(16 + 8 * i), Target::InternedStr(entry));
+    }
+    m.finish(code);
+    b.finish(HEX, ID).unwrap()
+}
+
+#[test]
+fn startup_names_come_first_in_the_pool_and_the_header_says_how_many_bytes() {
+    // Marked on a later use too: 3 is a start-up name although first pooled without.
+    let bytes = pooled_archive(&[(1, false), (2, true), (3, false), (3, true), (4, false)]);
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let (names, startup) = (a.names(), a.startup_names());
+    assert_eq!(startup, names.start..names.start + 64);
+    // Start-up entries in first-use order, then the rest.
+    let firsts: Vec<u8> = (names.start..names.end).step_by(32).map(|at| bytes[at + 16]).collect();
+    assert_eq!(firsts, vec![2, 3, 1, 4]);
+
+    let none = pooled_archive(&[(1, false), (2, false)]);
+    let a = Archive::parse(&none, &EXPECT).unwrap();
+    assert!(a.startup_names().is_empty());
+    assert_eq!(a.startup_names().start, a.names().start);
 }
 
 #[test]
@@ -449,6 +494,8 @@ fn format_md_header_and_entry_tables_match_layout_rs() {
         (h::NAMES_CHECKSUM, 8, "names_checksum"),
         (h::CODE_SERIALS, 4, "code_serials"),
         (h::CODE_SERIAL_START, 4, "code_serial_start"),
+        (h::NAMES_STARTUP_SIZE, 4, "names_startup_size"),
+        (h::RESERVED, 4, "reserved"),
     ];
     let entry: Vec<(usize, usize, &str)> = vec![
         (e::NAME, 4, "name"),

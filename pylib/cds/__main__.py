@@ -75,6 +75,7 @@ def _print_info(info):
     print(f"written:      {info['written']}")
     print(f"size:         {info['size']} bytes; " + ", ".join(f"{k} {v}" for k, v in regions.items()))
     print(f"layer:        {info['layer']}")
+    print(f"start-up names: {info['startup_names']} bytes of the name pool (interned before the interpreter's own)")
     print(f"modules:      {len(info['modules'])}")
     print("objects:      " + ", ".join(f"{n} {kind}" for kind, n in info["objects"].items() if n))
     print()

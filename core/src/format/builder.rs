@@ -93,11 +93,15 @@ struct PendingReloc {
 }
 
 /// One name of the pool (see `ArchiveBuilder::pool_entries`).
+#[derive(Clone, Copy)]
 struct PoolEntry {
     offset: usize,
     size: usize,
     type_slot: usize,
     type_id: u32,
+    /// The interpreter interns this name during its own start-up
+    /// ([`ModuleBuilder::pooled`]).
+    startup: bool,
 }
 
 struct PendingModule {
@@ -194,7 +198,9 @@ impl ArchiveBuilder {
         self.finish_at(python_hexversion, build_id, 0, |_| 0)
     }
 
-    /// Lays the pool out by how many modules use each name, most first, and
+    /// Lays the pool out with the start-up names first (every process
+    /// interns them before its own, `header::NAMES_STARTUP_SIZE`), then by
+    /// how many modules use each name, most first, and
     /// in order of first use among equals: every process interns (writes)
     /// the entries its modules name, so the names most modules share fill
     /// pages of their own, and a module's own names sit together, instead
@@ -214,14 +220,17 @@ impl ArchiveBuilder {
             }
         }
         let mut order: Vec<usize> = (0..self.pool_entries.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(users.get(&self.pool_entries[i].offset).copied().unwrap_or(0)));
+        order.sort_by_key(|&i| {
+            let e = &self.pool_entries[i];
+            (!e.startup, std::cmp::Reverse(users.get(&e.offset).copied().unwrap_or(0)))
+        });
         let mut pool = Vec::with_capacity(self.pool.len());
         let mut moves = HashMap::with_capacity(order.len());
         let mut entries = Vec::with_capacity(order.len());
         for i in order {
             let e = &self.pool_entries[i];
             moves.insert(e.offset, pool.len());
-            entries.push(PoolEntry { offset: pool.len(), size: e.size, type_slot: e.type_slot, type_id: e.type_id });
+            entries.push(PoolEntry { offset: pool.len(), ..*e });
             pool.extend_from_slice(&self.pool[e.offset..e.offset + e.size]);
         }
         self.pool = pool;
@@ -382,6 +391,8 @@ impl ArchiveBuilder {
         put_u32(h, header::NAMES_SIZE, self.pool.len() as u32);
         put_u32(h, header::CODE_SERIALS, self.code_serials);
         put_u32(h, header::CODE_SERIAL_START, self.layer.first_code_serial());
+        let startup_names: usize = self.pool_entries.iter().take_while(|e| e.startup).map(|e| e.size).sum();
+        put_u32(h, header::NAMES_STARTUP_SIZE, startup_names as u32);
         let names_sum = checksum(&[&out[names_off..names_off + self.pool.len()]]);
         put_u64(&mut out, header::NAMES_CHECKSUM, names_sum);
         let table_sum = checksum(&[&out[table_off..strings_off + strings.len()]]);
@@ -408,18 +419,27 @@ impl ModuleBuilder<'_> {
     /// at `type_slot`, is to hold symbol `type_id`), added unless an equal
     /// one is there. Entries are shared by every module and stay even if
     /// this module is abandoned. Slots pointing at one use
-    /// `Target::InternedStr`.
-    pub fn pooled(&mut self, bytes: &[u8], type_slot: usize, type_id: u32) -> RegionRef {
+    /// `Target::InternedStr`. `startup`: the dumping interpreter interned
+    /// this name during its start-up, so every process does (the entry goes
+    /// with the start-up names).
+    pub fn pooled(&mut self, bytes: &[u8], type_slot: usize, type_id: u32, startup: bool) -> RegionRef {
         let a = &mut *self.archive;
         let offset = match a.pooled.get(bytes) {
-            Some(&offset) => offset,
+            Some(&offset) => {
+                if startup {
+                    // Entries are pushed in offset order, one per offset.
+                    let i = a.pool_entries.partition_point(|e| e.offset < offset);
+                    a.pool_entries[i].startup = true;
+                }
+                offset
+            }
             None => {
                 let offset = align_up(a.pool.len(), OBJECT_ALIGN);
                 a.pool.resize(offset + align_up(bytes.len(), OBJECT_ALIGN), 0);
                 a.pool[offset..offset + bytes.len()].copy_from_slice(bytes);
                 a.pooled.insert(bytes.to_vec(), offset);
                 let size = a.pool.len() - offset;
-                a.pool_entries.push(PoolEntry { offset, size, type_slot, type_id });
+                a.pool_entries.push(PoolEntry { offset, size, type_slot, type_id, startup });
                 offset
             }
         };

@@ -7,7 +7,7 @@
 /// as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
 /// Bumped whenever any layout below changes; readers accept exactly this.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
@@ -16,7 +16,7 @@ pub const OBJECT_ALIGN: usize = 16;
 pub const PAGE: usize = 4096;
 
 /// Size of the fixed header.
-pub const HEADER_SIZE: usize = 144;
+pub const HEADER_SIZE: usize = 152;
 pub mod header {
     //! Field offsets inside the header.
     pub const MAGIC: usize = 0; // [u8; 8]
@@ -54,6 +54,12 @@ pub mod header {
     pub const CODE_SERIALS: usize = 136;
     /// u32: the first code serial (its layer's `Layer::first_code_serial`).
     pub const CODE_SERIAL_START: usize = 140;
+    /// u32: the pool's first bytes that hold the names the interpreter
+    /// interns during its own start-up, which a process interns first
+    /// (entry-aligned, at most `NAMES_SIZE`; docs/DESIGN.md, "Start-up names").
+    pub const NAMES_STARTUP_SIZE: usize = 144;
+    /// u32, zero.
+    pub const RESERVED: usize = 148;
 }
 
 /// The lowest code serial: each archived code object may carry one, unique
@@ -244,7 +250,7 @@ pub(crate) fn put_u64(b: &mut [u8], at: usize, v: u64) {
 }
 
 /// The header checksum: xxh3-64 of the header without its own field
-/// (bytes [0, 96) and [104, 144)).
+/// (bytes [0, 96) and [104, 152)).
 pub fn header_checksum(bytes: &[u8]) -> u64 {
     checksum(&[&bytes[..header::HEADER_CHECKSUM], &bytes[header::HEADER_CHECKSUM + 8..HEADER_SIZE]])
 }

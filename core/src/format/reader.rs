@@ -76,6 +76,8 @@ pub struct Archive {
     cold: Range<usize>,
     names: Range<usize>,
     names_checksum: u64,
+    /// The pool's leading entries: the names the interpreter interns at start-up.
+    startup_names: Range<usize>,
     code_serials: Range<u32>,
     len: usize,
     compile: CompileSettings,
@@ -125,7 +127,10 @@ impl Archive {
         if header_checksum(bytes) != get_u64(bytes, header::HEADER_CHECKSUM) {
             return Err(FormatError::HeaderChecksum);
         }
-        if get_u32(bytes, header::HEADER_SIZE) as usize != HEADER_SIZE || get_u32(bytes, header::FLAGS) != 0 {
+        if get_u32(bytes, header::HEADER_SIZE) as usize != HEADER_SIZE
+            || get_u32(bytes, header::FLAGS) != 0
+            || get_u32(bytes, header::RESERVED) != 0
+        {
             return Err(FormatError::BadLayout("unknown header size or flags"));
         }
         let compile =
@@ -182,6 +187,10 @@ impl Archive {
         if !ordered {
             return Err(FormatError::BadLayout("sections out of bounds or out of order"));
         }
+        let startup_names = field(header::NAMES_STARTUP_SIZE);
+        if startup_names > names.len() || !startup_names.is_multiple_of(OBJECT_ALIGN) {
+            return Err(FormatError::BadLayout("start-up names outside the name pool"));
+        }
         if checksum(&[&bytes[table..strings_end]]) != get_u64(bytes, header::TABLE_CHECKSUM) {
             return Err(FormatError::TableChecksum);
         }
@@ -192,6 +201,7 @@ impl Archive {
             relocs,
             hot,
             cold,
+            startup_names: names.start..names.start + startup_names,
             names,
             names_checksum: get_u64(bytes, header::NAMES_CHECKSUM),
             code_serials: code_serial_start..code_serial_start + code_serials,
@@ -217,6 +227,13 @@ impl Archive {
     /// The name pool's byte range.
     pub fn names(&self) -> Range<usize> {
         self.names.clone()
+    }
+
+    /// The byte range of the pool's start-up names (`header::NAMES_STARTUP_SIZE`):
+    /// entries back to back from the pool's start, to intern before the
+    /// interpreter interns its own names.
+    pub fn startup_names(&self) -> Range<usize> {
+        self.startup_names.clone()
     }
 
     /// Checks the name pool against its checksum: once, before the first

@@ -46,6 +46,12 @@ impl DirCache {
         Self { entries: HashMap::new(), round: 0, extension_suffixes }
     }
 
+    /// Sets the suffixes once they can be asked for (an archive opened
+    /// before `_imp` exists), before the first lookup.
+    pub fn set_extension_suffixes(&mut self, extension_suffixes: Vec<String>) {
+        self.extension_suffixes = extension_suffixes;
+    }
+
     /// The search path entry `dir` as this check sees it: one `stat` per
     /// check, and a listing read again only when the directory's mtime moved.
     fn entry(&mut self, dir: &str) -> &Entry {

@@ -8,8 +8,8 @@
 //! empty value counts as unset, and a value outside the accepted ones stops
 //! start-up with exit status 1 and one line naming it.
 
-use super::convert::{new_str, str_value};
-use super::ffi;
+use super::convert::str_value;
+use super::{ffi, sys};
 use crate::imports::freshness::Check;
 use crate::imports::trace::ListFormat;
 
@@ -25,7 +25,7 @@ pub enum Mode {
 }
 
 /// The options of this process.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Config {
     /// The archive to serve from (`-X cds`).
     pub archive: Option<String>,
@@ -78,9 +78,76 @@ struct Given {
     origin: Origin,
 }
 
+/// What the options are read from: the `-X` options, whether the
+/// environment counts, and where the stdlib is (for the default archive).
+/// Taken from `sys` once it exists ([`Settings::from_sys`]), or, earlier in
+/// start-up, from the interpreter's `PyConfig`, which `sys` is made from
+/// ([`Settings::from_startup_config`]).
+struct Settings {
+    /// `-X` options in the order given: `(name, None)` for `-X name` alone.
+    xoptions: Vec<(String, Option<String>)>,
+    use_env: bool,
+    stdlib_dir: Option<String>,
+    cache_tag: Option<String>,
+}
+
+impl Settings {
+    /// From `sys._xoptions`, `sys.flags.ignore_environment`,
+    /// `sys._stdlib_dir` and `sys.implementation.cache_tag`. GIL held.
+    fn from_sys() -> Self {
+        Self {
+            xoptions: sys_xoptions(),
+            use_env: !ignore_environment(),
+            stdlib_dir: stdlib_dir(),
+            cache_tag: cache_tag(),
+        }
+    }
+
+    /// From the running interpreter's `PyConfig`, before `sys` exists: its
+    /// `xoptions` (`name=value` or `name`) and `use_environment`, the cache
+    /// tag CPython builds from its version, and the stdlib directory as
+    /// [`guess_stdlib_dir`] guesses it (CPython's getpath has not run yet).
+    /// None when a value is not Unicode (`state` then reads `sys` later).
+    ///
+    /// # Safety
+    /// GIL held, the interpreter's config initialised.
+    unsafe fn from_startup_config() -> Option<Self> {
+        // SAFETY: GIL held (caller): there is a current interpreter whose
+        // config lives as long as it does; its wide strings are NUL-terminated.
+        unsafe {
+            let config = &*sys::_PyInterpreterState_GetConfig(sys::PyInterpreterState_Get());
+            let list = &config.xoptions;
+            let mut xoptions = Vec::with_capacity(list.length as usize);
+            for i in 0..list.length.max(0) as usize {
+                let option = wide_string(*list.items.add(i))?;
+                xoptions.push(match option.split_once('=') {
+                    Some((name, value)) => (name.to_owned(), Some(value.to_owned())),
+                    None => (option, None),
+                });
+            }
+            let use_env = config.use_environment != 0;
+            let home = match config.home.is_null() {
+                true => None,
+                false => Some(wide_string(config.home)?),
+            };
+            let home = home.or_else(|| use_env.then(|| std::env::var("PYTHONHOME").ok()).flatten());
+            let hex = sys::PY_VERSION_HEX;
+            let (major, minor) = (hex >> 24, (hex >> 16) & 0xff);
+            let stdlib_dir = guess_stdlib_dir(home.as_deref(), &format!("python{major}.{minor}"));
+            Some(Self { xoptions, use_env, stdlib_dir, cache_tag: Some(format!("cpython-{major}{minor}")) })
+        }
+    }
+
+    /// The last `-X name` given (as `sys._xoptions` keeps it): None when
+    /// absent, Some(None) for `-X name` alone, else its value.
+    fn xoption(&self, name: &str) -> Option<Option<&str>> {
+        self.xoptions.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_deref())
+    }
+}
+
 /// Reads option values: `-X` first, then the variables (unless `-E`/`-I`).
 struct Reader {
-    use_env: bool,
+    settings: Settings,
 }
 
 impl Reader {
@@ -88,11 +155,12 @@ impl Reader {
     /// options that take a choice) and empty variables as unset.
     fn given(&self, source: &Source) -> Option<Given> {
         if !source.xoption.is_empty() {
-            if let Some(value) = xoption(source.xoption) {
+            if let Some(value) = self.settings.xoption(source.xoption) {
+                let value = value.unwrap_or_default().to_owned();
                 return Some(Given { value, origin: Origin::XOption(source.xoption) });
             }
         }
-        if !self.use_env {
+        if !self.settings.use_env {
             return None;
         }
         source.vars.iter().find_map(|&var| {
@@ -108,7 +176,7 @@ impl Reader {
 
     /// `flag` for `-X name` alone, else [`Reader::choice`].
     fn flag_or_choice<T: Copy>(&self, source: &Source, flag: T, accepted: &[(&str, T)]) -> Result<Option<T>, String> {
-        match xoption_flag(source.xoption) {
+        match self.settings.xoption(source.xoption) == Some(None) {
             true => Ok(Some(flag)),
             false => self.choice(source, accepted),
         }
@@ -143,23 +211,40 @@ impl Config {
     /// Reads the options of the running interpreter, or the one-line reason
     /// start-up must fail. GIL held.
     pub fn read() -> Result<Self, String> {
-        let read = Reader { use_env: !ignore_environment() };
+        Self::read_from(Reader { settings: Settings::from_sys() })
+    }
+
+    /// The same, read from the interpreter's `PyConfig` before `sys` exists
+    /// (the start-up names hook); None when it cannot be read there or is
+    /// not valid (`read` says why, later).
+    ///
+    /// # Safety
+    /// GIL held, the interpreter's config initialised.
+    pub unsafe fn read_at_startup() -> Option<Self> {
+        // SAFETY: forwarded from the caller.
+        let settings = unsafe { Settings::from_startup_config() }?;
+        Self::read_from(Reader { settings }).ok()
+    }
+
+    fn read_from(read: Reader) -> Result<Self, String> {
         let seed = read.choice(
             &SEED_MODE,
             &[("TRACE", SeedMode::Trace), ("SHARE", SeedMode::Share), ("MANUALLY", SeedMode::Manually)],
         )?;
         let seed_var = |mode, source: &Source| if seed == Some(mode) { read.path(source) } else { None };
-        let archive = read.path(&ARCHIVE).or_else(|| seed_var(SeedMode::Share, &SEED_ARCHIVE)).map(expand_path);
+        let tag = read.settings.cache_tag.as_deref().unwrap_or_default();
+        let archive =
+            read.path(&ARCHIVE).or_else(|| seed_var(SeedMode::Share, &SEED_ARCHIVE)).map(|p| expand_path(p, tag));
         let trace = read
             .path(&TRACE)
-            .map(|p| (expand_path(p), ListFormat::NameAndPath))
+            .map(|p| (expand_path(p, tag), ListFormat::NameAndPath))
             .or_else(|| seed_var(SeedMode::Trace, &SEED_LIST).map(|p| (p, ListFormat::Name)));
         let mode = read.choice(&MODE, &[("auto", Mode::Auto), ("on", Mode::On), ("off", Mode::Off)])?;
         let check = read.choice(&CHECK, &[("stat", Check::Stat), ("hash", Check::Hash), ("none", Check::None)])?;
         // `-X cds_verbose` alone means level 1, as `-X importtime` alone turns it on.
         let verbose = read.flag_or_choice(&VERBOSE, 1, &[("0", 0), ("1", 1), ("2", 2)])?;
         let auto = read.flag_or_choice(&AUTO, true, &[("1", true), ("0", false)])?;
-        let default_archive = default_archive();
+        let default_archive = default_archive_in(&read.settings);
         Ok(Self {
             archive,
             default_archive,
@@ -180,11 +265,11 @@ impl Config {
 /// `path` with `%v` replaced by this interpreter's cache tag (`cpython-313`:
 /// one archive per version when several share a path) and `%%` by `%`;
 /// any other `%` is kept as written.
-fn expand_path(path: String) -> String {
+fn expand_path(path: String, cache_tag: &str) -> String {
     if !path.contains('%') {
         return path;
     }
-    crate::option_path::expand(&path, &cache_tag().unwrap_or_default())
+    crate::option_path::expand(&path, cache_tag)
 }
 
 /// `sys.implementation.cache_tag`, None when unset.
@@ -210,51 +295,91 @@ fn cache_tag() -> Option<String> {
 /// The default archive of this interpreter's standard library,
 /// `<sys._stdlib_dir>/__pycache__/cds-stdlib.<cache tag>.img`, beside the
 /// stdlib's own `.pyc` files (`python -m cds stdlib` writes it); None when
-/// the interpreter knows no stdlib directory or cache tag.
+/// the interpreter knows no stdlib directory or cache tag. GIL held.
 pub fn default_archive() -> Option<String> {
+    default_archive_in(&Settings::from_sys())
+}
+
+fn default_archive_in(settings: &Settings) -> Option<String> {
+    let (dir, tag) = (settings.stdlib_dir.as_deref()?, settings.cache_tag.as_deref()?);
+    Some(format!("{dir}/__pycache__/cds-stdlib.{tag}.img"))
+}
+
+/// Where `sys._stdlib_dir` will be, before CPython's getpath computes it
+/// (start-up names are interned before it runs): `<home>/lib/pythonX.Y`
+/// when a home is set (`PYTHONHOME` or the embedder's), the build tree's
+/// `Lib` beside an executable with `pybuilddir.txt` (getpath's landmark for
+/// a build directory), else `<prefix>/lib/pythonX.Y` of the executable's
+/// real path (`/proc/self/exe`, which a venv's symlinked `python` resolves
+/// to its base interpreter, whose stdlib a venv uses). A guess: `state`
+/// opens the default archive again when `sys` says otherwise.
+fn guess_stdlib_dir(home: Option<&str>, lib_name: &str) -> Option<String> {
+    use std::path::Path;
+    if let Some(home) = home.filter(|h| !h.is_empty()) {
+        let prefix = home.split(':').next().unwrap_or(home);
+        return Some(format!("{prefix}/lib/{lib_name}"));
+    }
+    let exe = std::fs::read_link("/proc/self/exe").ok()?;
+    let bin = exe.parent()?;
+    let dir = match bin.join("pybuilddir.txt").exists() {
+        true => bin.join("Lib"),
+        false => bin.parent().unwrap_or(Path::new("/")).join("lib").join(lib_name),
+    };
+    dir.into_os_string().into_string().ok()
+}
+
+/// `sys._stdlib_dir`, None when unset.
+fn stdlib_dir() -> Option<String> {
     // SAFETY: GIL held; PySys_GetObject returns a borrowed object (or NULL).
     let dir = unsafe { ffi::PySys_GetObject(c"_stdlib_dir".as_ptr()) };
     if dir.is_null() {
         return None;
     }
     // SAFETY: GIL held; dir is a live borrowed object.
-    let dir = unsafe { str_value(dir) }?;
-    Some(format!("{dir}/__pycache__/cds-stdlib.{}.img", cache_tag()?))
+    unsafe { str_value(dir) }
 }
 
-/// `sys._xoptions[name]` as a string; `-X name` alone (value True) reads as "".
-fn xoption(name: &str) -> Option<String> {
-    xoption_value(name).map(|v| v.unwrap_or_default())
+/// A NUL-terminated wide string of the interpreter's config (UTF-32 on the
+/// platforms cds supports); None when it is not Unicode (an undecodable
+/// byte of a path or argument, kept by CPython as a lone surrogate).
+///
+/// # Safety
+/// `w` points at a NUL-terminated `wchar_t` string.
+unsafe fn wide_string(w: *const sys::wchar_t) -> Option<String> {
+    let mut out = String::new();
+    for i in 0.. {
+        // SAFETY: the string is NUL-terminated (caller): reading stops at its end.
+        let c = unsafe { *w.add(i) };
+        if c == 0 {
+            break;
+        }
+        out.push(char::from_u32(u32::try_from(c).ok()?)?);
+    }
+    Some(out)
 }
 
-/// Whether `-X name` was given alone (no `=value`).
-fn xoption_flag(name: &str) -> bool {
-    matches!(xoption_value(name), Some(None))
-}
-
-/// `sys._xoptions[name]`: None when absent, Some(None) for `-X name` alone
-/// (value True), else its str value.
-fn xoption_value(name: &str) -> Option<Option<String>> {
+/// `sys._xoptions` as `(name, value)` pairs: None for `-X name` alone
+/// (value True); options whose name or value is not a str are left out.
+fn sys_xoptions() -> Vec<(String, Option<String>)> {
     // SAFETY: GIL held; PySys_GetXOptions returns a borrowed dict (or NULL),
-    // the key is a fresh str we release, items are borrowed.
+    // PyDict_Next hands out borrowed keys and values.
     unsafe {
         let options = ffi::PySys_GetXOptions();
         if options.is_null() {
             ffi::PyErr_Clear();
-            return None;
+            return Vec::new();
         }
-        let key = new_str(name);
-        if key.is_null() {
-            ffi::PyErr_Clear();
-            return None;
+        let (mut pos, mut key, mut value) = (0, std::ptr::null_mut(), std::ptr::null_mut());
+        let mut out = Vec::new();
+        while ffi::PyDict_Next(options, &mut pos, &mut key, &mut value) != 0 {
+            let Some(name) = str_value(key) else { continue };
+            if value == ffi::Py_True() {
+                out.push((name, None));
+            } else if let Some(v) = str_value(value) {
+                out.push((name, Some(v)));
+            }
         }
-        let value = ffi::PyDict_GetItemWithError(options, key);
-        ffi::Py_DECREF(key);
-        if value.is_null() {
-            ffi::PyErr_Clear();
-            return None;
-        }
-        Some(str_value(value))
+        out
     }
 }
 

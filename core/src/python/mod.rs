@@ -13,6 +13,8 @@
 //!   forged lengths and unrelocated pointers impossible before relocation.
 //! - [`stamp`]: the verified stamp: a whole archive checked once, not per process.
 //! - [`pool`]: the archive's name pool, interned once per name per process.
+//! - [`startup_names`]: the names the interpreter interns at start-up, which
+//!   archives lay out first and processes intern before the interpreter's own.
 //! - [`marshal`]: marshal's sharing test for archived objects.
 //! - [`mapping`]: the archive's memory mapping, at the preferred base when free.
 //! - [`dump`]: writes an archive from live code objects.
@@ -37,6 +39,7 @@ mod pool;
 mod serve;
 mod shapes;
 mod stamp;
+mod startup_names;
 mod state;
 mod symbols;
 mod verbose;

@@ -28,7 +28,7 @@ use super::{ffi, verbose, version};
 use crate::archive_file::{self, FileStamp};
 use crate::format::{
     apply_read_relocations_at, read_relocations, read_relocations_where, Archive, Expectations, Fixups, ModuleView,
-    HEADER_SIZE,
+    HEADER_SIZE, OBJECT_ALIGN,
 };
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
@@ -134,38 +134,22 @@ pub struct Served {
 
 impl Served {
     /// Maps and validates the archive at `path`.
-    pub fn open(
-        path: &str,
-        expect: &Expectations,
-        check: Check,
-        extension_suffixes: Vec<String>,
-    ) -> Result<Self, String> {
+    pub fn open(path: &str, expect: &Expectations, check: Check) -> Result<Self, String> {
         let file = open_archive_file(path).map_err(|e| e.to_string())?;
-        Self::open_file(path, file, expect, check, extension_suffixes)
+        Self::open_file(path, file, expect, check)
     }
 
     /// [`Served::open`], but Ok(None) when there is no file at `path`
     /// (one failed `open`, no `stat` first).
-    pub fn open_if_present(
-        path: &str,
-        expect: &Expectations,
-        check: Check,
-        extension_suffixes: Vec<String>,
-    ) -> Result<Option<Self>, String> {
+    pub fn open_if_present(path: &str, expect: &Expectations, check: Check) -> Result<Option<Self>, String> {
         match open_archive_file(path) {
-            Ok(file) => Self::open_file(path, file, expect, check, extension_suffixes).map(Some),
+            Ok(file) => Self::open_file(path, file, expect, check).map(Some),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.to_string()),
         }
     }
 
-    fn open_file(
-        path: &str,
-        file: std::fs::File,
-        expect: &Expectations,
-        check: Check,
-        extension_suffixes: Vec<String>,
-    ) -> Result<Self, String> {
+    fn open_file(path: &str, file: std::fs::File, expect: &Expectations, check: Check) -> Result<Self, String> {
         let meta = file.metadata().map_err(|e| e.to_string())?;
         if meta.is_dir() {
             return Err("is a directory".into());
@@ -222,10 +206,55 @@ impl Served {
             vouched,
             pool_shapes: PoolShapes::default(),
             check,
-            dirs: DirCache::new(extension_suffixes),
+            // Set before serving (`set_extension_suffixes`): the archive may
+            // be opened before `_imp` exists.
+            dirs: DirCache::new(Vec::new()),
             spans: Vec::new(),
             references: HashMap::new(),
         })
+    }
+
+    /// `_imp.extension_suffixes()`, which the search-path check needs
+    /// (a file with one shadows the archived module); before the first lookup.
+    pub fn set_extension_suffixes(&mut self, suffixes: Vec<String>) {
+        self.dirs.set_extension_suffixes(suffixes);
+    }
+
+    /// Interns the archive's start-up names (`Archive::startup_names`), in
+    /// pool order, before the interpreter interns its own: each becomes the
+    /// interpreter's interned str, so the slots the dump pre-wrote with its
+    /// address stay as they are. Each entry is shape-checked first, after
+    /// the pool's checksum (or the stamp); a failure stops here quietly, and
+    /// the first module that names the pool reports it. Returns how many
+    /// names were interned. GIL held.
+    pub fn intern_startup_names(&mut self) -> usize {
+        let startup = self.archive.startup_names();
+        if startup.is_empty() {
+            return 0;
+        }
+        if self.pool_verified.is_none() {
+            // A bad pool is reported by the first module that names it.
+            if self.archive.verify_names(&self.map).is_err() {
+                return 0;
+            }
+            // Checked before interning writes into it (hashes, state).
+            self.pool_verified = Some(Ok(()));
+        }
+        let (base, names) = (self.map.as_ptr() as usize, self.archive.names());
+        let mut at = startup.start;
+        let mut interned = 0;
+        while at < startup.end {
+            let Some(size) = self.pool_shapes.check_entry(&self.map, &names, at) else { break };
+            // SAFETY: `at` is a str entry of this pool that just passed its
+            // shape check (inside the pool, header and length consistent);
+            // GIL held (caller).
+            if unsafe { self.pool.intern(base + at) }.is_err() {
+                break;
+            }
+            interned += 1;
+            at += size.next_multiple_of(OBJECT_ALIGN);
+        }
+        interned
     }
 
     /// Whether this archive can serve beside `other` (one process, two

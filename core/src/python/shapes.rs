@@ -102,25 +102,39 @@ pub struct PoolShapes {
 
 impl PoolShapes {
     /// `Some(Kind::Str)` when the pool holds a str at `at`, as the dump
-    /// writes them: 16-aligned, wholly inside the pool, with no pointer into
-    /// itself (its only pointer, `ob_type`, is written by `pool::Pool`).
+    /// writes them (see [`PoolShapes::check_entry`]); an entry checked
+    /// before is not read again (interning has written into it since).
     fn str_at(&mut self, bytes: &[u8], view: &ModuleView, at: usize) -> Option<Kind> {
-        if !at.is_multiple_of(OBJECT_ALIGN) || !view.in_names(at, header_size(symbols::TYPE_STR)?) {
-            return None;
-        }
-        let bit = (at - view.names.start) / OBJECT_ALIGN;
-        if self.checked.len() <= bit / 64 {
-            self.checked.resize(view.names.len() / OBJECT_ALIGN / 64 + 1, 0);
-        }
-        if self.checked[bit / 64] & (1 << (bit % 64)) != 0 {
+        let bit = Self::bit(&view.names, at)?;
+        if self.checked.get(bit / 64).is_some_and(|word| word & (1 << (bit % 64)) != 0) {
             return Some(Kind::Str);
         }
-        let shape = version::archived_str_shape(&bytes[at..view.names.end]).ok()?;
+        self.check_entry(bytes, &view.names, at).map(|_| Kind::Str)
+    }
+
+    /// The size of the str entry at `at` of the pool `names` (a range of
+    /// `bytes`) when it is one as the dump writes them, checked before its
+    /// first interning: 16-aligned, wholly inside the pool, not interned,
+    /// with no pointer into itself (its only pointer, `ob_type`, is written
+    /// by `pool::Pool`). Records it as checked.
+    pub fn check_entry(&mut self, bytes: &[u8], names: &std::ops::Range<usize>, at: usize) -> Option<usize> {
+        let bit = Self::bit(names, at)?;
+        let shape = version::archived_str_shape(&bytes[at..names.end]).ok()?;
         if shape.interior.is_some() {
             return None;
         }
+        if self.checked.len() <= bit / 64 {
+            self.checked.resize(names.len() / OBJECT_ALIGN / 64 + 1, 0);
+        }
         self.checked[bit / 64] |= 1 << (bit % 64);
-        Some(Kind::Str)
+        Some(shape.size)
+    }
+
+    /// The bit of pool position `at`, when a str header fits there.
+    fn bit(names: &std::ops::Range<usize>, at: usize) -> Option<usize> {
+        let header = header_size(symbols::TYPE_STR)?;
+        let inside = at.is_multiple_of(OBJECT_ALIGN) && at >= names.start && at.saturating_add(header) <= names.end;
+        inside.then(|| (at - names.start) / OBJECT_ALIGN)
     }
 }
 

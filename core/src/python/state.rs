@@ -117,6 +117,111 @@ fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
     guard.as_mut().map(f)
 }
 
+/// What start-up opens from the options: the trace list, `-X cds_auto`'s
+/// record, the archives. Made by [`intern_startup_names`] before `_cds`
+/// exists (3.13), or by [`init`].
+struct Opened {
+    config: Config,
+    tracer: Option<Tracer>,
+    auto: Option<AutoArchive>,
+    named: Option<Served>,
+    default: Option<Served>,
+}
+
+impl Opened {
+    /// Opens what `config` names. Exits the process on an unusable archive
+    /// under `-X cds_mode=on`. GIL held, state not locked.
+    fn open(config: Config) -> Self {
+        verbose::set_level(config.verbose, config.importtime);
+        let tracer = config.trace.as_ref().and_then(|(path, format)| open_tracer(path, *format).ok());
+        let mut auto = auto_archive(&config);
+        let named = match &config.archive {
+            Some(path) if auto.is_some() => match Served::open(path, &expectations(), config.check) {
+                Ok(served) => Some(served),
+                Err(why) => {
+                    verbose::auto_rewrites(path, &why);
+                    auto.as_mut().expect("checked above").unusable = Some(why);
+                    None
+                }
+            },
+            Some(path) => match open_archive(path, config.mode(), config.check) {
+                Ok(served) => served,
+                Err(why) => {
+                    eprintln!("{why}");
+                    std::process::exit(1);
+                }
+            },
+            None => None,
+        };
+        let default = open_default(&config, named.as_ref());
+        Self { config, tracer, auto, named, default }
+    }
+
+    /// Leaves the archives mapped, unused: their names may be interned.
+    fn abandon(self) {
+        std::mem::forget((self.named, self.default));
+    }
+
+    /// What start-up opened, as `sys` now says the options are (`config`):
+    /// kept when the two readings agree; when only the default archive's
+    /// path differs (start-up guessed the stdlib directory), that one is
+    /// opened again; otherwise everything is. Mappings not kept stay mapped,
+    /// unused (their names may be interned).
+    fn reconciled(mut self, config: Config) -> Self {
+        if self.config == config {
+            return self;
+        }
+        let same_but_default = Config { default_archive: config.default_archive.clone(), ..self.config.clone() };
+        if same_but_default != config {
+            self.abandon();
+            return Self::open(config);
+        }
+        std::mem::forget(self.default.take());
+        self.default = open_default(&config, self.named.as_ref());
+        self.config = config;
+        self
+    }
+}
+
+/// The default archive `config` names, unless it is the named one or
+/// cannot serve beside `named`.
+fn open_default(config: &Config, named: Option<&Served>) -> Option<Served> {
+    let default = match &config.default_archive {
+        Some(path) if config.archive.as_deref() != Some(path.as_str()) => {
+            open_default_archive(path, config.mode(), config.check)
+        }
+        _ => None,
+    };
+    // Never served yet: a default that cannot serve beside the named archive is just dropped.
+    default.filter(|d| named.is_none_or(|n| layerable(n, d)))
+}
+
+/// What [`intern_startup_names`] opened, until [`init`] takes it.
+static OPENED_AT_STARTUP: Mutex<Option<Opened>> = Mutex::new(None);
+
+/// Called by the interpreter (patch `0008-pylifecycle-cds-startup-names`,
+/// 3.13, main interpreter) right after it interned its static strings and
+/// before anything else is interned: reads the options from its config,
+/// opens the archives as `_cds` would, and interns each archive's start-up
+/// names (the default archive's first: every program on the system shares
+/// it), so that the interpreter's own interning of those names adopts the
+/// archive's strs and no archived slot naming one is rewritten
+/// (docs/DESIGN.md, "Start-up names"). Options it cannot read or that are
+/// invalid leave everything to `init`, which reports them.
+#[no_mangle]
+pub extern "C" fn _PyCds_InternStartupNames() {
+    // SAFETY: called by the interpreter with the GIL held, its config set.
+    let Some(config) = (unsafe { Config::read_at_startup() }) else { return };
+    let mut opened = Opened::open(config);
+    for served in opened.default.iter_mut().chain(opened.named.iter_mut()) {
+        served.intern_startup_names();
+    }
+    let mut slot = OPENED_AT_STARTUP.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(earlier) = slot.replace(opened) {
+        earlier.abandon();
+    }
+}
+
 /// Creates the state unless this runtime already has it. GIL held. Exits
 /// the process on a bad option (status 1, as CPython for its own), or on an
 /// unusable archive under `-X cds_mode=on`.
@@ -131,35 +236,18 @@ pub fn init() {
             std::process::exit(1);
         }
     };
-    verbose::set_level(config.verbose, config.importtime);
-    let tracer = config.trace.as_ref().and_then(|(path, format)| open_tracer(path, *format).ok());
-    let mut auto = auto_archive(&config);
-    let named = match &config.archive {
-        Some(path) if auto.is_some() => match Served::open(path, &expectations(), config.check, extension_suffixes()) {
-            Ok(served) => Some(served),
-            Err(why) => {
-                verbose::auto_rewrites(path, &why);
-                auto.as_mut().expect("checked above").unusable = Some(why);
-                None
-            }
-        },
-        Some(path) => match open_archive(path, config.mode(), config.check) {
-            Ok(served) => served,
-            Err(why) => {
-                eprintln!("{why}");
-                std::process::exit(1);
-            }
-        },
-        None => None,
+    let at_startup = OPENED_AT_STARTUP.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // Start-up read what `sys` is made from; `sys` is the truth.
+    let mut opened = match at_startup {
+        Some(opened) => opened.reconciled(config),
+        None => Opened::open(config),
     };
-    let default = match &config.default_archive {
-        Some(path) if config.archive.as_deref() != Some(path.as_str()) => {
-            open_default_archive(path, config.mode(), config.check)
-        }
-        _ => None,
-    };
-    // Never served yet: a default that cannot serve beside the named archive is just dropped.
-    let default = default.filter(|d| named.as_ref().is_none_or(|n| layerable(n, d)));
+    super::startup_names::note_interned_at_init();
+    let suffixes = extension_suffixes();
+    for served in opened.named.iter_mut().chain(opened.default.iter_mut()) {
+        served.set_extension_suffixes(suffixes.clone());
+    }
+    let Opened { config, tracer, auto, named, default } = opened;
     let wants_exit_hook = auto.is_some();
     let state =
         State { named: None, default: None, tracer, auto, path_hooks: None, mode: config.mode(), check: config.check };
@@ -249,7 +337,7 @@ fn open_archive(path: &str, mode: Mode, check: Check) -> Result<Option<Served>, 
     if mode == Mode::Off {
         return Ok(None);
     }
-    match Served::open(path, &expectations(), check, extension_suffixes()) {
+    match Served::open(path, &expectations(), check) {
         Ok(s) => Ok(Some(s)),
         Err(why) if mode == Mode::On => Err(format!("cds: error: cannot use archive {path}: {why} (-X cds_mode=on)")),
         Err(why) => {
@@ -267,7 +355,7 @@ fn open_default_archive(path: &str, mode: Mode, check: Check) -> Option<Served> 
     if mode == Mode::Off {
         return None;
     }
-    match Served::open_if_present(path, &expectations(), check, extension_suffixes()) {
+    match Served::open_if_present(path, &expectations(), check) {
         Ok(None) => {
             verbose::no_default_archive(path);
             None
@@ -370,7 +458,8 @@ pub fn start_serving(path: &str) -> Result<bool, StartRefused> {
         return if current == path { Ok(true) } else { Err(StartRefused::AlreadyStarted(current)) };
     }
     match open_archive(path, mode, check) {
-        Ok(Some(served)) => {
+        Ok(Some(mut served)) => {
+            served.set_extension_suffixes(extension_suffixes());
             match install_named(served) {
                 Ok(true) => return Ok(true),
                 Err(why) if mode == Mode::On => {

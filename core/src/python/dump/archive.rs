@@ -11,6 +11,7 @@ use crate::imports::freshness::{content_hash, ResolvedFile};
 use crate::python::interpreter::compile_settings;
 use crate::python::symbols::{SymbolTable, SYMBOL_COUNT};
 use crate::python::{build_id, sys};
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 
@@ -63,11 +64,13 @@ pub unsafe fn write_archive(
     let mut builder = ArchiveBuilder::with_compile_settings(compile_settings());
     builder.set_layer(layer);
     let mut skipped = Vec::new();
+    // SAFETY: GIL held (caller).
+    let startup = unsafe { crate::python::startup_names::interned_at_init() };
     for entry in entries {
         let added = entry.and_then(|entry| {
             let name = entry.name.clone();
             // SAFETY: forwarded from the caller.
-            unsafe { add_module(&mut builder, entry) }.map_err(|why| (name, why))
+            unsafe { add_module(&mut builder, entry, &startup) }.map_err(|why| (name, why))
         });
         if let Err(left_out) = added {
             skipped.push(left_out);
@@ -96,7 +99,7 @@ fn report_unstamped(path: &str, why: &str) {
 ///
 /// # Safety
 /// The GIL is held and `entry.code` is a live object.
-unsafe fn add_module(builder: &mut ArchiveBuilder, entry: ModuleEntry) -> Result<(), String> {
+unsafe fn add_module(builder: &mut ArchiveBuilder, entry: ModuleEntry, startup: &HashSet<usize>) -> Result<(), String> {
     // The content hash serves `-X cds_check=hash`, the file's identity the
     // stat check; frozen modules have no file.
     let (source_hash, file) = if entry.origin == FROZEN_ORIGIN {
@@ -125,7 +128,7 @@ unsafe fn add_module(builder: &mut ArchiveBuilder, entry: ModuleEntry) -> Result
     };
     let mut module = builder.module(meta).map_err(|e| e.to_string())?;
     let code = {
-        let mut writer = ObjectWriter::new(&mut module);
+        let mut writer = ObjectWriter::new(&mut module, startup);
         // SAFETY: forwarded from the caller.
         unsafe { writer.emit_module_code(entry.code) }.map_err(|e| e.to_string())?
     };

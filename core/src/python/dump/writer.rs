@@ -11,7 +11,7 @@ use crate::python::objects::{self, put, GC_HEAD, OB_TYPE};
 use crate::python::symbols::{self, symbol_of};
 use crate::python::version::{self, OB_REFCNT};
 use crate::python::{ffi, sys};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ptr::addr_of_mut;
 
 /// Why an object graph could not be archived.
@@ -32,6 +32,8 @@ pub struct ObjectWriter<'m, 'a> {
     /// Temporaries (frozensets turned into tuples) kept alive so their
     /// addresses are not reused while `seen` refers to them.
     temporaries: Vec<*mut ffi::PyObject>,
+    /// The strs the interpreter interned at start-up (`startup_names`).
+    startup: &'m HashSet<usize>,
 }
 
 impl Drop for ObjectWriter<'_, '_> {
@@ -44,8 +46,8 @@ impl Drop for ObjectWriter<'_, '_> {
 }
 
 impl<'m, 'a> ObjectWriter<'m, 'a> {
-    pub fn new(module: &'m mut ModuleBuilder<'a>) -> Self {
-        Self { module, seen: HashMap::new(), temporaries: Vec::new() }
+    pub fn new(module: &'m mut ModuleBuilder<'a>, startup: &'m HashSet<usize>) -> Self {
+        Self { module, seen: HashMap::new(), temporaries: Vec::new(), startup }
     }
 
     /// Emits a module's code object; returns where it starts.
@@ -180,7 +182,8 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         // A str that points into itself (3.11 `wstr`) needs relocation
         // records of its own, so it stays with its module.
         if layout.interned && interior.is_none() {
-            return Ok(Target::InternedStr(self.module.pooled(&bytes, OB_TYPE, symbols::TYPE_STR)));
+            let startup = self.startup.contains(&(op as usize));
+            return Ok(Target::InternedStr(self.module.pooled(&bytes, OB_TYPE, symbols::TYPE_STR, startup)));
         }
         // SAFETY: op is a live str (caller).
         let short = unsafe { ffi::PyUnicode_GetLength(op.cast()) } as usize <= SHORT_STR;

@@ -75,6 +75,15 @@ pub unsafe fn code_serials_unused(_serials: &std::ops::Range<u32>) -> bool {
     true
 }
 
+/// 3.11 keeps its interned dict private (`interned` in unicodeobject.c)
+/// and has no start-up hook (patch 0008 is 3.13's): null, no start-up names.
+///
+/// # Safety
+/// None.
+pub unsafe fn interned_dict() -> *mut sys::PyObject {
+    std::ptr::null_mut()
+}
+
 /// # Safety
 /// `op` is a live exact str.
 pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {

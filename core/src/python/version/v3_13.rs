@@ -89,6 +89,17 @@ pub unsafe fn code_serials_unused(serials: &std::ops::Range<u32>) -> bool {
     serials.is_empty() || next < serials.start
 }
 
+/// The interpreter's dict of interned strs (its static ones live apart,
+/// in the runtime's table): insertion-ordered, so its first entries are
+/// the names interned first (`startup_names`).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn interned_dict() -> *mut sys::PyObject {
+    // SAFETY: GIL held: the interpreter state is not being changed.
+    unsafe { (*sys::PyInterpreterState_Get()).cached_objects.interned_strings }
+}
+
 /// # Safety
 /// `op` is a live exact str.
 pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
