@@ -60,6 +60,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// The next record, `Ok(None)` at the end of the stream.
+    #[inline]
     pub fn next_record(&mut self) -> Result<Option<Reloc>, DecodeError> {
         if self.at == self.bytes.len() {
             return Ok(None);
@@ -85,7 +86,21 @@ impl<'a> Decoder<'a> {
     }
 
     /// One LEB128 number of at most 64 bits.
+    #[inline]
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Most numbers are one byte (slot deltas, nearby targets): the
+        // common case without the loop. A serving process decodes every
+        // record of each module it imports.
+        if let Some(&byte) = self.bytes.get(self.at) {
+            if byte & 0x80 == 0 {
+                self.at += 1;
+                return Ok(u64::from(byte));
+            }
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = *self.bytes.get(self.at).ok_or(DecodeError::Malformed)?;
