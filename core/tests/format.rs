@@ -271,7 +271,9 @@ fn apply_stream(edit: impl FnOnce(Vec<Reloc>) -> Vec<u8>) -> (Result<(), RelocEr
     let mut v = a.module(&b, 0).unwrap();
     let records = read_relocations(&b, &v).unwrap().to_vec();
     let stream = edit(records);
+    // One stream: the second, the first left empty.
     v.relocs = b.len()..b.len() + stream.len();
+    v.relocs_work = v.relocs.start..v.relocs.start;
     b.extend(stream);
     let before = b.clone();
     let mut fx = fixups(&b, &v);
@@ -310,6 +312,32 @@ fn rejects_every_bad_relocation() {
         s
     });
     assert!(matches!(repeated, Err(RelocError::Unsorted { index: 3 })));
+}
+
+#[test]
+fn records_that_need_work_form_the_first_stream_and_both_merge_by_slot() {
+    let bytes = sample();
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let v = a.module(&bytes, 0).unwrap();
+    assert!(!v.relocs_work.is_empty() && v.relocs_work.end < v.relocs.end);
+    // `finish` knows no static symbols: Symbol and InternedStr need work, Object does not.
+    let work = read_work_relocations(&bytes, &v).unwrap();
+    assert_eq!(work.iter().map(|r| r.kind).collect::<Vec<_>>(), vec![RelocKind::Symbol, RelocKind::InternedStr]);
+    let all = read_relocations(&bytes, &v).unwrap();
+    let kinds: Vec<_> = all.iter().map(|r| r.kind).collect();
+    assert_eq!(kinds, vec![RelocKind::Object, RelocKind::Symbol, RelocKind::InternedStr]);
+    assert!(all.windows(2).all(|w| w[0].slot < w[1].slot));
+
+    // A slot in both streams is refused, as a repeated slot in one is.
+    let mut b = bytes.clone();
+    let first = reloc_codec::encode(&all[..2]);
+    let second = reloc_codec::encode(&all[1..]);
+    let mut w = v.clone();
+    w.relocs = b.len()..b.len() + first.len() + second.len();
+    w.relocs_work = w.relocs.start..w.relocs.start + first.len();
+    b.extend(first);
+    b.extend(second);
+    assert!(matches!(read_relocations(&b, &w), Err(RelocError::Unsorted { .. })));
 }
 
 #[test]
@@ -518,6 +546,8 @@ fn format_md_header_and_entry_tables_match_layout_rs() {
         (e::SOURCE_INO, 8, "source_ino"),
         (e::SOURCE_REALPATH, 4, "source_realpath"),
         (e::SOURCE_REALPATH_LEN, 4, "source_realpath_len"),
+        (e::RELOC_WORK_SIZE, 4, "reloc_work_size"),
+        (e::RESERVED, 4, "reserved"),
     ];
     for (heading, code, total) in
         [("## Header", &header, HEADER_SIZE), ("## Module table entry", &entry, MODULE_ENTRY_SIZE)]

@@ -50,7 +50,7 @@ pub const HEADER_U32: [usize; 19] = [
 
 /// The 32-bit fields of a module table entry (and the low halves of its
 /// mtime and checksum), as offsets into the entry.
-pub const ENTRY_U32: [usize; 14] = [
+pub const ENTRY_U32: [usize; 15] = [
     entry::NAME,
     entry::NAME_LEN,
     entry::ORIGIN,
@@ -63,6 +63,7 @@ pub const ENTRY_U32: [usize; 14] = [
     entry::COLD_END,
     entry::RELOC_START,
     entry::RELOC_SIZE,
+    entry::RELOC_WORK_SIZE,
     entry::SOURCE_MTIME_NS,
     entry::CHECKSUM,
 ];

@@ -195,7 +195,9 @@ impl ArchiveBuilder {
     /// Writes the archive bytes. `python_hexversion` and `build_id` name the
     /// interpreter build that may read it. Pointer slots are left zero.
     pub fn finish(self, python_hexversion: u32, build_id: [u8; 16]) -> Result<Vec<u8>, BuildError> {
-        self.finish_at(python_hexversion, build_id, 0, |_| 0)
+        // No runtime object is known to be a static of the image: every
+        // Symbol record goes with those that need work.
+        self.finish_at(python_hexversion, build_id, 0, |_| 0, |_| false)
     }
 
     /// Lays the pool out with the start-up names first (every process
@@ -249,6 +251,7 @@ impl ArchiveBuilder {
         build_id: [u8; 16],
         base: u64,
         symbol: impl Fn(u32) -> u64,
+        is_static: impl Fn(u32) -> bool,
     ) -> Result<Vec<u8>, BuildError> {
         self.modules.sort_by(|a, b| a.meta.name.as_bytes().cmp(b.meta.name.as_bytes()));
         let pool_moves = self.reorder_pool();
@@ -303,12 +306,19 @@ impl ArchiveBuilder {
                 Reloc { slot: file_offset(r.slot), target, kind }
             })
             .collect();
+        // Per module, two streams: the records every process applies
+        // (`RelocKind::needs_work`), then the others, which a process whose
+        // slots are known to be right skips unread.
         let mut encoded = Vec::new();
         let mut module_records = Vec::with_capacity(self.modules.len());
         for m in &self.modules {
             let start = encoded.len();
-            encoded.extend(reloc_codec::encode(&records[m.relocs.clone()]));
-            module_records.push(start..encoded.len());
+            let (work, rest): (Vec<Reloc>, Vec<Reloc>) =
+                records[m.relocs.clone()].iter().partition(|r| r.kind.needs_work(r.target, &is_static));
+            encoded.extend(reloc_codec::encode(&work));
+            let work_size = encoded.len() - start;
+            encoded.extend(reloc_codec::encode(&rest));
+            module_records.push((start..encoded.len(), work_size));
         }
         let file_size = relocs_off + encoded.len();
         if file_size > u32::MAX as usize {
@@ -339,7 +349,7 @@ impl ArchiveBuilder {
         out[strings_off..strings_off + strings.len()].copy_from_slice(&strings);
 
         // Module table, with each module's checksum over its final bytes.
-        for (i, ((m, (name, origin, realpath)), records)) in
+        for (i, ((m, (name, origin, realpath)), (records, work_size))) in
             self.modules.iter().zip(&string_refs).zip(&module_records).enumerate()
         {
             let at = table_off + i * MODULE_ENTRY_SIZE;
@@ -362,6 +372,7 @@ impl ArchiveBuilder {
             put_u32(e, entry::COLD_END, cold.1 as u32);
             put_u32(e, entry::RELOC_START, records.start as u32);
             put_u32(e, entry::RELOC_SIZE, records.len() as u32);
+            put_u32(e, entry::RELOC_WORK_SIZE, *work_size as u32);
             put_u64(e, entry::CHECKSUM, sum);
             put_u64(e, entry::SOURCE_HASH, m.meta.source_hash);
             put_u64(e, entry::SOURCE_DEV, m.meta.source_dev);

@@ -122,7 +122,7 @@ pub const OBJECT_TYPES: [(u32, &str); 7] =
 pub const COMPILE_NO_DEBUG_RANGES: u32 = 1;
 
 /// Size of one module table entry.
-pub const MODULE_ENTRY_SIZE: usize = 104;
+pub const MODULE_ENTRY_SIZE: usize = 112;
 pub mod entry {
     //! Field offsets inside a module table entry.
     pub const NAME: usize = 0; // u32 offset into strings
@@ -145,6 +145,13 @@ pub mod entry {
     pub const SOURCE_INO: usize = 88; // u64 st_ino of the source at dump time
     pub const SOURCE_REALPATH: usize = 96; // u32 offset into strings: the origin with symlinks resolved
     pub const SOURCE_REALPATH_LEN: usize = 100; // u32
+    /// u32: bytes of its records, from `RELOC_START`, that form the first
+    /// of its two record streams: the records that need work in every
+    /// process ([`RelocKind::needs_work`](super::RelocKind::needs_work));
+    /// the rest of `RELOC_SIZE` is the second stream.
+    pub const RELOC_WORK_SIZE: usize = 104;
+    /// u32, zero.
+    pub const RESERVED: usize = 108;
 }
 pub const MODULE_IS_PACKAGE: u32 = 1;
 /// Origin of modules whose code comes from the interpreter's frozen modules
@@ -190,6 +197,20 @@ impl RelocKind {
     /// Whether `target` is a file offset of an archived object.
     pub fn targets_object(self) -> bool {
         matches!(self, Self::Object | Self::InternedStr | Self::FrozenSet)
+    }
+
+    /// Whether a record of this kind naming `target` needs work in every
+    /// process, wherever the archive is mapped: interning, a frozenset,
+    /// a code object's state, and a runtime object that `is_static` does
+    /// not place in the interpreter's image (which moves only with it).
+    /// These records form a module's first record stream
+    /// ([`entry::RELOC_WORK_SIZE`]).
+    pub fn needs_work(self, target: u32, is_static: impl Fn(u32) -> bool) -> bool {
+        match self {
+            Self::InternedStr | Self::FrozenSet | Self::CodeInit => true,
+            Self::Symbol => !is_static(target),
+            Self::Object | Self::Interior => false,
+        }
     }
 }
 

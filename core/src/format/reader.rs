@@ -102,8 +102,12 @@ pub struct ModuleView {
     pub cold: Range<usize>,
     /// The archive's name pool, which `InternedStr` records may target.
     pub names: Range<usize>,
-    /// Byte range of the module's relocation records.
+    /// Byte range of the module's relocation records: two streams, the
+    /// records that need work in every process first (`relocs_work`),
+    /// then the others.
     pub relocs: Range<usize>,
+    /// The first stream: a prefix of `relocs`.
+    pub relocs_work: Range<usize>,
     checksum: u64,
 }
 
@@ -324,10 +328,15 @@ impl Archive {
         }
         let first = get_u32(e, entry::RELOC_START) as usize;
         let size = get_u32(e, entry::RELOC_SIZE) as usize;
-        if first + size > self.relocs.len() {
+        let work = get_u32(e, entry::RELOC_WORK_SIZE) as usize;
+        if first + size > self.relocs.len() || work > size {
             return Err(bad("relocations out of bounds"));
         }
+        if get_u32(e, entry::RESERVED) != 0 {
+            return Err(bad("reserved field set"));
+        }
         let relocs = self.relocs.start + first..self.relocs.start + first + size;
+        let relocs_work = relocs.start..relocs.start + work;
         Ok(ModuleView {
             index,
             name,
@@ -344,6 +353,7 @@ impl Archive {
             cold,
             names: self.names.clone(),
             relocs,
+            relocs_work,
             checksum: get_u64(e, entry::CHECKSUM),
         })
     }

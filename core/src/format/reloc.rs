@@ -66,7 +66,7 @@ impl std::error::Error for RelocError {}
 
 /// A module's relocation records, validated (kinds known, slots and
 /// targets in bounds and aligned, slots ascending): only
-/// [`read_relocations`] and [`read_relocations_where`] (a validated subset)
+/// [`read_relocations`] and [`read_work_relocations`] (a validated subset)
 /// make one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relocations {
@@ -82,39 +82,51 @@ impl std::ops::Deref for Relocations {
     }
 }
 
-/// Reads and validates the module's relocation records.
+/// Reads and validates the module's relocation records: both streams,
+/// merged into one list sorted by slot.
 pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
-    let records = read_relocations_in(&bytes[module.relocs.clone()], module)?;
+    let records = read_both_streams(&bytes[module.relocs.clone()], module)?;
     Ok(Relocations { from: module.relocs.clone(), records })
 }
 
-/// The module's records of the kinds `keep` selects (by kind and target),
-/// validated as [`read_relocations`] validates all of them; the others are
-/// skipped unread. For a module whose slots an earlier check found already
-/// right for this process (`python::stamp`), only the records that still
-/// need work at load are read.
-pub fn read_relocations_where(
-    bytes: &[u8],
-    module: &ModuleView,
-    keep: impl Fn(RelocKind, u32) -> bool,
-) -> Result<Relocations, RelocError> {
-    let records = read_relocations_filtered(&bytes[module.relocs.clone()], module, keep)?;
+/// The module's first record stream alone, validated as
+/// [`read_relocations`] validates every record: the records that need work
+/// in every process ([`RelocKind::needs_work`]). Enough for a module whose
+/// other slots an earlier check of the whole archive found already right
+/// for this process, and its streams split as they should
+/// (`python::stamp`); the second stream is not read.
+pub fn read_work_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
+    let records = read_stream(&bytes[module.relocs_work.clone()], module, 0)?;
     Ok(Relocations { from: module.relocs.clone(), records })
 }
 
-/// [`read_relocations`] of the module's records, `records`.
-fn read_relocations_in(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
-    read_relocations_filtered(records, module, |_, _| true)
+/// Both streams of the module's records (`records`, its whole byte range),
+/// merged by slot; a slot in both is refused as out of order.
+fn read_both_streams(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
+    let split = module.relocs_work.len();
+    let work = read_stream(&records[..split], module, 0)?;
+    let rest = read_stream(&records[split..], module, work.len())?;
+    if work.is_empty() || rest.is_empty() {
+        return Ok(if work.is_empty() { rest } else { work });
+    }
+    let mut merged = Vec::with_capacity(work.len() + rest.len());
+    let (mut a, mut b) = (work.into_iter().peekable(), rest.into_iter().peekable());
+    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+        if x.slot == y.slot {
+            return Err(RelocError::Unsorted { index: merged.len() });
+        }
+        merged.push(if x.slot < y.slot { a.next() } else { b.next() }.expect("peeked"));
+    }
+    merged.extend(a.chain(b));
+    Ok(merged)
 }
 
-fn read_relocations_filtered(
-    records: &[u8],
-    module: &ModuleView,
-    keep: impl Fn(RelocKind, u32) -> bool,
-) -> Result<Vec<Reloc>, RelocError> {
+/// One record stream, each record validated; `first_index` numbers its
+/// records in errors after those of the stream before it.
+fn read_stream(records: &[u8], module: &ModuleView, first_index: usize) -> Result<Vec<Reloc>, RelocError> {
     let mut out = Vec::with_capacity(records.len() / 2);
     let mut decoder = Decoder::new(records);
-    for index in 0.. {
+    for index in first_index.. {
         // Sorted by slot, each slot once (what the shape check relies on),
         // 8-aligned, of a known kind: the decoder checks it.
         let Reloc { slot, target, kind } = match decoder.next_record() {
@@ -124,9 +136,6 @@ fn read_relocations_filtered(
             Err(DecodeError::BadKind) => return Err(RelocError::BadKind { index }),
             Err(DecodeError::Unsorted) => return Err(RelocError::Unsorted { index }),
         };
-        if !keep(kind, target) {
-            continue;
-        }
         let (align, len) = if kind == RelocKind::CodeInit { (OBJECT_ALIGN, MIN_OBJECT) } else { (8, 8) };
         if !(slot as usize).is_multiple_of(align) || !module.owns(slot as usize, len) {
             return Err(RelocError::SlotOutOfBounds { index });
@@ -173,7 +182,7 @@ pub unsafe fn apply_relocations_at(
     assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len && module.names.end <= len);
     // SAFETY: in bounds (asserted); relocation records are never written.
     let records = unsafe { std::slice::from_raw_parts(base.add(module.relocs.start), module.relocs.len()) };
-    let relocs = Relocations { from: module.relocs.clone(), records: read_relocations_in(records, module)? };
+    let relocs = Relocations { from: module.relocs.clone(), records: read_both_streams(records, module)? };
     // SAFETY: forwarded from the caller; `relocs` are the module's, just read.
     unsafe { apply_read_relocations_at(base, len, module, &relocs, fixups) }
 }
@@ -192,7 +201,7 @@ pub unsafe fn apply_read_relocations_at(
 ) -> Result<(), RelocError> {
     assert!(module.hot.end <= len && module.cold.end <= len && module.names.end <= len);
     assert_eq!(relocs.from, module.relocs, "relocations of another module");
-    // Slots are 8-aligned and inside the module (checked by read_relocations_in),
+    // Slots are 8-aligned and inside the module (checked by read_stream),
     // hence in bounds; the caller gives us the module's bytes exclusively.
     let slot = |r: &Reloc| base.wrapping_add(r.slot as usize).cast::<u64>();
     // A slot that already holds its value (the archive was mapped where
@@ -229,7 +238,7 @@ pub unsafe fn apply_read_relocations_at(
     for r in relocs.iter() {
         if let SlotValue::Interned(string) = r.kind.slot_value(r.target, base_addr) {
             // SAFETY: the target was bounds- and alignment-checked in
-            // read_relocations_in, and the module's other slots are relocated.
+            // read_stream, and the module's other slots are relocated.
             let value = unsafe { fixups.intern(string as usize) }.map_err(RelocError::Runtime)?;
             store(r, value as u64);
         }

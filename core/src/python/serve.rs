@@ -27,7 +27,7 @@ use super::symbols::SymbolTable;
 use super::{ffi, verbose, version};
 use crate::archive_file::{self, FileStamp};
 use crate::format::{
-    apply_read_relocations_at, read_relocations, read_relocations_where, Archive, Expectations, Fixups, ModuleView,
+    apply_read_relocations_at, read_relocations, read_work_relocations, Archive, Expectations, Fixups, ModuleView,
     HEADER_SIZE, OBJECT_ALIGN,
 };
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
@@ -485,7 +485,7 @@ impl Served {
     /// right for this process.
     fn vouched_module(&self, view: ModuleView, vouched: &Vouched) -> Result<ShapeChecked, String> {
         let relocs = if vouched.slots_prewritten(self.at_preferred_base()) {
-            read_relocations_where(&self.map, &view, stamp::needs_work)
+            read_work_relocations(&self.map, &view)
         } else {
             read_relocations(&self.map, &view)
         };

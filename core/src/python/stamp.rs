@@ -9,7 +9,8 @@
 //! (docs/PERFORMANCE.md). The dump (and `cds verify`) runs all of those
 //! checks over the whole file once and then writes the stamp; a process
 //! that finds a stamp naming the file it mapped skips them and reads only
-//! the records that need work in every process ([`needs_work`]) when the
+//! the records that need work in every process ([`needs_work`], a module's
+//! first record stream, checked to hold exactly those) when the
 //! stamp also says every other slot already holds its value here.
 //!
 //! A stamp is trusted as the archive is (`crate::archive_file::untrusted`:
@@ -25,7 +26,7 @@ use super::symbols::{self, SymbolTable};
 use super::{build_id, sys};
 use crate::archive_file;
 use crate::format::layout::get_u64;
-use crate::format::{Archive, RelocKind, SlotValue, HEADER_SIZE};
+use crate::format::{read_work_relocations, Archive, RelocKind, SlotValue, HEADER_SIZE};
 use crate::stamp_file::{self, Identity, Stamp, STAMP_MAX};
 use std::fs::{File, Metadata};
 use std::io::Read;
@@ -54,11 +55,7 @@ impl Vouched {
 /// wherever the archive is mapped: interning, frozenset building, runtime
 /// objects that are not statics of the interpreter's image.
 pub fn needs_work(kind: RelocKind, target: u32) -> bool {
-    match kind {
-        RelocKind::InternedStr | RelocKind::FrozenSet | RelocKind::CodeInit => true,
-        RelocKind::Symbol => !symbols::is_static(target),
-        RelocKind::Object | RelocKind::Interior => false,
-    }
+    kind.needs_work(target, symbols::is_static)
 }
 
 /// The address whose equality says that this process's interpreter image
@@ -178,9 +175,14 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
         let view = archive.module(bytes, index).map_err(|e| e.to_string())?;
         let name = view.name(bytes).to_owned();
         view.verify(bytes).map_err(|e| e.to_string())?;
+        let work = read_work_relocations(bytes, &view).map_err(|e| format!("module {name}: {e}"))?;
         let checked = shapes::check(bytes, view, &archive.code_serials(), &mut pool)
             .map_err(|why| format!("module {name}: {why}"))?;
-        prewritten = prewritten && {
+        // The first stream must hold exactly the records that need work:
+        // a stamped process at the preferred base reads only that one.
+        let split_right = work.iter().all(|r| needs_work(r.kind, r.target))
+            && work.len() == checked.relocations().iter().filter(|r| needs_work(r.kind, r.target)).count();
+        prewritten = prewritten && split_right && {
             checked.relocations().iter().filter(|r| !needs_work(r.kind, r.target)).all(|r| {
                 let expected = match r.kind.slot_value(r.target, base) {
                     SlotValue::Address(a) => Some(a),

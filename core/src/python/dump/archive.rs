@@ -148,8 +148,12 @@ fn lay_out(builder: ArchiveBuilder, layer: Layer) -> Result<Vec<u8>, DumpFailure
     // there (or refuses the module).
     let symbol_values: Vec<u64> = (0..SYMBOL_COUNT).map(|id| symbols.resolve(id).unwrap_or(0) as u64).collect();
     builder
-        .finish_at(expect.python_hexversion, expect.build_id, layer.preferred_base(), |id| {
-            symbol_values.get(id as usize).copied().unwrap_or(0)
-        })
+        .finish_at(
+            expect.python_hexversion,
+            expect.build_id,
+            layer.preferred_base(),
+            |id| symbol_values.get(id as usize).copied().unwrap_or(0),
+            crate::python::symbols::is_static,
+        )
         .map_err(|e| DumpFailure::Layout(e.to_string()))
 }
