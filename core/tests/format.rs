@@ -471,6 +471,39 @@ fn hot_end_objects_follow_the_modules_other_hot_objects() {
     assert_eq!(&bytes[tail_at + 16..tail_at + 32], &[5u8; 16]);
 }
 
+#[test]
+fn every_other_module_puts_its_hot_end_objects_first_so_neighbours_meet() {
+    let mut b = ArchiveBuilder::new();
+    for (name, fill) in [("a", 1u8), ("b", 2), ("c", 3)] {
+        let mut m = b.module(meta(name)).unwrap();
+        let code = m.alloc(Region::Hot, 48);
+        let tail = m.alloc(Region::HotEnd, 24);
+        m.bytes_mut(tail, 24).copy_from_slice(&[fill; 24]);
+        m.reloc(code.add(8), Target::Object(tail));
+        m.reloc(tail.add(8), Target::Object(code));
+        m.finish(code);
+    }
+    let bytes = b.finish(HEX, ID).unwrap();
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let view = |name| a.module(&bytes, a.find(&bytes, name).unwrap()).unwrap();
+    let (va, vb, vc) = (view("a"), view("b"), view("c"));
+    // a: code, tail | b: tail, code | c: code, tail (in the order finished).
+    assert!(va.hot.end <= vb.hot.start && vb.hot.end <= vc.hot.start);
+    let tail_of = |v: &ModuleView| {
+        let relocs = cds_core::format::reloc::read_relocations(&bytes, v).unwrap();
+        let code_slot = relocs.iter().find(|r| r.slot as usize == v.code + 8).unwrap();
+        code_slot.target as usize
+    };
+    assert!(tail_of(&va) > va.code && tail_of(&vc) > vc.code);
+    assert!(tail_of(&vb) == vb.hot.start && vb.code > tail_of(&vb));
+    assert!(vb.code.is_multiple_of(16));
+    // Every pointer still names the same object: b's tail holds 2s and points at b's code.
+    let t = tail_of(&vb);
+    assert_eq!(&bytes[t + 16..t + 24], &[2u8; 8]);
+    let back = cds_core::format::reloc::read_relocations(&bytes, &vb).unwrap();
+    assert!(back.iter().any(|r| r.slot as usize == t + 8 && r.target as usize == vb.code));
+}
+
 /// Rows `| offset | size | field | ... |` of the table under `heading` in docs/FORMAT.md.
 fn format_md_table(heading: &str) -> Vec<(usize, usize, String)> {
     let doc = format_md();

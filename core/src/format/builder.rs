@@ -20,11 +20,12 @@ use std::ops::Range;
 /// interned name once, shared by every module (see
 /// [`ModuleBuilder::pooled`]); interning and hashing write there.
 ///
-/// `HotEnd` is the end of the module's hot span: what is allocated there is
+/// `HotEnd` is one end of the module's hot span: what is allocated there is
 /// placed after all of the module's other hot objects when the module is
-/// finished, so that objects written whatever code runs (tuples of names
-/// the interpreter interned before) share pages with each other rather
-/// than with code objects that may never run.
+/// finished (before them in every other module, so that two neighbours'
+/// meet), so that objects written whatever code runs (module and class
+/// bodies, tuples of names) share pages with each other rather than with
+/// code objects that may never run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Region {
     Hot,
@@ -500,12 +501,32 @@ impl ModuleBuilder<'_> {
     pub fn finish(mut self, code: RegionRef) {
         let a = &mut *self.archive;
         let meta = self.meta.take().expect("finish called once");
-        // The HotEnd objects go after the module's other hot objects.
-        let shift = align_up(a.hot.len(), OBJECT_ALIGN);
-        a.hot.resize(shift, 0);
-        a.hot.append(&mut a.hot_end);
+        // The HotEnd objects (written at every load) and the module's other
+        // hot objects (functions' code, written only if it runs) meet on one
+        // page of its span. Every other module puts the HotEnd objects first,
+        // so that two neighbours' written objects meet, and so do their
+        // other objects: one page per module mixes the two, not two.
+        let own_start = self.start.0;
+        let (end_at, own_shift) = if a.modules.len() % 2 == 1 {
+            let own = a.hot.split_off(own_start);
+            let at = align_up(own_start, OBJECT_ALIGN);
+            // A multiple of the alignment, so the module's objects stay aligned.
+            let shift = align_up(at - own_start + a.hot_end.len(), OBJECT_ALIGN);
+            a.hot.resize(at, 0);
+            a.hot.append(&mut a.hot_end);
+            a.hot.resize(own_start + shift, 0);
+            a.hot.extend(own);
+            (at, shift)
+        } else {
+            let at = align_up(a.hot.len(), OBJECT_ALIGN);
+            a.hot.resize(at, 0);
+            a.hot.append(&mut a.hot_end);
+            (at, 0)
+        };
+        // Only this module's objects lie at or after `own_start`.
         let moved = |r: RegionRef| match r.region {
-            Region::HotEnd => RegionRef { region: Region::Hot, offset: r.offset + shift },
+            Region::HotEnd => RegionRef { region: Region::Hot, offset: r.offset + end_at },
+            Region::Hot if r.offset >= own_start => RegionRef { region: Region::Hot, offset: r.offset + own_shift },
             _ => r,
         };
         for r in &mut a.relocs[self.start.2..] {
