@@ -23,7 +23,7 @@ use super::serve::parse_for_this_interpreter;
 use super::stamp;
 use super::state::{self, StartRefused};
 use super::verbose;
-use super::{as_sys, ffi};
+use super::{as_sys, ffi, sys, version};
 use crate::format::Layer;
 use crate::imports::freshness::Check;
 use std::ffi::{c_int, CString};
@@ -45,21 +45,26 @@ unsafe fn arg_str(args: *mut ffi::PyObject, i: ffi::Py_ssize_t) -> Option<String
     }
 }
 
-/// A new reference to the served code object, or None.
+/// The code object importlib is to run for a served module, or None: a
+/// private copy of the archived module body where the version runs bodies
+/// from copies (`version::private_body_copy`: the body's pages then stay
+/// clean), else a new reference to the archived object.
 ///
 /// # Safety
-/// GIL held; `code` is the address of an archived code object.
-unsafe fn new_ref_or_none(code: Option<usize>) -> *mut ffi::PyObject {
-    match code {
-        Some(addr) => {
-            let op = addr as *mut ffi::PyObject;
-            // SAFETY: GIL held (caller); archived objects are never freed.
-            unsafe { ffi::Py_INCREF(op) };
-            op
-        }
+/// GIL held; `code` is the address of a relocated archived module code object.
+unsafe fn code_to_run(code: Option<usize>) -> *mut ffi::PyObject {
+    let Some(addr) = code else {
         // SAFETY: GIL held (caller).
-        None => unsafe { none() },
+        return unsafe { none() };
+    };
+    // SAFETY: forwarded from the caller.
+    if let Some(copy) = unsafe { version::private_body_copy(addr as *mut sys::PyObject) } {
+        return copy.cast();
     }
+    let op = addr as *mut ffi::PyObject;
+    // SAFETY: GIL held (caller); archived objects are never freed.
+    unsafe { ffi::Py_INCREF(op) };
+    op
 }
 
 /// One entry of `dump(entries, path)`: a tuple (name, origin, is_package,
@@ -138,7 +143,7 @@ unsafe extern "C" fn cds_get_code(_m: *mut ffi::PyObject, args: *mut ffi::PyObje
             return raise(ffi::PyExc_TypeError, "get_code(name, source_path): str arguments required");
         };
         let code = state::get_code(&name, &source_path);
-        new_ref_or_none(code)
+        code_to_run(code)
     }
 }
 
@@ -149,7 +154,7 @@ unsafe extern "C" fn cds_get_frozen_code(_m: *mut ffi::PyObject, name: *mut ffi:
             return raise(ffi::PyExc_TypeError, "get_frozen_code(name): name must be a str");
         };
         let code = state::get_frozen_code(&name);
-        new_ref_or_none(code)
+        code_to_run(code)
     }
 }
 

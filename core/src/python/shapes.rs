@@ -373,6 +373,10 @@ fn walk(bytes: &[u8], span: Range<usize>, serials: &Range<u32>, layout: &mut Lay
         let first_record = layout.cursor;
         let type_id = match layout.relocs.get(layout.cursor) {
             Some(r) if r.kind == RelocKind::Symbol && r.slot as usize == start + OB_TYPE => r.target,
+            // A record left behind by the object before (inside its data).
+            Some(r) if (r.slot as usize) < start + OB_TYPE => {
+                return Err(format!("relocation at {} writes into no pointer field", r.slot))
+            }
             _ => return Err(bad("no type")),
         };
         // The type record is checked here and now (a type symbol the match

@@ -222,9 +222,11 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
                 .collect();
             // Module and class bodies run at every import, so their
             // bytecode is written (specialised, counted): with the written
-            // objects. Functions' code is written only if they run.
+            // objects, unless the version runs them from private copies.
+            // Functions' code is written only if they run.
             let body = (*op.cast::<sys::PyCodeObject>()).co_flags & sys::CO_OPTIMIZED as std::ffi::c_int == 0;
-            let at = self.copy(op, written_or(body, Region::Hot), size, symbols::TYPE_CODE, false);
+            let written = body && !version::BODIES_RUN_FROM_COPIES;
+            let at = self.copy(op, written_or(written, Region::Hot), size, symbols::TYPE_CODE, false);
             let serial = self.module.code_serial();
             version::prepare_code_copy(op, self.module.bytes_mut(at, size), || serial.map_err(|e| e.to_string()))
                 .map_err(DumpError)?;
@@ -244,7 +246,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
 /// tuples holding names (names the interpreter interned before the archive,
 /// at its start-up or by unarchived modules, switch those slots to its own
 /// str) or frozensets (built at load), short strs (dict keys, hashed on
-/// first use), module and class bodies (they run). The rest (docstrings,
+/// first use), module and class bodies (they run; 3.13 runs private copies). The rest (docstrings,
 /// numbers, line tables, functions' code) stays on pages that no process
 /// writes unless the code runs.
 fn written_or(written: bool, region: Region) -> Region {

@@ -17,6 +17,8 @@
 //!   any pointer into the str's own body to relocate).
 //! - `reset_bytes_runtime_fields(bytes)`, `long_size(op)`.
 //! - `static_str_address(op)`: where interning a name will point (3.13).
+//! - `BODIES_RUN_FROM_COPIES`, `private_body_copy(op)`: module and class
+//!   bodies run from private copies where that keeps pages clean (3.13).
 //! - `interned_dict()`: the interpreter's interned strs, in interning order
 //!   (3.13; null where it is private).
 //! - `marshal_sort_key(item)`: the bytes marshal sorts a set's item by.

@@ -214,3 +214,15 @@ pub unsafe fn marshal_sort_key(item: *mut sys::PyObject) -> *mut sys::PyObject {
     // SAFETY: forwarded from the caller.
     unsafe { sys::PyMarshal_WriteObjectToString(item, sys::Py_MARSHAL_VERSION as std::ffi::c_int) }
 }
+
+/// 3.11 writes every archived object it INCREFs, so copying bodies would
+/// keep no page clean: they run from the archive.
+pub const BODIES_RUN_FROM_COPIES: bool = false;
+
+/// None: see [`BODIES_RUN_FROM_COPIES`].
+///
+/// # Safety
+/// None.
+pub unsafe fn private_body_copy(_op: *mut sys::PyObject) -> Option<*mut sys::PyObject> {
+    None
+}

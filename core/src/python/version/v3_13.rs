@@ -4,7 +4,7 @@
 
 use super::{compact_str_size, StrLayout};
 use crate::python::objects::{get, put};
-use crate::python::sys;
+use crate::python::{ffi, sys};
 use std::mem::{offset_of, size_of};
 use std::ptr::null_mut;
 
@@ -226,5 +226,130 @@ pub unsafe fn marshal_sort_key(item: *mut sys::PyObject) -> *mut sys::PyObject {
         let dump = sys::PyMarshal_WriteObjectToString(item, sys::Py_MARSHAL_VERSION as std::ffi::c_int);
         sys::Py_DecRef(item);
         dump
+    }
+}
+
+/// Module and class bodies run from private copies: they run once per
+/// import, and 3.13 writes into the bytecode it runs (specialisation and
+/// counters in `co_code_adaptive`), which would dirty the archive's pages
+/// in every process. The dump lays them out with the objects that stay
+/// clean (`dump::writer`).
+pub const BODIES_RUN_FROM_COPIES: bool = true;
+
+/// A private, mortal copy of the archived body (a code object without
+/// `CO_OPTIMIZED`: a module's or a class's) at `op`, for the interpreter to
+/// run instead of the archived object, with the class bodies among its
+/// constants copied the same way (the functions' code objects are shared
+/// as they are). What a fresh code object of the same code holds: the
+/// bytecode as quickened at creation (the archived body never runs), no
+/// executors, monitoring data, cached attributes, extra data or weak
+/// references, and `co_version` 0, CPython's own "no version" (its
+/// functions are never specialised on; a class body runs once). None when
+/// the archived object is not as the dump left it (something instrumented
+/// it), when code watchers are active (they would see a copy destroyed
+/// that they never saw created), or on an allocation failure: the caller
+/// then runs the archived object, as before.
+///
+/// # Safety
+/// `op` is a relocated archived code object; GIL held.
+pub unsafe fn private_body_copy(op: *mut sys::PyObject) -> Option<*mut sys::PyObject> {
+    // SAFETY: GIL held (caller): the interpreter state is not being changed.
+    if unsafe { (*sys::PyInterpreterState_Get()).active_code_watchers } != 0 {
+        return None;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { copy_code(op) }
+}
+
+/// # Safety
+/// As [`private_body_copy`].
+unsafe fn copy_code(op: *mut sys::PyObject) -> Option<*mut sys::PyObject> {
+    // SAFETY: `op` is a live code object (caller); the copy is a new object
+    // of the same type and item count, so the same size, filled before use.
+    unsafe {
+        let code = &*op.cast::<Code>();
+        let untouched = code._co_monitoring.is_null()
+            && code._co_instrumentation_version == 0
+            && code.co_executors.is_null()
+            && code._co_cached.is_null()
+            && code.co_extra.is_null()
+            && code.co_weakreflist.is_null();
+        if (*op).ob_type != std::ptr::addr_of_mut!(sys::PyCode_Type) || !untouched {
+            return None;
+        }
+        let items = super::super::objects::var_size(op);
+        let copy = sys::_PyObject_NewVar(std::ptr::addr_of_mut!(sys::PyCode_Type), items as sys::Py_ssize_t);
+        if copy.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let header = size_of::<sys::PyVarObject>();
+        // The type's sizes, as allocated: bindgen's `PyCodeObject` counts
+        // one unit of the flexible `co_code_adaptive` and its padding.
+        let ty = &*std::ptr::addr_of!(sys::PyCode_Type);
+        let size = ty.tp_basicsize as usize + items * ty.tp_itemsize as usize;
+        std::ptr::copy_nonoverlapping(op.cast::<u8>().add(header), copy.cast::<u8>().add(header), size - header);
+        let c = &mut *copy.cast::<Code>();
+        c.co_version = 0;
+        // Every object pointer is a reference the copy owns (archived
+        // objects are immortal: taking one writes nothing).
+        for field in super::CODE_OBJECT_FIELDS {
+            ffi::Py_XINCREF(copy.cast::<u8>().add(field.offset).cast::<*mut ffi::PyObject>().read());
+        }
+        let copy = copy.cast::<sys::PyObject>();
+        match copy_class_bodies(c.co_consts) {
+            Ok(None) => Some(copy),
+            Ok(Some(consts)) => {
+                let archived = std::mem::replace(&mut c.co_consts, consts);
+                ffi::Py_DECREF(archived.cast());
+                Some(copy)
+            }
+            Err(()) => {
+                ffi::Py_DECREF(copy.cast());
+                None
+            }
+        }
+    }
+}
+
+/// `consts` with each class body replaced by its private copy: a new tuple,
+/// or None when it holds no class body.
+///
+/// # Safety
+/// `consts` is an archived tuple of a relocated code object; GIL held.
+unsafe fn copy_class_bodies(consts: *mut sys::PyObject) -> Result<Option<*mut sys::PyObject>, ()> {
+    // SAFETY: GIL held; `consts` is a live tuple (caller), whose items are
+    // live; the new tuple is filled with owned references before use.
+    unsafe {
+        let is_body = |item: *mut sys::PyObject| {
+            (*item).ob_type == std::ptr::addr_of_mut!(sys::PyCode_Type)
+                && (*item.cast::<Code>()).co_flags & sys::CO_OPTIMIZED as std::ffi::c_int == 0
+        };
+        let n = ffi::PyTuple_Size(consts.cast());
+        let item = |i| ffi::PyTuple_GetItem(consts.cast(), i).cast::<sys::PyObject>();
+        if !(0..n).any(|i| is_body(item(i))) {
+            return Ok(None);
+        }
+        let copied = ffi::PyTuple_New(n);
+        if copied.is_null() {
+            ffi::PyErr_Clear();
+            return Err(());
+        }
+        for i in 0..n {
+            let original = item(i);
+            let new = match is_body(original) {
+                true => copy_code(original),
+                false => {
+                    ffi::Py_INCREF(original.cast());
+                    Some(original)
+                }
+            };
+            let Some(new) = new else {
+                ffi::Py_DECREF(copied);
+                return Err(());
+            };
+            ffi::PyTuple_SetItem(copied, i, new.cast());
+        }
+        Ok(Some(copied.cast()))
     }
 }
