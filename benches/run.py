@@ -701,7 +701,7 @@ def region_pages(pid, img):
         head = f.read(144)
     field = lambda at: struct.unpack_from("<I", head, at)[0]
     regions = {"names": (field(120), field(124)), "hot": (field(80), field(84)), "cold": (field(88), field(92)),
-               "tables": (0, field(120))}
+               "tables": (0, field(120)), "relocations": (field(72), field(76))}
     start = None
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
