@@ -4,6 +4,7 @@ process interns them from the archive before the interpreter's own, which
 then adopts the archive's strs (patch 0008). Observed from inside a real
 process: which str object the interpreter's own tables hold."""
 
+import re
 import struct
 
 import pytest
@@ -76,6 +77,10 @@ def test_the_interpreter_adopts_the_archives_names(ws):
     # Without the archive, the same program: the interpreter's own strs.
     plain = ws.plain("-c", PROGRAM + "\n" + probe("mod.img"))
     assert adopted(plain) == (False, False, 0)
+    # -X cds_verbose=2 says how many.
+    verbose = ws.replay("-Xcds_verbose=2", "-c", "pass").stderr
+    counts = re.findall(r"^cds: opened \S*mod\.img: .*, (\d+) start-up names interned first$", verbose, re.M)
+    assert counts and int(counts[0]) > 100, verbose
 
 
 def test_the_same_options_from_the_environment_and_paths_with_v(ws):

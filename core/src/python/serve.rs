@@ -123,6 +123,9 @@ pub struct Served {
     vouched: Option<Vouched>,
     /// Pool entries that passed their shape check in this process.
     pool_shapes: PoolShapes,
+    /// How many start-up names were interned from the pool before the
+    /// interpreter's own ([`Served::intern_startup_names`]).
+    startup_names: usize,
     check: Check,
     dirs: DirCache,
     /// For marshal's sharing test, built at its first question: module
@@ -205,6 +208,7 @@ impl Served {
             pool_verified: vouched.as_ref().map(|_| Ok(())),
             vouched,
             pool_shapes: PoolShapes::default(),
+            startup_names: 0,
             check,
             // Set before serving (`set_extension_suffixes`): the archive may
             // be opened before `_imp` exists.
@@ -225,24 +229,23 @@ impl Served {
     /// interpreter's interned str, so the slots the dump pre-wrote with its
     /// address stay as they are. Each entry is shape-checked first, after
     /// the pool's checksum (or the stamp); a failure stops here quietly, and
-    /// the first module that names the pool reports it. Returns how many
-    /// names were interned. GIL held.
-    pub fn intern_startup_names(&mut self) -> usize {
+    /// the first module that names the pool reports it (`-X cds_verbose=2`
+    /// says how many names were interned). GIL held.
+    pub fn intern_startup_names(&mut self) {
         let startup = self.archive.startup_names();
         if startup.is_empty() {
-            return 0;
+            return;
         }
         if self.pool_verified.is_none() {
             // A bad pool is reported by the first module that names it.
             if self.archive.verify_names(&self.map).is_err() {
-                return 0;
+                return;
             }
             // Checked before interning writes into it (hashes, state).
             self.pool_verified = Some(Ok(()));
         }
         let (base, names) = (self.map.as_ptr() as usize, self.archive.names());
         let mut at = startup.start;
-        let mut interned = 0;
         while at < startup.end {
             let Some(size) = self.pool_shapes.check_entry(&self.map, &names, at) else { break };
             // SAFETY: `at` is a str entry of this pool that just passed its
@@ -251,10 +254,9 @@ impl Served {
             if unsafe { self.pool.intern(base + at) }.is_err() {
                 break;
             }
-            interned += 1;
+            self.startup_names += 1;
             at += size.next_multiple_of(OBJECT_ALIGN);
         }
-        interned
     }
 
     /// Whether this archive can serve beside `other` (one process, two
@@ -280,7 +282,13 @@ impl Served {
     fn watch(&self, beside: bool) {
         let (start, len) = (self.map.as_ptr() as usize, self.map.len());
         crate::fault_guard::install(&self.path, self.real_path.as_deref(), self.stamp, start, len, beside);
-        verbose::opened(&self.path, self.module_count(), self.at_preferred_base(), self.vouched.is_some());
+        verbose::opened(
+            &self.path,
+            self.module_count(),
+            self.at_preferred_base(),
+            self.vouched.is_some(),
+            self.startup_names,
+        );
     }
 
     pub fn module_count(&self) -> usize {

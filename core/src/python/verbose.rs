@@ -51,11 +51,15 @@ pub fn missed(name: &str, archive: &str) {
     }
 }
 
-pub fn opened(archive: &str, modules: usize, at_preferred_base: bool, stamped: bool) {
+/// `startup_names`: how many of its names were interned before the
+/// interpreter's own (`state::_PyCds_InternStartupNames`).
+pub fn opened(archive: &str, modules: usize, at_preferred_base: bool, stamped: bool, startup_names: usize) {
     if at(2) {
         let place = if at_preferred_base { "at its preferred base" } else { "relocated" };
         let checks = if stamped { "verified by its stamp" } else { "modules checked at first import" };
-        eprintln!("cds: opened {archive}: {modules} modules, mapped {place}, {checks}");
+        eprintln!(
+            "cds: opened {archive}: {modules} modules, mapped {place}, {checks}, {startup_names} start-up names interned first"
+        );
     }
 }
 
