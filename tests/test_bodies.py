@@ -29,7 +29,9 @@ def work(n):
 WHERE = """
 import sys, bodies_mod
 def archived(address):
-    for line in open('/proc/self/maps'):
+    with open('/proc/self/maps') as maps:
+        lines = maps.read().splitlines()
+    for line in lines:
         fields = line.split()
         if fields[-1].endswith('mod.img'):
             lo, hi = (int(x, 16) for x in fields[0].split('-'))

@@ -26,7 +26,9 @@ EXPECTED = '{"a": [1, null]}'
 PROBE = """
 import sys
 def mappings(suffix):
-    for line in open('/proc/self/maps'):
+    with open('/proc/self/maps') as maps:
+        lines = maps.read().splitlines()
+    for line in lines:
         fields = line.split()
         if fields[-1].endswith(suffix):
             lo, hi = (int(x, 16) for x in fields[0].split('-'))
