@@ -79,6 +79,22 @@ def ws(tmp_path):
 
 STATS = "import cds, json as _j; print('STATS', _j.dumps(cds.stats()))"
 
+# Program text: `mappings(suffix)` yields (start, end) of each mapping of a
+# file whose path ends with `suffix`; `archived(address, suffix)` says
+# whether an address lies in one (where an object lives: archive or heap).
+MAPPINGS = """
+def mappings(suffix):
+    with open('/proc/self/maps') as maps:
+        lines = maps.read().splitlines()
+    for line in lines:
+        fields = line.split()
+        if fields[-1].endswith(suffix):
+            lo, hi = (int(x, 16) for x in fields[0].split('-'))
+            yield lo, hi
+def archived(address, suffix):
+    return any(lo <= address < hi for lo, hi in mappings(suffix))
+"""
+
 
 def stats_of(proc):
     """The cds.stats() dict a program printed with STATS."""

@@ -7,7 +7,7 @@ sees (output, monitoring events, code watchers)."""
 
 import pytest
 
-from conftest import STATS, VERSION, stats_of, without_stats
+from conftest import MAPPINGS, STATS, VERSION, stats_of, without_stats
 
 pytestmark = pytest.mark.skipif(
     VERSION < (3, 13), reason="3.11 writes every object it INCREFs: bodies run from the archive (DESIGN.md)"
@@ -26,21 +26,12 @@ def work(n):
     return sum(range(n))
 """
 
-WHERE = """
+WHERE = MAPPINGS + """
 import sys, bodies_mod
-def archived(address):
-    with open('/proc/self/maps') as maps:
-        lines = maps.read().splitlines()
-    for line in lines:
-        fields = line.split()
-        if fields[-1].endswith('mod.img'):
-            lo, hi = (int(x, 16) for x in fields[0].split('-'))
-            if lo <= address < hi:
-                return True
-    return False
 m = bodies_mod
-print('WHERE', archived(m.BODY), archived(m.Point.BODY), archived(m.Point.Inner.BODY),
-      archived(id(m.work.__code__)), archived(id(m.Point.norm.__code__)), m.work(5), m.Point().norm())
+where = lambda address: archived(address, 'mod.img')
+print('WHERE', where(m.BODY), where(m.Point.BODY), where(m.Point.Inner.BODY),
+      where(id(m.work.__code__)), where(id(m.Point.norm.__code__)), m.work(5), m.Point().norm())
 """
 
 

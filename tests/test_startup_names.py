@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from conftest import STATS, VERSION, clean_env, run, stats_of, without_stats
+from conftest import MAPPINGS, STATS, VERSION, clean_env, run, stats_of, without_stats
 
 pytestmark = pytest.mark.skipif(
     VERSION < (3, 13), reason="3.11 keeps its interned dict private and has no start-up hook (DESIGN.md)"
@@ -23,21 +23,10 @@ EXPECTED = '{"a": [1, null]}'
 # builtin types, and `ValueError` the name its builtins module was given:
 # both long before `_cds` exists, and both named by archived modules.
 # (`join` would not do: it is one of 3.13's static `_Py_ID` strings.)
-PROBE = """
-import sys
-def mappings(suffix):
-    with open('/proc/self/maps') as maps:
-        lines = maps.read().splitlines()
-    for line in lines:
-        fields = line.split()
-        if fields[-1].endswith(suffix):
-            lo, hi = (int(x, 16) for x in fields[0].split('-'))
-            yield lo, hi
-def archived(obj, suffix):
-    return any(lo <= id(obj) < hi for lo, hi in mappings(suffix))
+PROBE = MAPPINGS + """
 split = next(k for k in vars(str) if k == 'split')
 value_error = next(k for k in vars(__builtins__) if k == 'ValueError')
-print('ADOPTED', archived(split, SUFFIX), archived(value_error, SUFFIX), len(list(mappings(SUFFIX))))
+print('ADOPTED', archived(id(split), SUFFIX), archived(id(value_error), SUFFIX), len(list(mappings(SUFFIX))))
 """
 
 

@@ -36,6 +36,33 @@ pub unsafe fn var_size(op: *mut sys::PyObject) -> usize {
     unsafe { (*op.cast::<sys::PyVarObject>()).ob_size.unsigned_abs() }
 }
 
+/// Size of a variable-size object as its type allocates it:
+/// `tp_basicsize` plus `Py_SIZE` items (bindgen's structs with a flexible
+/// array, such as `PyCodeObject`, count one item and its padding).
+///
+/// # Safety
+/// `op` is a live variable-size object.
+pub unsafe fn var_object_size(op: *mut sys::PyObject) -> usize {
+    // SAFETY: op is live (caller); its type outlives it.
+    unsafe {
+        let ty = &*(*op).ob_type;
+        ty.tp_basicsize as usize + var_size(op) * ty.tp_itemsize as usize
+    }
+}
+
+/// Whether code object `op` is a body, a module's or a class's (no
+/// `CO_OPTIMIZED`): it runs once per import or class statement.
+///
+/// # Safety
+/// `op` is a live object.
+pub unsafe fn is_body(op: *mut sys::PyObject) -> bool {
+    // SAFETY: op is live (caller); its code fields are read only when it is a code object.
+    unsafe {
+        (*op).ob_type == std::ptr::addr_of_mut!(sys::PyCode_Type)
+            && (*op.cast::<sys::PyCodeObject>()).co_flags & sys::CO_OPTIMIZED as std::ffi::c_int == 0
+    }
+}
+
 pub fn tuple_size(n: usize) -> usize {
     offset_of!(sys::PyTupleObject, ob_item) + n * size_of::<*mut sys::PyObject>()
 }

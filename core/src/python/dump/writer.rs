@@ -214,8 +214,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
     unsafe fn emit_code(&mut self, op: *mut sys::PyObject) -> Result<RegionRef, DumpError> {
         // SAFETY: op is a live code object (caller); its type gives its size.
         unsafe {
-            let ty = &*(*op).ob_type;
-            let size = ty.tp_basicsize as usize + objects::var_size(op) * ty.tp_itemsize as usize;
+            let size = objects::var_object_size(op);
             let children: Vec<(usize, *mut sys::PyObject)> = version::CODE_OBJECT_FIELDS
                 .iter()
                 .map(|f| (f.offset, op.cast::<u8>().add(f.offset).cast::<*mut sys::PyObject>().read()))
@@ -224,8 +223,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
             // bytecode is written (specialised, counted): with the written
             // objects, unless the version runs them from private copies.
             // Functions' code is written only if they run.
-            let body = (*op.cast::<sys::PyCodeObject>()).co_flags & sys::CO_OPTIMIZED as std::ffi::c_int == 0;
-            let written = body && !version::BODIES_RUN_FROM_COPIES;
+            let written = objects::is_body(op) && !version::BODIES_RUN_FROM_COPIES;
             let at = self.copy(op, written_or(written, Region::Hot), size, symbols::TYPE_CODE, false);
             let serial = self.module.code_serial();
             version::prepare_code_copy(op, self.module.bytes_mut(at, size), || serial.map_err(|e| e.to_string()))

@@ -3,7 +3,7 @@
 //! `wstr`, longs with a tagged digit count (`lv_tag`).
 
 use super::{compact_str_size, StrLayout};
-use crate::python::objects::{get, put};
+use crate::python::objects::{self, get, put};
 use crate::python::{ffi, sys};
 use std::mem::{offset_of, size_of};
 use std::ptr::null_mut;
@@ -277,17 +277,14 @@ unsafe fn copy_code(op: *mut sys::PyObject) -> Option<*mut sys::PyObject> {
         if (*op).ob_type != std::ptr::addr_of_mut!(sys::PyCode_Type) || !untouched {
             return None;
         }
-        let items = super::super::objects::var_size(op);
+        let items = objects::var_size(op);
         let copy = sys::_PyObject_NewVar(std::ptr::addr_of_mut!(sys::PyCode_Type), items as sys::Py_ssize_t);
         if copy.is_null() {
             ffi::PyErr_Clear();
             return None;
         }
         let header = size_of::<sys::PyVarObject>();
-        // The type's sizes, as allocated: bindgen's `PyCodeObject` counts
-        // one unit of the flexible `co_code_adaptive` and its padding.
-        let ty = &*std::ptr::addr_of!(sys::PyCode_Type);
-        let size = ty.tp_basicsize as usize + items * ty.tp_itemsize as usize;
+        let size = objects::var_object_size(op);
         std::ptr::copy_nonoverlapping(op.cast::<u8>().add(header), copy.cast::<u8>().add(header), size - header);
         let c = &mut *copy.cast::<Code>();
         c.co_version = 0;
@@ -321,13 +318,9 @@ unsafe fn copy_class_bodies(consts: *mut sys::PyObject) -> Result<Option<*mut sy
     // SAFETY: GIL held; `consts` is a live tuple (caller), whose items are
     // live; the new tuple is filled with owned references before use.
     unsafe {
-        let is_body = |item: *mut sys::PyObject| {
-            (*item).ob_type == std::ptr::addr_of_mut!(sys::PyCode_Type)
-                && (*item.cast::<Code>()).co_flags & sys::CO_OPTIMIZED as std::ffi::c_int == 0
-        };
         let n = ffi::PyTuple_Size(consts.cast());
         let item = |i| ffi::PyTuple_GetItem(consts.cast(), i).cast::<sys::PyObject>();
-        if !(0..n).any(|i| is_body(item(i))) {
+        if !(0..n).any(|i| objects::is_body(item(i))) {
             return Ok(None);
         }
         let copied = ffi::PyTuple_New(n);
@@ -337,7 +330,7 @@ unsafe fn copy_class_bodies(consts: *mut sys::PyObject) -> Result<Option<*mut sy
         }
         for i in 0..n {
             let original = item(i);
-            let new = match is_body(original) {
+            let new = match objects::is_body(original) {
                 true => copy_code(original),
                 false => {
                     ffi::Py_INCREF(original.cast());
