@@ -698,10 +698,11 @@ def region_pages(pid, img):
     in /proc/PID/pagemap), clean (the file's page: shared) or not resident."""
     import struct
     with open(img, "rb") as f:
-        head = f.read(144)
+        head = f.read(160)
     field = lambda at: struct.unpack_from("<I", head, at)[0]
     regions = {"names": (field(120), field(124)), "hot": (field(80), field(84)), "cold": (field(88), field(92)),
-               "tables": (0, field(120)), "relocations": (field(72), field(76))}
+               "tables": (0, field(148)), "names index": (field(148), field(152) * 8),
+               "relocations": (field(72), field(76))}
     start = None
     with open(f"/proc/{pid}/maps") as f:
         for line in f:

@@ -19,7 +19,7 @@ def test_info_describes_the_archive(ws):
     assert info["path"] == str(img) and info["size"] == img.stat().st_size
     assert info["python"].startswith(f"{VERSION[0]}.{VERSION[1]}.") and len(info["build_id"]) == 32
     assert info["usable_here"] is True and info["format_version"] >= 4
-    assert set(info["regions"]) == {"table", "names", "hot", "cold", "relocations"}
+    assert set(info["regions"]) == {"table", "names_index", "names", "hot", "cold", "relocations"}
     alpha = next(m for m in info["modules"] if m["name"] == "alpha")
     assert alpha["origin"] == str(ws.path / "alpha.py") and alpha["package"] is False
     assert alpha["hot"] > 0 and alpha["relocations"] > 0 and alpha["source_size"] == 6

@@ -105,8 +105,9 @@ pub fn report(
     let _ = write!(out, ", \"startup_names\": {}", field(header::NAMES_STARTUP_SIZE));
     let _ = write!(
         out,
-        ", \"regions\": {{\"table\": {}, \"names\": {}, \"hot\": {}, \"cold\": {}, \"relocations\": {}}}",
+        ", \"regions\": {{\"table\": {}, \"names_index\": {}, \"names\": {}, \"hot\": {}, \"cold\": {}, \"relocations\": {}}}",
         field(header::STRINGS) + field(header::STRINGS_SIZE),
+        field(header::NAMES_INDEX_SLOTS) * crate::format::names_index::SLOT_SIZE as u64,
         field(header::NAMES_SIZE),
         field(header::HOT_SIZE),
         field(header::COLD_SIZE),

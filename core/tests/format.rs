@@ -176,7 +176,7 @@ fn pooled_archive(entries: &[(u8, bool)]) -> Vec<u8> {
     let mut m = b.module(meta("alpha")).unwrap();
     let code = m.alloc(Region::Hot, 16 + 8 * entries.len());
     for (i, &(fill, startup)) in entries.iter().enumerate() {
-        let entry = m.pooled(&[fill; 32], 8, 18, startup);
+        let entry = m.pooled(&[fill; 32], 8, 18, startup, u64::from(fill));
         m.reloc(code.add(16 + 8 * i), Target::InternedStr(entry));
     }
     m.finish(code);
@@ -357,10 +357,18 @@ fn bad_relocation_writes_nothing() {
 fn padding(b: &[u8]) -> Vec<Range<usize>> {
     let end = |start, size| field(b, start) + field(b, size);
     vec![
-        end(header::STRINGS, header::STRINGS_SIZE)..field(b, header::NAMES),
+        end(header::STRINGS, header::STRINGS_SIZE)..field(b, header::NAMES_INDEX),
+        index(b).end..field(b, header::NAMES),
         end(header::NAMES, header::NAMES_SIZE)..field(b, header::HOT),
         end(header::HOT, header::HOT_SIZE)..field(b, header::COLD),
     ]
+}
+
+/// The name pool's index: no check covers it either, as its answers are
+/// hints (each entry it offers is checked before use).
+fn index(b: &[u8]) -> Range<usize> {
+    let start = field(b, header::NAMES_INDEX);
+    start..start + field(b, header::NAMES_INDEX_SLOTS) * cds_core::format::names_index::SLOT_SIZE
 }
 
 /// Whether the reader refuses `b` or any of its modules (entry check or checksum).
@@ -386,12 +394,13 @@ fn relocated(work: &mut [u8], b: &[u8]) -> Vec<u8> {
 fn every_flipped_bit_is_refused_or_lies_in_padding() {
     let b = sample_archive();
     let padding = padding(&b);
-    let in_padding = |at: usize| padding.iter().any(|r| r.contains(&at));
-    let padding_len: usize = padding.iter().map(|r| r.len()).sum();
     // The builder pads with zeros, and a small archive is mostly padding
     // (its regions start on pages), so both branches below are exercised.
     assert!(padding.iter().all(|r| b[r.clone()].iter().all(|&x| x == 0)), "padding is not zeroed");
-    assert!(padding_len > 0 && padding_len < b.len());
+    let unchecked: Vec<Range<usize>> = padding.into_iter().chain([index(&b)]).collect();
+    let in_padding = |at: usize| unchecked.iter().any(|r| r.contains(&at));
+    let padding_len: usize = unchecked.iter().map(|r| r.len()).sum();
+    assert!(padding_len > 0 && padding_len < b.len() && !index(&b).is_empty());
 
     let mut work = vec![0u8; b.len()];
     let expected = relocated(&mut work, &b);
@@ -556,6 +565,8 @@ fn format_md_header_and_entry_tables_match_layout_rs() {
         (h::CODE_SERIALS, 4, "code_serials"),
         (h::CODE_SERIAL_START, 4, "code_serial_start"),
         (h::NAMES_STARTUP_SIZE, 4, "names_startup_size"),
+        (h::NAMES_INDEX, 4, "names_index"),
+        (h::NAMES_INDEX_SLOTS, 4, "names_index_slots"),
         (h::RESERVED, 4, "reserved"),
     ];
     let entry: Vec<(usize, usize, &str)> = vec![

@@ -26,7 +26,7 @@ pub fn put64(b: &mut [u8], at: usize, v: u64) {
 
 /// Every 32-bit header field (and both halves of the 64-bit file size, and
 /// the first code serial), as offsets into the header.
-pub const HEADER_U32: [usize; 19] = [
+pub const HEADER_U32: [usize; 21] = [
     header::FORMAT_VERSION,
     header::HEADER_SIZE,
     header::PYTHON_HEXVERSION,
@@ -46,6 +46,8 @@ pub const HEADER_U32: [usize; 19] = [
     header::NAMES,
     header::NAMES_SIZE,
     header::CODE_SERIAL_START,
+    header::NAMES_INDEX,
+    header::NAMES_INDEX_SLOTS,
 ];
 
 /// The 32-bit fields of a module table entry (and the low halves of its

@@ -47,7 +47,7 @@ pub fn sample_archive() -> Vec<u8> {
         m.reloc(code.add(40), Target::Symbol(1024 + b'x' as u32));
         m.reloc(code, Target::CodeInit);
         m.reloc(code.add(48), Target::Interior(s.add(4)));
-        let name = m.pooled(&[9u8; 32], 8, 18, false);
+        let name = m.pooled(&[9u8; 32], 8, 18, false, 9);
         m.reloc(code.add(56), Target::InternedStr(name));
         m.finish(code);
     }

@@ -9,6 +9,7 @@
 
 use super::compile::CompileSettings;
 use super::layout::*;
+use super::names_index;
 use super::reloc_codec;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -103,6 +104,8 @@ struct PoolEntry {
     /// The interpreter interns this name during its own start-up
     /// ([`ModuleBuilder::pooled`]).
     startup: bool,
+    /// The name's `names_index::hash`.
+    name_hash: u64,
 }
 
 struct PendingModule {
@@ -269,9 +272,13 @@ impl ArchiveBuilder {
             string_refs.push((name, origin, realpath));
         }
 
+        let index: Vec<(usize, u64)> = self.pool_entries.iter().map(|e| (e.offset, e.name_hash)).collect();
+        let index = names_index::build(&index);
+
         let table_off = HEADER_SIZE;
         let strings_off = table_off + self.modules.len() * MODULE_ENTRY_SIZE;
-        let names_off = align_up(strings_off + strings.len(), PAGE);
+        let index_off = align_up(strings_off + strings.len(), names_index::SLOT_SIZE);
+        let names_off = align_up(index_off + index.len(), PAGE);
         let hot_off = align_up(names_off + self.pool.len(), PAGE);
         let cold_off = align_up(hot_off + self.hot.len(), PAGE);
         // Last, as their encoded size depends on the offsets of everything else.
@@ -348,6 +355,7 @@ impl ArchiveBuilder {
             }
         }
         out[strings_off..strings_off + strings.len()].copy_from_slice(&strings);
+        out[index_off..index_off + index.len()].copy_from_slice(&index);
 
         // Module table, with each module's checksum over its final bytes.
         for (i, ((m, (name, origin, realpath)), (records, work_size))) in
@@ -405,6 +413,8 @@ impl ArchiveBuilder {
         put_u32(h, header::CODE_SERIAL_START, self.layer.first_code_serial());
         let startup_names: usize = self.pool_entries.iter().take_while(|e| e.startup).map(|e| e.size).sum();
         put_u32(h, header::NAMES_STARTUP_SIZE, startup_names as u32);
+        put_u32(h, header::NAMES_INDEX, index_off as u32);
+        put_u32(h, header::NAMES_INDEX_SLOTS, (index.len() / names_index::SLOT_SIZE) as u32);
         let names_sum = checksum(&[&out[names_off..names_off + self.pool.len()]]);
         put_u64(&mut out, header::NAMES_CHECKSUM, names_sum);
         let table_sum = checksum(&[&out[table_off..strings_off + strings.len()]]);
@@ -433,8 +443,9 @@ impl ModuleBuilder<'_> {
     /// this module is abandoned. Slots pointing at one use
     /// `Target::InternedStr`. `startup`: the dumping interpreter interned
     /// this name during its start-up, so every process does (the entry goes
-    /// with the start-up names).
-    pub fn pooled(&mut self, bytes: &[u8], type_slot: usize, type_id: u32, startup: bool) -> RegionRef {
+    /// with the start-up names). `name_hash`: the name's
+    /// `names_index::hash`, by which the pool's index finds the entry.
+    pub fn pooled(&mut self, bytes: &[u8], type_slot: usize, type_id: u32, startup: bool, name_hash: u64) -> RegionRef {
         let a = &mut *self.archive;
         let offset = match a.pooled.get(bytes) {
             Some(&offset) => {
@@ -451,7 +462,7 @@ impl ModuleBuilder<'_> {
                 a.pool[offset..offset + bytes.len()].copy_from_slice(bytes);
                 a.pooled.insert(bytes.to_vec(), offset);
                 let size = a.pool.len() - offset;
-                a.pool_entries.push(PoolEntry { offset, size, type_slot, type_id, startup });
+                a.pool_entries.push(PoolEntry { offset, size, type_slot, type_id, startup, name_hash });
                 offset
             }
         };

@@ -7,7 +7,7 @@
 /// as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
 /// Bumped whenever any layout below changes; readers accept exactly this.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
@@ -16,7 +16,7 @@ pub const OBJECT_ALIGN: usize = 16;
 pub const PAGE: usize = 4096;
 
 /// Size of the fixed header.
-pub const HEADER_SIZE: usize = 152;
+pub const HEADER_SIZE: usize = 160;
 pub mod header {
     //! Field offsets inside the header.
     pub const MAGIC: usize = 0; // [u8; 8]
@@ -58,8 +58,13 @@ pub mod header {
     /// interns during its own start-up, which a process interns first
     /// (entry-aligned, at most `NAMES_SIZE`; docs/DESIGN.md, "Start-up names").
     pub const NAMES_STARTUP_SIZE: usize = 144;
+    /// u32 offset of the name pool's index (`names_index`): after the
+    /// strings, before the pool, 8-aligned.
+    pub const NAMES_INDEX: usize = 148;
+    /// u32: the index's slot count (`names_index::SLOT_SIZE` bytes each).
+    pub const NAMES_INDEX_SLOTS: usize = 152;
     /// u32, zero.
-    pub const RESERVED: usize = 148;
+    pub const RESERVED: usize = 156;
 }
 
 /// The lowest code serial: each archived code object may carry one, unique

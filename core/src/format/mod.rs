@@ -10,6 +10,7 @@
 pub mod builder;
 pub mod compile;
 pub mod layout;
+pub mod names_index;
 pub mod reader;
 pub mod reloc;
 pub mod reloc_codec;

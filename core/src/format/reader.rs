@@ -8,6 +8,7 @@
 
 use super::compile::CompileSettings;
 use super::layout::*;
+use super::names_index::{self, NamesIndex};
 use std::fmt;
 use std::ops::Range;
 
@@ -78,6 +79,8 @@ pub struct Archive {
     names_checksum: u64,
     /// The pool's leading entries: the names the interpreter interns at start-up.
     startup_names: Range<usize>,
+    /// The pool's index (`names_index`): whole slots between the strings and the pool.
+    names_index: Range<usize>,
     code_serials: Range<u32>,
     len: usize,
     compile: CompileSettings,
@@ -195,6 +198,14 @@ impl Archive {
         if startup_names > names.len() || !startup_names.is_multiple_of(OBJECT_ALIGN) {
             return Err(FormatError::BadLayout("start-up names outside the name pool"));
         }
+        let index_start = field(header::NAMES_INDEX);
+        let names_index = field(header::NAMES_INDEX_SLOTS)
+            .checked_mul(names_index::SLOT_SIZE)
+            .map(|size| index_start..index_start + size)
+            .filter(|index| {
+                index.start >= strings_end && index.end <= names.start && index.start % names_index::SLOT_SIZE == 0
+            })
+            .ok_or(FormatError::BadLayout("name pool index outside its section"))?;
         if checksum(&[&bytes[table..strings_end]]) != get_u64(bytes, header::TABLE_CHECKSUM) {
             return Err(FormatError::TableChecksum);
         }
@@ -206,6 +217,7 @@ impl Archive {
             hot,
             cold,
             startup_names: names.start..names.start + startup_names,
+            names_index,
             names,
             names_checksum: get_u64(bytes, header::NAMES_CHECKSUM),
             code_serials: code_serial_start..code_serial_start + code_serials,
@@ -238,6 +250,12 @@ impl Archive {
     /// interpreter interns its own names.
     pub fn startup_names(&self) -> Range<usize> {
         self.startup_names.clone()
+    }
+
+    /// The pool's index, to ask which entry holds a name (its answers are
+    /// hints: see `names_index`).
+    pub fn names_index<'a>(&self, bytes: &'a [u8]) -> NamesIndex<'a> {
+        NamesIndex::new(bytes, self.names_index.clone())
     }
 
     /// Checks the name pool against its checksum: once, before the first

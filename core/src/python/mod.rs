@@ -13,6 +13,7 @@
 //!   forged lengths and unrelocated pointers impossible before relocation.
 //! - [`stamp`]: the verified stamp: a whole archive checked once, not per process.
 //! - [`pool`]: the archive's name pool, interned once per name per process.
+//! - [`pooled_names`]: the interning hook that makes names other code interns the pool's.
 //! - [`startup_names`]: the names the interpreter interns at start-up, which
 //!   archives lay out first and processes intern before the interpreter's own.
 //! - [`marshal`]: marshal's sharing test for archived objects.
@@ -36,6 +37,7 @@ mod marshal;
 mod module;
 mod objects;
 mod pool;
+mod pooled_names;
 mod serve;
 mod shapes;
 mod stamp;

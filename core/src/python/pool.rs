@@ -9,6 +9,7 @@
 //! When the interpreter had interned an equal str first (its static names,
 //! a name of an unarchived module), every slot is switched to that one.
 
+use super::shapes::{lazily_zeroed, PoolShapes};
 use super::{ffi, sys};
 use crate::format::OBJECT_ALIGN;
 use std::ops::Range;
@@ -17,6 +18,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 pub struct Pool {
     /// Addresses of the pool in the mapping.
     range: Range<usize>,
+    /// Which entries passed their shape check (by file offset).
+    shapes: PoolShapes,
     /// Per 16-byte pool position, the interned str its entry stands for in
     /// this process (0: not yet). Not locked: interning may run Python that
     /// relocates another module meanwhile, and two internings of one entry
@@ -27,15 +30,13 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(range: Range<usize>) -> Self {
-        let zeroed = std::mem::ManuallyDrop::new(vec![0usize; range.len() / OBJECT_ALIGN]);
-        // SAFETY: AtomicUsize has the size and alignment of usize and 0 is a
-        // valid value; the Vec's buffer, length and capacity are moved over
-        // unchanged (the original is never dropped). Built this way, the
-        // zeroed buffer comes from `alloc_zeroed`, so untouched pages are
-        // never faulted in.
-        let interned =
-            unsafe { Vec::from_raw_parts(zeroed.as_ptr() as *mut AtomicUsize, zeroed.len(), zeroed.capacity()) };
-        Self { range, interned }
+        let interned = lazily_zeroed(range.len() / OBJECT_ALIGN);
+        Self { shapes: PoolShapes::for_pool(range.len()), range, interned }
+    }
+
+    /// Which entries passed their shape check in this process.
+    pub fn shapes(&self) -> &PoolShapes {
+        &self.shapes
     }
 
     pub fn contains(&self, address: usize) -> bool {
@@ -58,22 +59,34 @@ impl Pool {
             }
             return Ok(interned);
         }
-        // SAFETY: `entry` is a str checked in shape (caller) whose only
-        // pointer is its type, written here as relocation would (compare
-        // first: at the preferred base of a non-PIE build it is right and
-        // the page stays clean); then interned as any archived name is.
+        // SAFETY: `entry` is a str checked in shape (caller), typed, then
+        // interned as any archived name is.
         let interned = unsafe {
-            let op = entry as *mut sys::PyObject;
-            let str_type = std::ptr::addr_of_mut!(sys::PyUnicode_Type);
-            if (*op).ob_type != str_type {
-                (*op).ob_type = str_type;
-            }
-            let mut s = op.cast::<ffi::PyObject>();
+            let mut s = self.typed_entry(entry);
             ffi::PyUnicode_InternInPlace(&mut s);
             s as usize
         };
         // A nested call may have recorded it meanwhile: the same str.
         slot.store(interned, Ordering::Release);
         Ok(interned)
+    }
+
+    /// Pool entry `entry` as a str object: its only pointer, its type,
+    /// written as relocation would (compared first: at the preferred base
+    /// of a non-PIE build it is right and the page stays clean).
+    ///
+    /// # Safety
+    /// `entry` is a shape-checked str entry of this pool; GIL held.
+    pub unsafe fn typed_entry(&self, entry: usize) -> *mut ffi::PyObject {
+        let op = entry as *mut sys::PyObject;
+        let str_type = std::ptr::addr_of_mut!(sys::PyUnicode_Type);
+        // SAFETY: a str entry of the mapping (caller), whose header is a
+        // PyObject; the GIL serialises this write.
+        unsafe {
+            if (*op).ob_type != str_type {
+                (*op).ob_type = str_type;
+            }
+        }
+        op.cast()
     }
 }

@@ -21,7 +21,8 @@ use super::interpreter::compile_settings;
 use super::mapping::Mapping;
 use super::marshal::References;
 use super::pool::Pool;
-use super::shapes::{self, PoolShapes, ShapeChecked};
+use super::pooled_names;
+use super::shapes::{self, ShapeChecked};
 use super::stamp::{self, Vouched};
 use super::symbols::SymbolTable;
 use super::{ffi, verbose, version};
@@ -121,8 +122,6 @@ pub struct Served {
     /// The archive's stamp, when it names the mapped file: modules are not
     /// checked again (`super::stamp`).
     vouched: Option<Vouched>,
-    /// Pool entries that passed their shape check in this process.
-    pool_shapes: PoolShapes,
     /// How many start-up names were interned from the pool before the
     /// interpreter's own ([`Served::intern_startup_names`]).
     startup_names: usize,
@@ -191,7 +190,7 @@ impl Served {
         };
         let stamp = FileStamp::of(&meta);
         let pool = (map.as_ptr() as usize + archive.names().start)..(map.as_ptr() as usize + archive.names().end);
-        Ok(Self {
+        let served = Self {
             path: path.to_owned(),
             map,
             real_path,
@@ -207,7 +206,6 @@ impl Served {
             pool: Arc::new(Pool::new(pool)),
             pool_verified: vouched.as_ref().map(|_| Ok(())),
             vouched,
-            pool_shapes: PoolShapes::default(),
             startup_names: 0,
             check,
             // Set before serving (`set_extension_suffixes`): the archive may
@@ -215,7 +213,11 @@ impl Served {
             dirs: DirCache::new(Vec::new()),
             spans: Vec::new(),
             references: HashMap::new(),
-        })
+        };
+        if served.vouched.is_some() {
+            served.offer_names();
+        }
+        Ok(served)
     }
 
     /// `_imp.extension_suffixes()`, which the search-path check needs
@@ -243,11 +245,12 @@ impl Served {
             }
             // Checked before interning writes into it (hashes, state).
             self.pool_verified = Some(Ok(()));
+            self.offer_names();
         }
         let (base, names) = (self.map.as_ptr() as usize, self.archive.names());
         let mut at = startup.start;
         while at < startup.end {
-            let Some(size) = self.pool_shapes.check_entry(&self.map, &names, at) else { break };
+            let Some(size) = self.pool.shapes().check_entry(&self.map, &names, at) else { break };
             // SAFETY: `at` is a str entry of this pool that just passed its
             // shape check (inside the pool, header and length consistent);
             // GIL held (caller).
@@ -504,7 +507,7 @@ impl Served {
     /// its objects' shapes.
     fn check_module(&mut self, view: ModuleView) -> Result<ShapeChecked, String> {
         view.verify(&self.map).map_err(|e| e.to_string())?;
-        shapes::check(&self.map, view, &self.archive.code_serials(), &mut self.pool_shapes)
+        shapes::check(&self.map, view, &self.archive.code_serials(), self.pool.shapes())
     }
 
     /// Whether the name pool passed its checksum, checked at the first
@@ -517,9 +520,26 @@ impl Served {
                 eprintln!("cds: warning: {}: {why}; importing normally from now on", self.path);
                 self.reject(name, why.clone());
             }
+            if verified.is_ok() {
+                self.offer_names();
+            }
             self.pool_verified = Some(verified);
         }
         self.pool_verified.as_ref().is_some_and(|v| v.is_ok())
+    }
+
+    /// Offers the verified pool to the interpreter's interning
+    /// (`pooled_names`), so that names other code interns are the archive's.
+    fn offer_names(&self) {
+        pooled_names::offer(&self.map, &self.archive, &self.pool);
+    }
+
+    /// Leaves the archive mapped but unused for good: its names may be
+    /// interned (the interpreter points at them), so it is never unmapped,
+    /// and its pool is offered no more.
+    pub fn leak(self) {
+        pooled_names::withdraw(self.map.as_ptr() as usize);
+        std::mem::forget(self);
     }
 
     /// Records the outcome of `preparation` (see [`Preparation::relocate`]);
@@ -743,5 +763,12 @@ impl Fixups for RuntimeFixups<'_> {
             self.sets.insert(tuple, set as usize);
             Ok(set as usize)
         }
+    }
+}
+
+impl Drop for Served {
+    /// Unmapping follows (`Mapping`): the interning hook must not read it.
+    fn drop(&mut self) {
+        pooled_names::withdraw(self.map.as_ptr() as usize);
     }
 }

@@ -33,6 +33,7 @@ use crate::format::reloc::read_relocations;
 use crate::format::{ModuleView, Reloc, RelocKind, Relocations, OBJECT_ALIGN};
 use std::mem::{offset_of, size_of};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What an archived object (or a runtime symbol) is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,22 +95,40 @@ impl ShapeChecked {
 
 /// The name pool's entries that passed their shape check in this process
 /// (each is checked before its first use: interning writes into it, so it
-/// would not pass again). One bit per 16-byte pool position.
-#[derive(Default)]
+/// would not pass again). One bit per 16-byte pool position, shared by the
+/// serving archive and the interning hook (`names::_PyCds_PooledName`),
+/// which both run with the GIL held (atomics only to be shareable).
 pub struct PoolShapes {
-    checked: Vec<u64>,
+    checked: Vec<AtomicU64>,
 }
 
 impl PoolShapes {
+    /// No entry checked yet, for a pool of `pool_len` bytes.
+    pub fn for_pool(pool_len: usize) -> Self {
+        Self { checked: lazily_zeroed(pool_len.div_ceil(OBJECT_ALIGN * 64)) }
+    }
+
     /// `Some(Kind::Str)` when the pool holds a str at `at`, as the dump
     /// writes them (see [`PoolShapes::check_entry`]); an entry checked
     /// before is not read again (interning has written into it since).
-    fn str_at(&mut self, bytes: &[u8], view: &ModuleView, at: usize) -> Option<Kind> {
-        let bit = Self::bit(&view.names, at)?;
-        if self.checked.get(bit / 64).is_some_and(|word| word & (1 << (bit % 64)) != 0) {
+    fn str_at(&self, bytes: &[u8], view: &ModuleView, at: usize) -> Option<Kind> {
+        if self.checked_size(bytes, &view.names, at).is_some() {
             return Some(Kind::Str);
         }
         self.check_entry(bytes, &view.names, at).map(|_| Kind::Str)
+    }
+
+    /// The size of the str entry at `at` when it passed its check before:
+    /// read from the fields interning never writes (length, kind, ASCII bit).
+    pub fn checked_size(&self, bytes: &[u8], names: &std::ops::Range<usize>, at: usize) -> Option<usize> {
+        let bit = Self::bit(names, at)?;
+        if self.checked.get(bit / 64)?.load(Ordering::Relaxed) & (1 << (bit % 64)) == 0 {
+            return None;
+        }
+        version::str_name_key(&bytes[at..names.end]).map(|(tag, data)| {
+            let (kind, ascii) = (usize::from(tag & 7), tag & 8 != 0);
+            version::compact_str_size(data.len() / kind, ascii, kind)
+        })
     }
 
     /// The size of the str entry at `at` of the pool `names` (a range of
@@ -117,16 +136,13 @@ impl PoolShapes {
     /// first interning: 16-aligned, wholly inside the pool, not interned,
     /// with no pointer into itself (its only pointer, `ob_type`, is written
     /// by `pool::Pool`). Records it as checked.
-    pub fn check_entry(&mut self, bytes: &[u8], names: &std::ops::Range<usize>, at: usize) -> Option<usize> {
+    pub fn check_entry(&self, bytes: &[u8], names: &std::ops::Range<usize>, at: usize) -> Option<usize> {
         let bit = Self::bit(names, at)?;
         let shape = version::archived_str_shape(&bytes[at..names.end]).ok()?;
         if shape.interior.is_some() {
             return None;
         }
-        if self.checked.len() <= bit / 64 {
-            self.checked.resize(names.len() / OBJECT_ALIGN / 64 + 1, 0);
-        }
-        self.checked[bit / 64] |= 1 << (bit % 64);
+        self.checked.get(bit / 64)?.fetch_or(1 << (bit % 64), Ordering::Relaxed);
         Some(shape.size)
     }
 
@@ -137,6 +153,23 @@ impl PoolShapes {
         inside.then(|| (at - names.start) / OBJECT_ALIGN)
     }
 }
+
+/// `len` atomics at zero, from zeroed memory the kernel maps lazily: only
+/// the words used cost a page.
+pub fn lazily_zeroed<A: ZeroIsValid>(len: usize) -> Vec<A> {
+    const { assert!(size_of::<A>() == size_of::<u64>() && align_of::<A>() == align_of::<u64>()) };
+    let zeroed = std::mem::ManuallyDrop::new(vec![0u64; len]);
+    // SAFETY: A has the size and alignment of u64 (asserted above) and zero
+    // is a valid A (`ZeroIsValid`); the Vec's buffer, length and capacity
+    // are moved over unchanged (the original is never dropped). Built this
+    // way, the buffer comes from `alloc_zeroed`.
+    unsafe { Vec::from_raw_parts(zeroed.as_ptr() as *mut A, zeroed.len(), zeroed.capacity()) }
+}
+
+/// Atomics whose all-zero bytes are a valid value.
+pub trait ZeroIsValid {}
+impl ZeroIsValid for AtomicU64 {}
+impl ZeroIsValid for std::sync::atomic::AtomicUsize {}
 
 /// What the walk learns about a module, in tables it fills in one pass.
 ///
@@ -240,12 +273,7 @@ impl<'r> Layout<'r> {
 
 /// Walks the objects of `view` (whose checksum has been verified) in
 /// `bytes`, the archive as mapped and not yet relocated.
-pub fn check(
-    bytes: &[u8],
-    view: ModuleView,
-    serials: &Range<u32>,
-    pool: &mut PoolShapes,
-) -> Result<ShapeChecked, String> {
+pub fn check(bytes: &[u8], view: ModuleView, serials: &Range<u32>, pool: &PoolShapes) -> Result<ShapeChecked, String> {
     let relocs = read_relocations(bytes, &view).map_err(|e| e.to_string())?;
     let units = (view.hot.len().div_ceil(OBJECT_ALIGN)) + view.cold.len().div_ceil(OBJECT_ALIGN);
     let mut layout = Layout {
@@ -266,7 +294,7 @@ pub fn check(
     if layout.object_at(view.code) != Some(Kind::Code) {
         return Err("the module's code offset is not a code object".into());
     }
-    let mut target_of = |r: &Reloc| -> Option<Kind> {
+    let target_of = |r: &Reloc| -> Option<Kind> {
         if r.kind == RelocKind::InternedStr && view.in_names(r.target as usize, 1) {
             return pool.str_at(bytes, &view, r.target as usize);
         }

@@ -169,14 +169,14 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
     let base = Archive::peek_preferred_base(bytes);
     let symbols = SymbolTable::new();
     let own_image = image_of(anchor());
-    let mut pool = PoolShapes::default();
+    let pool = PoolShapes::for_pool(archive.names().len());
     let mut prewritten = base != 0 && own_image.is_some();
     for index in 0..archive.module_count() {
         let view = archive.module(bytes, index).map_err(|e| e.to_string())?;
         let name = view.name(bytes).to_owned();
         view.verify(bytes).map_err(|e| e.to_string())?;
         let work = read_work_relocations(bytes, &view).map_err(|e| format!("module {name}: {e}"))?;
-        let checked = shapes::check(bytes, view, &archive.code_serials(), &mut pool)
+        let checked = shapes::check(bytes, view, &archive.code_serials(), &pool)
             .map_err(|why| format!("module {name}: {why}"))?;
         // The first stream must hold exactly the records that need work:
         // a stamped process at the preferred base reads only that one.

@@ -159,7 +159,7 @@ impl Opened {
 
     /// Leaves the archives mapped, unused: their names may be interned.
     fn abandon(self) {
-        std::mem::forget((self.named, self.default));
+        self.named.into_iter().chain(self.default).for_each(Served::leak);
     }
 
     /// What start-up opened, as `sys` now says the options are (`config`):
@@ -176,7 +176,9 @@ impl Opened {
             self.abandon();
             return Self::open(config);
         }
-        std::mem::forget(self.default.take());
+        if let Some(default) = self.default.take() {
+            default.leak();
+        }
         self.default = open_default(&config, self.named.as_ref());
         self.config = config;
         self
@@ -255,7 +257,7 @@ pub fn init() {
     if guard.is_some() {
         // Another thread initialised meanwhile (opening ran unlocked): keep
         // its state; ours never served, its mappings are left unused.
-        std::mem::forget((named, default));
+        named.into_iter().chain(default).for_each(Served::leak);
         return;
     }
     let added = named.iter().count() + default.iter().count();
@@ -278,7 +280,7 @@ pub fn init() {
 extern "C" fn forget_runtime() {
     let old = STATE.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some(old) = old {
-        std::mem::forget((old.named, old.default));
+        old.named.into_iter().chain(old.default).for_each(Served::leak);
     }
 }
 
@@ -391,7 +393,7 @@ fn layerable(named: &Served, default: &Served) -> bool {
 fn install_named(served: Served) -> Result<bool, String> {
     let mut guard = STATE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(st) = guard.as_mut().filter(|st| st.named.is_none()) else {
-        std::mem::forget(served);
+        served.leak();
         return Ok(false);
     };
     if let Some(default) = &st.default {

@@ -6,7 +6,7 @@
 //! inside a module (by identity, as marshal shares them) are emitted once;
 //! runtime singletons are referenced by symbol, never copied.
 
-use crate::format::{ModuleBuilder, Region, RegionRef, Target};
+use crate::format::{names_index, ModuleBuilder, Region, RegionRef, Target};
 use crate::python::objects::{self, put, GC_HEAD, OB_TYPE};
 use crate::python::symbols::{self, symbol_of};
 use crate::python::version::{self, OB_REFCNT};
@@ -183,7 +183,10 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         // records of its own, so it stays with its module.
         if layout.interned && interior.is_none() {
             let startup = self.startup.contains(&(op as usize));
-            return Ok(Target::InternedStr(self.module.pooled(&bytes, OB_TYPE, symbols::TYPE_STR, startup)));
+            let (tag, data) =
+                version::str_name_key(&bytes).ok_or_else(|| DumpError("a name is not in compact form".into()))?;
+            let hash = names_index::hash(tag, data);
+            return Ok(Target::InternedStr(self.module.pooled(&bytes, OB_TYPE, symbols::TYPE_STR, startup, hash)));
         }
         // SAFETY: op is a live str (caller).
         let short = unsafe { ffi::PyUnicode_GetLength(op.cast()) } as usize <= SHORT_STR;

@@ -96,6 +96,50 @@ pub fn compact_str_size(len: usize, ascii: bool, kind: usize) -> usize {
     }
 }
 
+/// What names a compact str for the pool's index (`format::names_index`):
+/// a tag saying how its characters are stored (kind, ASCII bit) and their
+/// bytes. Two strs are equal exactly when both are, as `unicode_eq`
+/// compares them (the interpreter stores each str in its narrowest kind).
+/// None when `bytes`, from the str's start, is not a compact str that
+/// holds its characters.
+pub fn str_name_key(bytes: &[u8]) -> Option<(u8, &[u8])> {
+    type Ascii = sys::PyASCIIObject;
+    if bytes.len() < size_of::<Ascii>() {
+        return None;
+    }
+    let state: sys::PyASCIIObject__bindgen_ty_1 = objects::get(bytes, offset_of!(Ascii, state));
+    let (kind, ascii) = (state.kind() as usize, state.ascii() != 0);
+    if state.compact() == 0 || !matches!(kind, 1 | 2 | 4) || (ascii && kind != 1) {
+        return None;
+    }
+    let length = usize::try_from(objects::get::<sys::Py_ssize_t>(bytes, offset_of!(Ascii, length))).ok()?;
+    let start = if ascii { size_of::<Ascii>() } else { size_of::<sys::PyCompactUnicodeObject>() };
+    let data = bytes.get(start..start.checked_add(length.checked_mul(kind)?)?)?;
+    Some((kind as u8 | u8::from(ascii) << 3, data))
+}
+
+/// Whether compact str `bytes` (at least its header) says it is interned.
+pub fn str_is_interned(bytes: &[u8]) -> bool {
+    let state: sys::PyASCIIObject__bindgen_ty_1 = objects::get(bytes, offset_of!(sys::PyASCIIObject, state));
+    state.interned() != 0
+}
+
+/// [`str_name_key`] of a live str.
+///
+/// # Safety
+/// `op` is a live exact str.
+pub unsafe fn live_str_name_key<'a>(op: *mut sys::PyObject) -> Option<(u8, &'a [u8])> {
+    // SAFETY: op is a live str (caller), whose header is a PyASCIIObject.
+    let s = unsafe { &*op.cast::<sys::PyASCIIObject>() };
+    if s.state.compact() == 0 {
+        return None;
+    }
+    let size = compact_str_size(s.length as usize, s.state.ascii() != 0, s.state.kind() as usize);
+    // SAFETY: a live compact str is one allocation of this size (its
+    // header, the characters, their NUL).
+    str_name_key(unsafe { std::slice::from_raw_parts(op.cast::<u8>(), size) })
+}
+
 /// How a str is laid out: its size in bytes, whether it is ASCII-compact
 /// and whether it was interned. Only compact strings are archivable.
 pub struct StrLayout {
