@@ -11,7 +11,7 @@
 //! The table: `slots` slots of [`SLOT_SIZE`] bytes, each `(tag u32, entry
 //! u32)`, where `entry` is 1 + the entry's pool offset / 16 (0: empty) and
 //! `tag` the high half of the name's [`hash`]. Open addressing with linear
-//! probing from slot `low half × slots >> 32`, at most 3/4 full.
+//! probing from slot `low half × slots >> 32`, at most half full.
 //!
 //! The reader takes the table as hints, never as facts: each entry it names
 //! is shape-checked and compared with the name in full before it is used,
@@ -25,7 +25,7 @@ use std::ops::Range;
 pub const SLOT_SIZE: usize = 8;
 
 /// The most slots one probe reads, whatever the table holds: a name
-/// further from its first slot (rare at 3/4 full) is a miss, and a forged
+/// further from its first slot (rare at half full) is a miss, and a forged
 /// table without empty slots costs a bounded probe per name.
 pub const MAX_PROBE: usize = 64;
 
@@ -36,9 +36,11 @@ pub fn hash(tag: u8, data: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(data, u64::from(tag))
 }
 
-/// The slot count for `entries` names: at most 3/4 full, never zero.
+/// The slot count for `entries` names: at most half full, never zero, so
+/// that a name the pool lacks (half of what a process interns) is known
+/// absent after two or three slots on average.
 pub fn slots_for(entries: usize) -> usize {
-    (entries * 4).div_ceil(3).max(1)
+    (entries * 2).max(1)
 }
 
 fn first_slot(hash: u64, slots: usize) -> usize {
@@ -74,19 +76,44 @@ impl<'a> NamesIndex<'a> {
     /// The pool offsets the table offers for a name of `hash`, in probe
     /// order: entries whose tag matches, until an empty slot, a full lap or
     /// [`MAX_PROBE`] slots.
-    pub fn candidates(&self, hash: u64) -> impl Iterator<Item = usize> + 'a {
-        let table = self.table;
-        let slots = table.len() / SLOT_SIZE;
-        let tag = (hash >> 32) as u32;
-        let start = if slots == 0 { 0 } else { first_slot(hash, slots) };
-        (0..slots.min(MAX_PROBE))
-            .map(move |i| {
-                let at = (start + i) % slots * SLOT_SIZE;
-                (get_u32(table, at), get_u32(table, at + 4))
-            })
-            .take_while(|&(_, entry)| entry != 0)
-            .filter(move |&(t, _)| t == tag)
-            .map(|(_, entry)| (entry as usize - 1) * OBJECT_ALIGN)
+    pub fn candidates(&self, hash: u64) -> Candidates<'a> {
+        let slots = self.table.len() / SLOT_SIZE;
+        let next = if slots == 0 { 0 } else { first_slot(hash, slots) };
+        Candidates { table: self.table, tag: (hash >> 32) as u32, next, left: slots.min(MAX_PROBE) }
+    }
+}
+
+/// The probe of one name (see [`NamesIndex::candidates`]).
+pub struct Candidates<'a> {
+    table: &'a [u8],
+    tag: u32,
+    /// The next slot to read.
+    next: usize,
+    /// Slots the probe may still read.
+    left: usize,
+}
+
+impl Iterator for Candidates<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.left > 0 {
+            let at = self.next * SLOT_SIZE;
+            let (tag, entry) = (get_u32(self.table, at), get_u32(self.table, at + 4));
+            if entry == 0 {
+                self.left = 0;
+                return None;
+            }
+            self.left -= 1;
+            self.next += 1;
+            if self.next * SLOT_SIZE == self.table.len() {
+                self.next = 0;
+            }
+            if tag == self.tag {
+                return Some((entry as usize - 1) * OBJECT_ALIGN);
+            }
+        }
+        None
     }
 }
 
@@ -129,9 +156,9 @@ mod tests {
     }
 
     #[test]
-    fn the_table_is_three_quarters_full_at_most() {
+    fn the_table_is_half_full_at_most() {
         for n in [0, 1, 3, 4, 1000] {
-            assert!(slots_for(n) * 3 >= n * 4 && slots_for(n) >= 1);
+            assert!(slots_for(n) >= n * 2 && slots_for(n) >= 1);
         }
     }
 }
