@@ -129,3 +129,23 @@ def test_code_compiled_in_a_serving_process_marshals_as_without(ws):
     plain = ws.plain("-c", program)
     marshalled = [next(l for l in p.stdout.splitlines() if l.startswith("MARSHAL ")) for p in (served, plain)]
     assert marshalled[0] == marshalled[1]
+
+
+def test_a_name_the_program_interned_first_is_the_programs_everywhere(ws):
+    # The program's own constant is interned when it is compiled, before
+    # `inside` is served: the archive's entry cannot be the interned str, so
+    # every archived slot naming it must be switched to the program's (the
+    # stamped fast path interns each listed name once and falls back to the
+    # records for this one).
+    ws.write("inside.py", INSIDE)
+    ws.archive("-c", "import inside")
+    program = (
+        f"name = {NAME!r}\n"
+        "import inside\n"
+        "key = next(k for k in vars(inside.Box) if k == name)\n"
+        "print(key is name, inside.read(inside.Box()))\n"
+    )
+    proc = ws.replay("-c", program + STATS)
+    assert without_stats(proc.stdout) == "True 42"
+    assert "inside" in stats_of(proc)["served"] and stats_of(proc)["stamped"]
+    assert ws.plain("-c", program).stdout == "True 42\n"

@@ -274,6 +274,7 @@ fn apply_stream(edit: impl FnOnce(Vec<Reloc>) -> Vec<u8>) -> (Result<(), RelocEr
     // One stream: the second, the first left empty.
     v.relocs = b.len()..b.len() + stream.len();
     v.relocs_work = v.relocs.start..v.relocs.start;
+    v.relocs_names = v.relocs.start..v.relocs.start;
     b.extend(stream);
     let before = b.clone();
     let mut fx = fixups(&b, &v);
@@ -335,6 +336,7 @@ fn records_that_need_work_form_the_first_stream_and_both_merge_by_slot() {
     let mut w = v.clone();
     w.relocs = b.len()..b.len() + first.len() + second.len();
     w.relocs_work = w.relocs.start..w.relocs.start + first.len();
+    w.relocs_names = w.relocs_work.end..w.relocs_work.end;
     b.extend(first);
     b.extend(second);
     assert!(matches!(read_relocations(&b, &w), Err(RelocError::Unsorted { .. })));
@@ -591,7 +593,7 @@ fn format_md_header_and_entry_tables_match_layout_rs() {
         (e::SOURCE_REALPATH, 4, "source_realpath"),
         (e::SOURCE_REALPATH_LEN, 4, "source_realpath_len"),
         (e::RELOC_WORK_SIZE, 4, "reloc_work_size"),
-        (e::RESERVED, 4, "reserved"),
+        (e::RELOC_NAMES_SIZE, 4, "reloc_names_size"),
     ];
     for (heading, code, total) in
         [("## Header", &header, HEADER_SIZE), ("## Module table entry", &entry, MODULE_ENTRY_SIZE)]
@@ -633,4 +635,35 @@ fn format_md_relocation_kinds_match_the_code() {
 /// The text of docs/FORMAT.md, which these tests hold against the code.
 fn format_md() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/FORMAT.md")).unwrap()
+}
+
+#[test]
+fn pooled_names_are_listed_once_each_and_their_records_follow_the_list() {
+    // Slots 0 and 2 name the entry of 1s, slot 1 the entry of 2s.
+    let bytes = pooled_archive(&[(1, false), (2, false), (1, false)]);
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let v = a.module(&bytes, 0).unwrap();
+    let pool = a.names().start as u32;
+    assert_eq!(read_names(&bytes, &v).unwrap(), vec![pool, pool + 32]);
+    assert!(v.relocs_work.end == v.relocs_names.start && v.relocs_names.end < v.relocs.end);
+    // Interned once per entry: no per-slot record in the first stream ...
+    assert!(read_work_relocations(&bytes, &v).unwrap().iter().all(|r| r.kind != RelocKind::InternedStr));
+    // ... all three after the list.
+    let all = read_relocations(&bytes, &v).unwrap();
+    let targets: Vec<u32> = all.iter().filter(|r| r.kind == RelocKind::InternedStr).map(|r| r.target).collect();
+    assert_eq!(targets, vec![pool, pool + 32, pool]);
+}
+
+#[test]
+fn a_list_naming_outside_the_pool_or_twice_is_refused() {
+    let bytes = pooled_archive(&[(1, false), (2, false)]);
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let v = a.module(&bytes, 0).unwrap();
+    let mut b = bytes.clone();
+    let mut w = v.clone();
+    for (list, refused) in [(vec![1u8, 2], false), (vec![1, 0], true), (vec![0x80, 0x80, 0x80, 0x80, 0x40], true)] {
+        w.relocs_names = b.len()..b.len() + list.len();
+        b.extend(&list);
+        assert_eq!(read_names(&b, &w).is_err(), refused, "{list:?}");
+    }
 }

@@ -316,17 +316,28 @@ impl ArchiveBuilder {
             .collect();
         // Per module, two streams: the records every process applies
         // (`RelocKind::needs_work`), then the others, which a process whose
-        // slots are known to be right skips unread.
+        // slots are known to be right skips unread; between them, the pool
+        // entries its pooled-name records name, which every process interns.
+        let names = names_off..names_off + self.pool.len();
         let mut encoded = Vec::new();
         let mut module_records = Vec::with_capacity(self.modules.len());
         for m in &self.modules {
             let start = encoded.len();
             let (work, rest): (Vec<Reloc>, Vec<Reloc>) =
-                records[m.relocs.clone()].iter().partition(|r| r.kind.needs_work(r.target, &is_static));
+                records[m.relocs.clone()].iter().partition(|r| r.kind.needs_work(r.target, &is_static, &names));
             encoded.extend(reloc_codec::encode(&work));
             let work_size = encoded.len() - start;
+            let mut pooled: Vec<u32> = rest
+                .iter()
+                .filter(|r| r.kind == RelocKind::InternedStr && names.contains(&(r.target as usize)))
+                .map(|r| r.target - names.start as u32)
+                .collect();
+            pooled.sort_unstable();
+            pooled.dedup();
+            encoded.extend(reloc_codec::encode_names(&pooled));
+            let names_size = encoded.len() - start - work_size;
             encoded.extend(reloc_codec::encode(&rest));
-            module_records.push((start..encoded.len(), work_size));
+            module_records.push((start..encoded.len(), work_size, names_size));
         }
         let file_size = relocs_off + encoded.len();
         if file_size > u32::MAX as usize {
@@ -358,7 +369,7 @@ impl ArchiveBuilder {
         out[index_off..index_off + index.len()].copy_from_slice(&index);
 
         // Module table, with each module's checksum over its final bytes.
-        for (i, ((m, (name, origin, realpath)), (records, work_size))) in
+        for (i, ((m, (name, origin, realpath)), (records, work_size, names_size))) in
             self.modules.iter().zip(&string_refs).zip(&module_records).enumerate()
         {
             let at = table_off + i * MODULE_ENTRY_SIZE;
@@ -382,6 +393,7 @@ impl ArchiveBuilder {
             put_u32(e, entry::RELOC_START, records.start as u32);
             put_u32(e, entry::RELOC_SIZE, records.len() as u32);
             put_u32(e, entry::RELOC_WORK_SIZE, *work_size as u32);
+            put_u32(e, entry::RELOC_NAMES_SIZE, *names_size as u32);
             put_u64(e, entry::CHECKSUM, sum);
             put_u64(e, entry::SOURCE_HASH, m.meta.source_hash);
             put_u64(e, entry::SOURCE_DEV, m.meta.source_dev);

@@ -3,11 +3,13 @@
 //! All integers are little-endian. Offsets are file offsets (u32: an archive
 //! is limited to 4 GiB). See docs/FORMAT.md.
 
+use std::ops::Range;
+
 /// First bytes of every archive. The `\r\n` and NUL catch text-mode mangling,
 /// as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
 /// Bumped whenever any layout below changes; readers accept exactly this.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
@@ -152,11 +154,12 @@ pub mod entry {
     pub const SOURCE_REALPATH_LEN: usize = 100; // u32
     /// u32: bytes of its records, from `RELOC_START`, that form the first
     /// of its two record streams: the records that need work in every
-    /// process ([`RelocKind::needs_work`](super::RelocKind::needs_work));
-    /// the rest of `RELOC_SIZE` is the second stream.
+    /// process ([`RelocKind::needs_work`](super::RelocKind::needs_work)).
     pub const RELOC_WORK_SIZE: usize = 104;
-    /// u32, zero.
-    pub const RESERVED: usize = 108;
+    /// u32: bytes after the first stream that list the name pool entries
+    /// its pooled-name records name (`reloc_codec::encode_names`); the rest
+    /// of `RELOC_SIZE` is the second stream.
+    pub const RELOC_NAMES_SIZE: usize = 108;
 }
 pub const MODULE_IS_PACKAGE: u32 = 1;
 /// Origin of modules whose code comes from the interpreter's frozen modules
@@ -205,14 +208,18 @@ impl RelocKind {
     }
 
     /// Whether a record of this kind naming `target` needs work in every
-    /// process, wherever the archive is mapped: interning, a frozenset,
-    /// a code object's state, and a runtime object that `is_static` does
-    /// not place in the interpreter's image (which moves only with it).
-    /// These records form a module's first record stream
-    /// ([`entry::RELOC_WORK_SIZE`]).
-    pub fn needs_work(self, target: u32, is_static: impl Fn(u32) -> bool) -> bool {
+    /// process, wherever the archive is mapped: interning a str outside
+    /// the name pool `names`, a frozenset, a code object's state, and a
+    /// runtime object that `is_static` does not place in the interpreter's
+    /// image (which moves only with it). These records form a module's
+    /// first record stream ([`entry::RELOC_WORK_SIZE`]). A pooled name is
+    /// interned in every process too, but once per entry, not per slot: the
+    /// module lists its entries ([`entry::RELOC_NAMES_SIZE`]), and its slots
+    /// need rewriting only where interning found another str.
+    pub fn needs_work(self, target: u32, is_static: impl Fn(u32) -> bool, names: &Range<usize>) -> bool {
         match self {
-            Self::InternedStr | Self::FrozenSet | Self::CodeInit => true,
+            Self::InternedStr => !names.contains(&(target as usize)),
+            Self::FrozenSet | Self::CodeInit => true,
             Self::Symbol => !is_static(target),
             Self::Object | Self::Interior => false,
         }

@@ -20,6 +20,6 @@ pub use compile::CompileSettings;
 pub use layout::*;
 pub use reader::{Archive, Expectations, FormatError, ModuleView};
 pub use reloc::{
-    apply_read_relocations_at, apply_relocations, apply_relocations_at, read_relocations, read_work_relocations,
-    Fixups, RelocError, Relocations,
+    apply_read_relocations_at, apply_relocations, apply_relocations_at, pooled_name_relocations_at, read_names,
+    read_relocations, read_work_relocations, Fixups, RelocError, Relocations,
 };

@@ -107,10 +107,13 @@ pub struct ModuleView {
     pub names: Range<usize>,
     /// Byte range of the module's relocation records: two streams, the
     /// records that need work in every process first (`relocs_work`),
-    /// then the others.
+    /// then the list of pool entries its pooled-name records name
+    /// (`relocs_names`), then the other records.
     pub relocs: Range<usize>,
     /// The first stream: a prefix of `relocs`.
     pub relocs_work: Range<usize>,
+    /// The list of pool entries, right after the first stream.
+    pub relocs_names: Range<usize>,
     checksum: u64,
 }
 
@@ -347,14 +350,13 @@ impl Archive {
         let first = get_u32(e, entry::RELOC_START) as usize;
         let size = get_u32(e, entry::RELOC_SIZE) as usize;
         let work = get_u32(e, entry::RELOC_WORK_SIZE) as usize;
-        if first + size > self.relocs.len() || work > size {
+        let listed = get_u32(e, entry::RELOC_NAMES_SIZE) as usize;
+        if first + size > self.relocs.len() || work + listed > size {
             return Err(bad("relocations out of bounds"));
-        }
-        if get_u32(e, entry::RESERVED) != 0 {
-            return Err(bad("reserved field set"));
         }
         let relocs = self.relocs.start + first..self.relocs.start + first + size;
         let relocs_work = relocs.start..relocs.start + work;
+        let relocs_names = relocs_work.end..relocs_work.end + listed;
         Ok(ModuleView {
             index,
             name,
@@ -372,6 +374,7 @@ impl Archive {
             names: self.names.clone(),
             relocs,
             relocs_work,
+            relocs_names,
             checksum: get_u64(e, entry::CHECKSUM),
         })
     }

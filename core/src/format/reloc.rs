@@ -8,7 +8,7 @@
 
 use super::layout::*;
 use super::reader::ModuleView;
-use super::reloc_codec::{DecodeError, Decoder};
+use super::reloc_codec::{decode_names, DecodeError, Decoder};
 use std::fmt;
 
 /// Smallest object that a relocation may point at (refcount + type).
@@ -100,12 +100,54 @@ pub fn read_work_relocations(bytes: &[u8], module: &ModuleView) -> Result<Reloca
     Ok(Relocations { from: module.relocs.clone(), records })
 }
 
+/// The pool entries the module's pooled-name records name (its list,
+/// `entry::RELOC_NAMES_SIZE`), as file offsets, each checked to be a
+/// 16-aligned position inside the name pool. What interning them in this
+/// process makes of them decides whether those records' slots, pre-written
+/// with the entries' addresses, need any work (`python::serve`).
+pub fn read_names(bytes: &[u8], module: &ModuleView) -> Result<Vec<u32>, RelocError> {
+    let pool_relative =
+        decode_names(&bytes[module.relocs_names.clone()]).map_err(|_| RelocError::Malformed { index: 0 })?;
+    let mut names = Vec::with_capacity(pool_relative.len());
+    for (index, offset) in pool_relative.into_iter().enumerate() {
+        let target = module.names.start + offset as usize;
+        if !module.in_names(target, MIN_OBJECT) {
+            return Err(RelocError::TargetOutOfBounds { index });
+        }
+        names.push(target as u32);
+    }
+    Ok(names)
+}
+
+/// The module's records of pooled names (`InternedStr` records whose
+/// target lies in the name pool), read from its second stream.
+///
+/// # Safety
+/// `base..base + len` is readable; the module's record bytes are not
+/// written meanwhile.
+pub unsafe fn pooled_name_relocations_at(
+    base: *const u8,
+    len: usize,
+    module: &ModuleView,
+) -> Result<Relocations, RelocError> {
+    assert!(module.relocs.end <= len);
+    // SAFETY: in bounds (asserted); relocation records are never written.
+    let rest = unsafe {
+        std::slice::from_raw_parts(base.add(module.relocs_names.end), module.relocs.end - module.relocs_names.end)
+    };
+    let records = read_stream(rest, module, 0)?
+        .into_iter()
+        .filter(|r| r.kind == RelocKind::InternedStr && module.in_names(r.target as usize, 1))
+        .collect();
+    Ok(Relocations { from: module.relocs.clone(), records })
+}
+
 /// Both streams of the module's records (`records`, its whole byte range),
 /// merged by slot; a slot in both is refused as out of order.
 fn read_both_streams(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
-    let split = module.relocs_work.len();
+    let (split, rest_start) = (module.relocs_work.len(), module.relocs_names.end - module.relocs.start);
     let work = read_stream(&records[..split], module, 0)?;
-    let rest = read_stream(&records[split..], module, work.len())?;
+    let rest = read_stream(&records[rest_start..], module, work.len())?;
     if work.is_empty() || rest.is_empty() {
         return Ok(if work.is_empty() { rest } else { work });
     }

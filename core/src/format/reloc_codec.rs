@@ -1,6 +1,7 @@
-//! The byte encoding of a module's relocation records (format 4): the one
-//! place that writes ([`encode`], used by the builder) and reads
-//! ([`Decoder`], used by `reloc::read_relocations`) it.
+//! The byte encoding of a module's relocation records (format 4) and of its
+//! list of name pool entries (format 8): the one place that writes
+//! ([`encode`], [`encode_names`], used by the builder) and reads
+//! ([`Decoder`], [`decode_names`], used by `reloc`) them.
 //!
 //! A record is a LEB128 head, `(slot − previous slot) / 8 << 3 | kind`, then
 //! a payload by kind: Symbol its id, CodeInit nothing, the others the
@@ -118,6 +119,41 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// A module's list of name pool entries (`entry::RELOC_NAMES_SIZE`): the
+/// distinct offsets inside the pool its pooled-name records target,
+/// ascending, each 16-aligned, as LEB128 deltas of `offset / 16 + 1` from
+/// the previous one's (0 before the first): every delta is at least 1.
+pub fn encode_names(offsets: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(offsets.len() * 2);
+    let mut previous = 0u64;
+    for &offset in offsets {
+        let units = u64::from(offset / 16) + 1;
+        debug_assert!(units > previous && offset % 16 == 0, "names out of order or misaligned");
+        put_varint(&mut out, units - previous);
+        previous = units;
+    }
+    out
+}
+
+/// The offsets [`encode_names`] wrote, from untrusted bytes: each above the
+/// one before (a zero delta is refused) and within 4 GiB; bounds are the
+/// caller's to check.
+pub fn decode_names(bytes: &[u8]) -> Result<Vec<u32>, DecodeError> {
+    let mut decoder = Decoder::new(bytes);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut units = 0u64;
+    while decoder.at < bytes.len() {
+        let delta = decoder.varint()?;
+        if delta == 0 {
+            return Err(DecodeError::Unsorted);
+        }
+        units = units.checked_add(delta).ok_or(DecodeError::Malformed)?;
+        let offset = (units - 1).checked_mul(16).and_then(|o| u32::try_from(o).ok());
+        out.push(offset.ok_or(DecodeError::Malformed)?);
+    }
+    Ok(out)
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -159,6 +195,18 @@ mod tests {
             Reloc { slot: u32::MAX - 7, target: (1 << 30) + 3, kind: RelocKind::Interior },
         ];
         assert_eq!(decode_all(&encode(&records)).unwrap(), records);
+    }
+
+    #[test]
+    fn names_round_trip_and_bad_lists_are_refused() {
+        let names = [0, 16, 32, 4096, 1 << 30, u32::MAX - 15];
+        assert_eq!(decode_names(&encode_names(&names)).unwrap(), names);
+        assert_eq!(decode_names(&[]).unwrap(), Vec::<u32>::new());
+        assert_eq!(decode_names(&[1, 0]), Err(DecodeError::Unsorted)); // the same entry twice
+        assert_eq!(decode_names(&[0x80]), Err(DecodeError::Malformed));
+        let mut far = Vec::new();
+        put_varint(&mut far, (1 << 28) + 1); // 4 GiB
+        assert_eq!(decode_names(&far), Err(DecodeError::Malformed));
     }
 
     #[test]

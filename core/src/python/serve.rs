@@ -28,8 +28,8 @@ use super::symbols::SymbolTable;
 use super::{ffi, verbose, version};
 use crate::archive_file::{self, FileStamp};
 use crate::format::{
-    apply_read_relocations_at, read_relocations, read_work_relocations, Archive, Expectations, Fixups, ModuleView,
-    HEADER_SIZE, OBJECT_ALIGN,
+    apply_read_relocations_at, pooled_name_relocations_at, read_names, read_relocations, read_work_relocations,
+    Archive, Expectations, Fixups, ModuleView, HEADER_SIZE, OBJECT_ALIGN,
 };
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
@@ -495,12 +495,13 @@ impl Served {
     /// those that need work here when the stamp says the others' slots are
     /// right for this process.
     fn vouched_module(&self, view: ModuleView, vouched: &Vouched) -> Result<ShapeChecked, String> {
-        let relocs = if vouched.slots_prewritten(self.at_preferred_base()) {
-            read_work_relocations(&self.map, &view)
+        let (relocs, listed) = if vouched.slots_prewritten(self.at_preferred_base()) {
+            let listed = read_names(&self.map, &view).map_err(|e| format!("its names: {e}"))?;
+            (read_work_relocations(&self.map, &view), Some(listed))
         } else {
-            read_relocations(&self.map, &view)
+            (read_relocations(&self.map, &view), None)
         };
-        Ok(ShapeChecked::vouched(view, relocs.map_err(|e| e.to_string())?, vouched))
+        Ok(ShapeChecked::vouched(view, relocs.map_err(|e| e.to_string())?, listed, vouched))
     }
 
     /// A module of an archive without a stamp: its checksum, its records and
@@ -698,15 +699,49 @@ impl Preparation {
     /// the fix-ups allocate, which may run Python.
     pub fn relocate(&self) -> Result<(), String> {
         let mut fixups = RuntimeFixups { symbols: &self.symbols, pool: &self.pool, sets: HashMap::new() };
+        let view = self.module.view();
         // SAFETY: base..base+len is the serving mapping, never unmapped
         // (Served is leaked, not dropped, once it serves); the module is
         // `Preparing` from its claim to `finish`, so no other caller reads
         // or writes its bytes meanwhile, and it passed `verify` and the shape
         // check (a `ShapeChecked`): every slot written is a pointer field.
-        unsafe {
-            apply_read_relocations_at(self.base, self.len, self.module.view(), self.module.relocations(), &mut fixups)
+        unsafe { apply_read_relocations_at(self.base, self.len, view, self.module.relocations(), &mut fixups) }
+            .map_err(|e| e.to_string())?;
+        let Some(listed) = self.module.listed_names() else { return Ok(()) };
+        // Pooled names: each entry interned once, not each slot. Slots were
+        // pre-written with their entry's address, or the static str equal
+        // to it (the stamp checked them): right wherever interning kept the
+        // entry or gave that static.
+        let base = self.base as usize;
+        let mut others = Vec::new();
+        for &entry in listed {
+            // SAFETY: a pool entry of a module the stamp vouched for (its
+            // shape was checked when stamped); GIL held.
+            let interned = unsafe { self.pool.intern(base + entry as usize) }?;
+            // A static str (3.13 `_Py_ID`) is where the dump pre-wrote the
+            // slots (the stamp checked it for this image).
+            // SAFETY: a live str the interpreter interned; GIL held.
+            if interned != base + entry as usize && unsafe { version::static_str_address(interned as *mut _) }.is_none()
+            {
+                others.push(interned);
+            }
         }
-        .map_err(|e| e.to_string())
+        if others.is_empty() {
+            return Ok(());
+        }
+        // Another str was interned first for some names: their slots are
+        // fixed up record by record, as without a list (each slot counting
+        // its reference), and the list's own references are let go.
+        // SAFETY: as above; the records are the module's own, read now.
+        let fixed = unsafe {
+            pooled_name_relocations_at(self.base, self.len, view)
+                .and_then(|pooled| apply_read_relocations_at(self.base, self.len, view, &pooled, &mut fixups))
+        };
+        for interned in others {
+            // SAFETY: one reference `Pool::intern` handed out above; GIL held.
+            unsafe { ffi::Py_DECREF(interned as *mut ffi::PyObject) };
+        }
+        fixed.map_err(|e| e.to_string())
     }
 }
 

@@ -73,14 +73,24 @@ pub enum Holds {
 pub struct ShapeChecked {
     view: ModuleView,
     relocs: Relocations,
+    /// The pool entries its pooled-name records name, when `relocs` leaves
+    /// those records out (their slots pre-written, `stamp::Vouched`).
+    listed_names: Option<Vec<u32>>,
 }
 
 impl ShapeChecked {
     /// A module of an archive whose stamp names the mapped file
     /// (`stamp::Vouched`): its whole archive passed [`check`] when stamped.
-    /// `relocs`: the records to apply (all, or those that need work here).
-    pub fn vouched(view: ModuleView, relocs: Relocations, _stamp: &Vouched) -> Self {
-        Self { view, relocs }
+    /// `relocs`: the records to apply (all, or those that need work here,
+    /// with `listed_names` the module's list of pool entries).
+    pub fn vouched(view: ModuleView, relocs: Relocations, listed_names: Option<Vec<u32>>, _stamp: &Vouched) -> Self {
+        Self { view, relocs, listed_names }
+    }
+
+    /// The pool entries to intern in place of the pooled-name records,
+    /// when those were left out of [`relocations`](Self::relocations).
+    pub fn listed_names(&self) -> Option<&[u32]> {
+        self.listed_names.as_deref()
     }
 
     pub fn view(&self) -> &ModuleView {
@@ -338,7 +348,7 @@ pub fn check(bytes: &[u8], view: ModuleView, serials: &Range<u32>, pool: &PoolSh
             locals_agree(bytes, at, names, kinds).map_err(|why| format!("code object at {at}: {why}"))?;
         }
     }
-    Ok(ShapeChecked { view, relocs })
+    Ok(ShapeChecked { view, relocs, listed_names: None })
 }
 
 /// A code object's `co_nlocalsplus` is the length of its local names and of

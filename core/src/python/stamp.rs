@@ -23,13 +23,15 @@
 
 use super::shapes::{self, PoolShapes};
 use super::symbols::{self, SymbolTable};
-use super::{build_id, sys};
+use super::{build_id, sys, version};
 use crate::archive_file;
 use crate::format::layout::get_u64;
-use crate::format::{read_work_relocations, Archive, RelocKind, SlotValue, HEADER_SIZE};
+use crate::format::{read_names, read_work_relocations, Archive, Reloc, RelocKind, SlotValue, HEADER_SIZE};
 use crate::stamp_file::{self, Identity, Stamp, STAMP_MAX};
+use std::collections::HashMap;
 use std::fs::{File, Metadata};
 use std::io::Read;
+use std::ops::Range;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -52,10 +54,11 @@ impl Vouched {
 }
 
 /// Whether a record of `kind` naming `target` needs work in every process,
-/// wherever the archive is mapped: interning, frozenset building, runtime
-/// objects that are not statics of the interpreter's image.
-pub fn needs_work(kind: RelocKind, target: u32) -> bool {
-    kind.needs_work(target, symbols::is_static)
+/// wherever the archive is mapped: interning a str outside the name pool
+/// `names`, frozenset building, runtime objects that are not statics of
+/// the interpreter's image.
+pub fn needs_work(kind: RelocKind, target: u32, names: &Range<usize>) -> bool {
+    kind.needs_work(target, symbols::is_static, names)
 }
 
 /// The address whose equality says that this process's interpreter image
@@ -169,29 +172,48 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
     let base = Archive::peek_preferred_base(bytes);
     let symbols = SymbolTable::new();
     let own_image = image_of(anchor());
-    let pool = PoolShapes::for_pool(archive.names().len());
+    let (names, pool) = (archive.names(), PoolShapes::for_pool(archive.names().len()));
+    // Per pooled entry, what its slots hold at the preferred base.
+    let mut statics: HashMap<u32, u64> = HashMap::new();
     let mut prewritten = base != 0 && own_image.is_some();
     for index in 0..archive.module_count() {
         let view = archive.module(bytes, index).map_err(|e| e.to_string())?;
         let name = view.name(bytes).to_owned();
         view.verify(bytes).map_err(|e| e.to_string())?;
         let work = read_work_relocations(bytes, &view).map_err(|e| format!("module {name}: {e}"))?;
+        let listed = read_names(bytes, &view).map_err(|e| format!("module {name}: its names: {e}"))?;
         let checked = shapes::check(bytes, view, &archive.code_serials(), &pool)
             .map_err(|why| format!("module {name}: {why}"))?;
-        // The first stream must hold exactly the records that need work:
-        // a stamped process at the preferred base reads only that one.
-        let split_right = work.iter().all(|r| needs_work(r.kind, r.target))
-            && work.len() == checked.relocations().iter().filter(|r| needs_work(r.kind, r.target)).count();
+        let all = checked.relocations();
+        let works = |r: &&Reloc| needs_work(r.kind, r.target, &names);
+        // The first stream must hold exactly the records that need work,
+        // and the list exactly the entries the pooled-name records name: a
+        // stamped process at the preferred base reads only those two.
+        let mut pooled: Vec<u32> =
+            all.iter().filter(|r| r.kind == RelocKind::InternedStr && !works(r)).map(|r| r.target).collect();
+        pooled.sort_unstable();
+        pooled.dedup();
+        let split_right =
+            work.iter().all(|r| works(&r)) && work.len() == all.iter().filter(works).count() && listed == pooled;
         prewritten = prewritten && split_right && {
-            checked.relocations().iter().filter(|r| !needs_work(r.kind, r.target)).all(|r| {
+            all.iter().filter(|r| !works(r)).all(|r| {
                 let expected = match r.kind.slot_value(r.target, base) {
                     SlotValue::Address(a) => Some(a),
+                    // A pooled name: the static str equal to it (3.13's
+                    // `_Py_ID`), which interning gives in every process of
+                    // this image, else its entry (a process that interned
+                    // another str first finds out per entry at load).
+                    SlotValue::Interned(a) => Some(*statics.entry(r.target).or_insert_with(|| {
+                        // SAFETY: GIL held (stamping runs from `_cds`); the
+                        // entry passed its shape check as a str.
+                        unsafe { version::static_str_equal_to(&bytes[r.target as usize..names.end]) }.unwrap_or(a)
+                    })),
                     // A static of the interpreter's own image moves only with it.
                     SlotValue::Symbol(id) => {
                         symbols.resolve(id).map(|a| a as u64).filter(|&a| image_of(a) == own_image)
                     }
                     // Work at load in every process (needs_work).
-                    SlotValue::Interned(_) | SlotValue::FrozenSetOf(_) | SlotValue::CodeState => None,
+                    SlotValue::FrozenSetOf(_) | SlotValue::CodeState => None,
                 };
                 expected == Some(get_u64(bytes, r.slot as usize))
             })

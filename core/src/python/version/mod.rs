@@ -118,6 +118,32 @@ pub fn str_name_key(bytes: &[u8]) -> Option<(u8, &[u8])> {
     Some((kind as u8 | u8::from(ascii) << 3, data))
 }
 
+/// The statically allocated str (3.13 `_Py_ID`) that interning a str equal
+/// to archived str `entry` gives in this build, if one: where the dump
+/// pre-wrote slots naming `entry` (`dump::writer`), and the same in every
+/// process of the build whose image lies where this one's does. Interns an
+/// equal str to ask (what any process does to use the name). GIL held.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn static_str_equal_to(entry: &[u8]) -> Option<u64> {
+    let (tag, data) = str_name_key(entry)?;
+    let kind = usize::from(tag & 7);
+    // SAFETY: `data` holds `data.len() / kind` characters of `kind` bytes;
+    // the new str is ours until released below. GIL held (caller).
+    unsafe {
+        let mut s = super::ffi::PyUnicode_FromKindAndData(kind as _, data.as_ptr().cast(), (data.len() / kind) as _);
+        if s.is_null() {
+            super::ffi::PyErr_Clear();
+            return None;
+        }
+        super::ffi::PyUnicode_InternInPlace(&mut s);
+        let found = static_str_address(s.cast());
+        super::ffi::Py_DECREF(s);
+        found
+    }
+}
+
 /// Whether compact str `bytes` (at least its header) says it is interned.
 pub fn str_is_interned(bytes: &[u8]) -> bool {
     let state: sys::PyASCIIObject__bindgen_ty_1 = objects::get(bytes, offset_of!(sys::PyASCIIObject, state));
