@@ -645,10 +645,13 @@ fn pooled_names_are_listed_once_each_and_their_records_follow_the_list() {
     let v = a.module(&bytes, 0).unwrap();
     let pool = a.names().start as u32;
     assert_eq!(read_names(&bytes, &v).unwrap(), vec![pool, pool + 32]);
-    assert!(v.relocs_work.end == v.relocs_names.start && v.relocs_names.end < v.relocs.end);
+    assert!(v.relocs_work.end == v.relocs_names.start && v.relocs_names.end <= v.relocs.end);
     // Interned once per entry: no per-slot record in the first stream ...
     assert!(read_work_relocations(&bytes, &v).unwrap().iter().all(|r| r.kind != RelocKind::InternedStr));
-    // ... all three after the list.
+    // ... all three after the list, read only when asked for.
+    // SAFETY: `bytes` is readable and not written meanwhile.
+    let pooled = unsafe { pooled_name_relocations_at(bytes.as_ptr(), bytes.len(), &v) }.unwrap();
+    assert_eq!(pooled.len(), 3);
     let all = read_relocations(&bytes, &v).unwrap();
     let targets: Vec<u32> = all.iter().filter(|r| r.kind == RelocKind::InternedStr).map(|r| r.target).collect();
     assert_eq!(targets, vec![pool, pool + 32, pool]);
@@ -661,8 +664,14 @@ fn a_list_naming_outside_the_pool_or_twice_is_refused() {
     let v = a.module(&bytes, 0).unwrap();
     let mut b = bytes.clone();
     let mut w = v.clone();
+    // A list longer than its region.
+    w.relocs_names = b.len()..b.len() + 2;
+    b.extend([9, 1]);
+    assert!(read_names(&b, &w).is_err());
     for (list, refused) in [(vec![1u8, 2], false), (vec![1, 0], true), (vec![0x80, 0x80, 0x80, 0x80, 0x40], true)] {
-        w.relocs_names = b.len()..b.len() + list.len();
+        // The region: the list's length, the list, no records.
+        w.relocs_names = b.len()..b.len() + 1 + list.len();
+        b.push(list.len() as u8);
         b.extend(&list);
         assert_eq!(read_names(&b, &w).is_err(), refused, "{list:?}");
     }

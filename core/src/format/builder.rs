@@ -317,7 +317,8 @@ impl ArchiveBuilder {
         // Per module, two streams: the records every process applies
         // (`RelocKind::needs_work`), then the others, which a process whose
         // slots are known to be right skips unread; between them, the pool
-        // entries its pooled-name records name, which every process interns.
+        // entries its pooled-name records name, which every process interns,
+        // and those records, read only where interning found another str.
         let names = names_off..names_off + self.pool.len();
         let mut encoded = Vec::new();
         let mut module_records = Vec::with_capacity(self.modules.len());
@@ -327,14 +328,13 @@ impl ArchiveBuilder {
                 records[m.relocs.clone()].iter().partition(|r| r.kind.needs_work(r.target, &is_static, &names));
             encoded.extend(reloc_codec::encode(&work));
             let work_size = encoded.len() - start;
-            let mut pooled: Vec<u32> = rest
-                .iter()
-                .filter(|r| r.kind == RelocKind::InternedStr && names.contains(&(r.target as usize)))
-                .map(|r| r.target - names.start as u32)
-                .collect();
-            pooled.sort_unstable();
-            pooled.dedup();
-            encoded.extend(reloc_codec::encode_names(&pooled));
+            let (pooled, rest): (Vec<Reloc>, Vec<Reloc>) = rest
+                .into_iter()
+                .partition(|r| r.kind == RelocKind::InternedStr && names.contains(&(r.target as usize)));
+            let mut listed: Vec<u32> = pooled.iter().map(|r| r.target - names.start as u32).collect();
+            listed.sort_unstable();
+            listed.dedup();
+            encoded.extend(reloc_codec::encode_names_region(&listed, &pooled));
             let names_size = encoded.len() - start - work_size;
             encoded.extend(reloc_codec::encode(&rest));
             module_records.push((start..encoded.len(), work_size, names_size));

@@ -156,9 +156,10 @@ pub mod entry {
     /// of its two record streams: the records that need work in every
     /// process ([`RelocKind::needs_work`](super::RelocKind::needs_work)).
     pub const RELOC_WORK_SIZE: usize = 104;
-    /// u32: bytes after the first stream that list the name pool entries
-    /// its pooled-name records name (`reloc_codec::encode_names`); the rest
-    /// of `RELOC_SIZE` is the second stream.
+    /// u32: bytes after the first stream that form its names region: the
+    /// list of name pool entries its pooled-name records name, then those
+    /// records (`reloc_codec::encode_names_region`); the rest of
+    /// `RELOC_SIZE` is the second stream.
     pub const RELOC_NAMES_SIZE: usize = 108;
 }
 pub const MODULE_IS_PACKAGE: u32 = 1;

@@ -21,5 +21,5 @@ pub use layout::*;
 pub use reader::{Archive, Expectations, FormatError, ModuleView};
 pub use reloc::{
     apply_read_relocations_at, apply_relocations, apply_relocations_at, pooled_name_relocations_at, read_names,
-    read_relocations, read_work_relocations, Fixups, RelocError, Relocations,
+    read_pooled_name_relocations, read_relocations, read_work_relocations, Fixups, RelocError, Relocations,
 };

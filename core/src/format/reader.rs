@@ -105,14 +105,14 @@ pub struct ModuleView {
     pub cold: Range<usize>,
     /// The archive's name pool, which `InternedStr` records may target.
     pub names: Range<usize>,
-    /// Byte range of the module's relocation records: two streams, the
-    /// records that need work in every process first (`relocs_work`),
-    /// then the list of pool entries its pooled-name records name
-    /// (`relocs_names`), then the other records.
+    /// Byte range of the module's relocation records: the records that
+    /// need work in every process first (`relocs_work`), then its names
+    /// region (`relocs_names`: the list of pool entries its pooled-name
+    /// records name, then those records), then the other records.
     pub relocs: Range<usize>,
     /// The first stream: a prefix of `relocs`.
     pub relocs_work: Range<usize>,
-    /// The list of pool entries, right after the first stream.
+    /// The names region, right after the first stream.
     pub relocs_names: Range<usize>,
     checksum: u64,
 }

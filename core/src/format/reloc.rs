@@ -8,8 +8,9 @@
 
 use super::layout::*;
 use super::reader::ModuleView;
-use super::reloc_codec::{decode_names, DecodeError, Decoder};
+use super::reloc_codec::{decode_names, split_names_region, DecodeError, Decoder};
 use std::fmt;
+use std::ops::Range;
 
 /// Smallest object that a relocation may point at (refcount + type).
 const MIN_OBJECT: usize = 16;
@@ -106,8 +107,9 @@ pub fn read_work_relocations(bytes: &[u8], module: &ModuleView) -> Result<Reloca
 /// process makes of them decides whether those records' slots, pre-written
 /// with the entries' addresses, need any work (`python::serve`).
 pub fn read_names(bytes: &[u8], module: &ModuleView) -> Result<Vec<u32>, RelocError> {
-    let pool_relative =
-        decode_names(&bytes[module.relocs_names.clone()]).map_err(|_| RelocError::Malformed { index: 0 })?;
+    let malformed = |_| RelocError::Malformed { index: 0 };
+    let (list, _) = split_names_region(&bytes[module.relocs_names.clone()]).map_err(malformed)?;
+    let pool_relative = decode_names(list).map_err(malformed)?;
     let mut names = Vec::with_capacity(pool_relative.len());
     for (index, offset) in pool_relative.into_iter().enumerate() {
         let target = module.names.start + offset as usize;
@@ -119,8 +121,8 @@ pub fn read_names(bytes: &[u8], module: &ModuleView) -> Result<Vec<u32>, RelocEr
     Ok(names)
 }
 
-/// The module's records of pooled names (`InternedStr` records whose
-/// target lies in the name pool), read from its second stream.
+/// The module's pooled-name records (`InternedStr` records into the name
+/// pool), which follow its list of names, validated as every record is.
 ///
 /// # Safety
 /// `base..base + len` is readable; the module's record bytes are not
@@ -132,27 +134,40 @@ pub unsafe fn pooled_name_relocations_at(
 ) -> Result<Relocations, RelocError> {
     assert!(module.relocs.end <= len);
     // SAFETY: in bounds (asserted); relocation records are never written.
-    let rest = unsafe {
-        std::slice::from_raw_parts(base.add(module.relocs_names.end), module.relocs.end - module.relocs_names.end)
-    };
-    let records = read_stream(rest, module, 0)?
-        .into_iter()
-        .filter(|r| r.kind == RelocKind::InternedStr && module.in_names(r.target as usize, 1))
-        .collect();
-    Ok(Relocations { from: module.relocs.clone(), records })
+    let region = unsafe { std::slice::from_raw_parts(base.add(module.relocs_names.start), module.relocs_names.len()) };
+    pooled_names_in(region, module)
 }
 
-/// Both streams of the module's records (`records`, its whole byte range),
-/// merged by slot; a slot in both is refused as out of order.
+/// [`pooled_name_relocations_at`] of `bytes`.
+pub fn read_pooled_name_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
+    pooled_names_in(&bytes[module.relocs_names.clone()], module)
+}
+
+fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
+    let (_, pooled) = split_names_region(region).map_err(|_| RelocError::Malformed { index: 0 })?;
+    Ok(Relocations { from: module.relocs.clone(), records: read_stream(pooled, module, 0)? })
+}
+
+/// The module's three record streams (`records`, its whole byte range:
+/// those that need work, the pooled-name records after the list of names,
+/// the others), merged by slot; a slot in two is refused as out of order.
 fn read_both_streams(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
-    let (split, rest_start) = (module.relocs_work.len(), module.relocs_names.end - module.relocs.start);
-    let work = read_stream(&records[..split], module, 0)?;
-    let rest = read_stream(&records[rest_start..], module, work.len())?;
-    if work.is_empty() || rest.is_empty() {
-        return Ok(if work.is_empty() { rest } else { work });
+    let at = |r: &Range<usize>| r.start - module.relocs.start..r.end - module.relocs.start;
+    let (_, pooled) =
+        split_names_region(&records[at(&module.relocs_names)]).map_err(|_| RelocError::Malformed { index: 0 })?;
+    let work = read_stream(&records[at(&module.relocs_work)], module, 0)?;
+    let pooled = read_stream(pooled, module, work.len())?;
+    let rest = read_stream(&records[at(&module.relocs_names).end..], module, work.len() + pooled.len())?;
+    merge_by_slot(merge_by_slot(work, pooled)?, rest)
+}
+
+/// Two record lists sorted by slot, as one; a slot in both is refused.
+fn merge_by_slot(a: Vec<Reloc>, b: Vec<Reloc>) -> Result<Vec<Reloc>, RelocError> {
+    if a.is_empty() || b.is_empty() {
+        return Ok(if a.is_empty() { b } else { a });
     }
-    let mut merged = Vec::with_capacity(work.len() + rest.len());
-    let (mut a, mut b) = (work.into_iter().peekable(), rest.into_iter().peekable());
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
         if x.slot == y.slot {
             return Err(RelocError::Unsorted { index: merged.len() });

@@ -154,6 +154,30 @@ pub fn decode_names(bytes: &[u8]) -> Result<Vec<u32>, DecodeError> {
     Ok(out)
 }
 
+/// A module's names region (`entry::RELOC_NAMES_SIZE`): the byte length
+/// of its list of names, the list ([`encode_names`]), then its pooled-name
+/// records as a record stream ([`encode`]).
+pub fn encode_names_region(offsets: &[u32], pooled: &[Reloc]) -> Vec<u8> {
+    let list = encode_names(offsets);
+    let mut out = Vec::with_capacity(list.len() + pooled.len() * 3 + 3);
+    put_varint(&mut out, list.len() as u64);
+    out.extend(list);
+    out.extend(encode(pooled));
+    out
+}
+
+/// The list and the pooled-name record stream of a names region, from
+/// untrusted bytes (the list's length must fit in the region).
+pub fn split_names_region(region: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
+    if region.is_empty() {
+        return Ok((&[], &[]));
+    }
+    let mut decoder = Decoder::new(region);
+    let len = usize::try_from(decoder.varint()?).map_err(|_| DecodeError::Malformed)?;
+    let end = decoder.at.checked_add(len).filter(|&end| end <= region.len()).ok_or(DecodeError::Malformed)?;
+    Ok((&region[decoder.at..end], &region[end..]))
+}
+
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -207,6 +231,17 @@ mod tests {
         let mut far = Vec::new();
         put_varint(&mut far, (1 << 28) + 1); // 4 GiB
         assert_eq!(decode_names(&far), Err(DecodeError::Malformed));
+    }
+
+    #[test]
+    fn a_names_region_splits_into_its_list_and_its_records() {
+        let pooled = [Reloc { slot: 64, target: 4096, kind: RelocKind::InternedStr }];
+        let region = encode_names_region(&[0, 32], &pooled);
+        let (list, records) = split_names_region(&region).unwrap();
+        assert_eq!(decode_names(list).unwrap(), vec![0, 32]);
+        assert_eq!(decode_all(records).unwrap(), pooled);
+        assert_eq!(split_names_region(&[]).unwrap(), (&[][..], &[][..]));
+        assert_eq!(split_names_region(&[5, 1]), Err(DecodeError::Malformed)); // a list longer than the region
     }
 
     #[test]

@@ -26,7 +26,9 @@ use super::symbols::{self, SymbolTable};
 use super::{build_id, sys, version};
 use crate::archive_file;
 use crate::format::layout::get_u64;
-use crate::format::{read_names, read_work_relocations, Archive, Reloc, RelocKind, SlotValue, HEADER_SIZE};
+use crate::format::{
+    read_names, read_pooled_name_relocations, read_work_relocations, Archive, Reloc, RelocKind, SlotValue, HEADER_SIZE,
+};
 use crate::stamp_file::{self, Identity, Stamp, STAMP_MAX};
 use std::collections::HashMap;
 use std::fs::{File, Metadata};
@@ -182,19 +184,26 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
         view.verify(bytes).map_err(|e| e.to_string())?;
         let work = read_work_relocations(bytes, &view).map_err(|e| format!("module {name}: {e}"))?;
         let listed = read_names(bytes, &view).map_err(|e| format!("module {name}: its names: {e}"))?;
+        let pooled_records =
+            read_pooled_name_relocations(bytes, &view).map_err(|e| format!("module {name}: its names: {e}"))?;
         let checked = shapes::check(bytes, view, &archive.code_serials(), &pool)
             .map_err(|why| format!("module {name}: {why}"))?;
         let all = checked.relocations();
         let works = |r: &&Reloc| needs_work(r.kind, r.target, &names);
         // The first stream must hold exactly the records that need work,
-        // and the list exactly the entries the pooled-name records name: a
-        // stamped process at the preferred base reads only those two.
-        let mut pooled: Vec<u32> =
-            all.iter().filter(|r| r.kind == RelocKind::InternedStr && !works(r)).map(|r| r.target).collect();
+        // the list exactly the entries the pooled-name records name, and
+        // the names region exactly those records: a stamped process at the
+        // preferred base reads the first two, and the third when interning
+        // found another str for a name.
+        let is_pooled = |r: &&Reloc| r.kind == RelocKind::InternedStr && !works(r);
+        let mut pooled: Vec<u32> = all.iter().filter(is_pooled).map(|r| r.target).collect();
         pooled.sort_unstable();
         pooled.dedup();
-        let split_right =
-            work.iter().all(|r| works(&r)) && work.len() == all.iter().filter(works).count() && listed == pooled;
+        let split_right = work.iter().all(|r| works(&r))
+            && work.len() == all.iter().filter(works).count()
+            && listed == pooled
+            && pooled_records.iter().all(|r| is_pooled(&r))
+            && pooled_records.len() == all.iter().filter(is_pooled).count();
         prewritten = prewritten && split_right && {
             all.iter().filter(|r| !works(r)).all(|r| {
                 let expected = match r.kind.slot_value(r.target, base) {
