@@ -72,6 +72,11 @@ pub fn check_archive(bytes: &[u8], names: &[&str], opts: CheckOptions) -> Outcom
         Err(e) => assert_eq!(e, FormatError::NamesChecksum, "verify_names gave {e:?}"),
     }
 
+    // The pool's index offers hints only: probing never panics and stops.
+    for hash in [0, u64::MAX, 0x9e37_79b9_7f4a_7c15] {
+        assert!(archive.names_index(bytes).candidates(hash).count() <= names_index::MAX_PROBE);
+    }
+
     let mut work = bytes.to_vec();
     for i in 0..archive.module_count() {
         let view = match archive.module(bytes, i) {
@@ -89,6 +94,14 @@ pub fn check_archive(bytes: &[u8], names: &[&str], opts: CheckOptions) -> Outcom
         assert_inside(&view.relocs, bytes.len(), "relocation records");
         assert!(view.hot.contains(&view.code), "code object outside the hot span");
         assert!(view.hot.end <= view.cold.start, "hot and cold spans overlap");
+        assert_inside(&view.relocs_names, bytes.len(), "names region");
+        assert!(view.relocs_work.end == view.relocs_names.start && view.relocs_names.end <= view.relocs.end);
+        if let Ok(listed) = read_names(bytes, &view) {
+            assert!(listed.iter().all(|&t| pool.contains(&(t as usize))), "a listed name outside the pool");
+        }
+        if let Ok(pooled) = read_pooled_name_relocations(bytes, &view) {
+            assert!(pooled.iter().all(|r| view.owns(r.slot as usize, 8)), "a pooled-name record outside the module");
+        }
 
         let name = view.name(bytes);
         let _ = (view.origin(bytes), view.is_frozen(bytes), view.source_hash);
