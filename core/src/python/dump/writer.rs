@@ -12,6 +12,7 @@ use crate::python::symbols::{self, symbol_of};
 use crate::python::version::{self, OB_REFCNT};
 use crate::python::{ffi, sys};
 use std::collections::{HashMap, HashSet};
+use std::mem::offset_of;
 use std::ptr::addr_of_mut;
 
 /// Why an object graph could not be archived.
@@ -34,6 +35,10 @@ pub struct ObjectWriter<'m, 'a> {
     temporaries: Vec<*mut ffi::PyObject>,
     /// The strs the interpreter interned at start-up (`startup_names`).
     startup: &'m HashSet<usize>,
+    /// Emitting the constants of a body whose running writes them
+    /// (`RUNNING_A_BODY_WRITES_ITS_CONSTANTS`): what would go to the cold
+    /// region goes with the written objects.
+    body_constants: bool,
 }
 
 impl Drop for ObjectWriter<'_, '_> {
@@ -47,7 +52,7 @@ impl Drop for ObjectWriter<'_, '_> {
 
 impl<'m, 'a> ObjectWriter<'m, 'a> {
     pub fn new(module: &'m mut ModuleBuilder<'a>, startup: &'m HashSet<usize>) -> Self {
-        Self { module, seen: HashMap::new(), temporaries: Vec::new(), startup }
+        Self { module, seen: HashMap::new(), temporaries: Vec::new(), startup, body_constants: false }
     }
 
     /// Emits a module's code object; returns where it starts.
@@ -83,7 +88,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
                 } else if ty == addr_of_mut!(sys::PyTuple_Type) {
                     Target::Object(self.emit_tuple(op, written_or(holds_written_items(op), Region::Cold))?)
                 } else if ty == addr_of_mut!(sys::PyUnicode_Type) {
-                    self.emit_str(op)?
+                    self.emit_str(op, false)?
                 } else if ty == addr_of_mut!(sys::PyBytes_Type) {
                     let n = objects::var_size(op);
                     let at = self.copy(op, Region::Cold, objects::bytes_size(n), symbols::TYPE_BYTES, false);
@@ -123,6 +128,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         type_id: u32,
         gc: bool,
     ) -> RegionRef {
+        let region = if self.body_constants && region == Region::Cold { Region::HotEnd } else { region };
         let head = if gc { GC_HEAD } else { 0 };
         let at = self.module.alloc(region, head + size).add(head);
         let bytes = self.module.bytes_mut(at, size);
@@ -166,7 +172,10 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         }
     }
 
-    unsafe fn emit_str(&mut self, op: *mut sys::PyObject) -> Result<Target, DumpError> {
+    /// `written`: the str is written when its module is imported (a
+    /// docstring, `MAKING_A_FUNCTION_WRITES_ITS_DOC`), so it goes with the
+    /// written objects whatever its length.
+    unsafe fn emit_str(&mut self, op: *mut sys::PyObject, written: bool) -> Result<Target, DumpError> {
         // SAFETY: op is a live exact str (caller).
         let layout =
             unsafe { version::str_layout(op) }.ok_or_else(|| DumpError("a str is not in compact form".into()))?;
@@ -190,7 +199,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         }
         // SAFETY: op is a live str (caller).
         let short = unsafe { ffi::PyUnicode_GetLength(op.cast()) } as usize <= SHORT_STR;
-        let region = if layout.interned { Region::Hot } else { written_or(short, Region::Cold) };
+        let region = if layout.interned { Region::Hot } else { written_or(short || written, Region::Cold) };
         // SAFETY: the layout's size is the str's allocation size.
         let at = unsafe { self.copy(op, region, layout.size, symbols::TYPE_STR, false) };
         self.module.bytes_mut(at, layout.size).copy_from_slice(&bytes);
@@ -198,6 +207,33 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
             self.module.reloc(at.add(slot), Target::Interior(at.add(target)));
         }
         Ok(if layout.interned { Target::InternedStr(at) } else { Target::Object(at) })
+    }
+
+    /// Lays out the docstring of code `op` (its first constant, when a
+    /// str) with the written objects, before its constants are emitted.
+    ///
+    /// # Safety
+    /// `op` is a live code object and the GIL is held.
+    unsafe fn emit_doc(&mut self, op: *mut sys::PyObject) -> Result<(), DumpError> {
+        // SAFETY: op is a live code object (caller), whose co_consts is a
+        // live tuple; its items are live.
+        let doc = unsafe {
+            let consts = (*op.cast::<sys::PyCodeObject>()).co_consts;
+            if objects::var_size(consts) == 0 {
+                return Ok(());
+            }
+            (*consts.cast::<sys::PyTupleObject>()).ob_item.as_ptr().read()
+        };
+        // SAFETY: doc is live (above). A runtime object (a one-character
+        // str, say) stays a symbol: `emit` handles it.
+        let is_str = unsafe { (*doc).ob_type == addr_of_mut!(sys::PyUnicode_Type) && symbol_of(doc).is_none() };
+        if !is_str || self.seen.contains_key(&(doc as usize)) {
+            return Ok(());
+        }
+        // SAFETY: doc is a live exact str; GIL held (caller).
+        let target = unsafe { self.emit_str(doc, true) }?;
+        self.seen.insert(doc as usize, target);
+        Ok(())
     }
 
     unsafe fn emit_frozenset(&mut self, op: *mut sys::PyObject) -> Result<Target, DumpError> {
@@ -228,13 +264,21 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
             // Functions' code is written only if they run.
             let written = objects::is_body(op) && !version::BODIES_RUN_FROM_COPIES;
             let at = self.copy(op, written_or(written, Region::Hot), size, symbols::TYPE_CODE, false);
+            if version::MAKING_A_FUNCTION_WRITES_ITS_DOC {
+                self.emit_doc(op)?;
+            }
             let serial = self.module.code_serial();
             version::prepare_code_copy(op, self.module.bytes_mut(at, size), || serial.map_err(|e| e.to_string()))
                 .map_err(DumpError)?;
+            let constants_written = version::RUNNING_A_BODY_WRITES_ITS_CONSTANTS && objects::is_body(op);
+            let outer = self.body_constants;
             for (off, child) in children {
                 put(self.module.bytes_mut(at, size), off, 0usize);
                 if !child.is_null() {
-                    self.link(at, off, child)?;
+                    self.body_constants = constants_written && off == offset_of!(sys::PyCodeObject, co_consts);
+                    let linked = self.link(at, off, child);
+                    self.body_constants = outer;
+                    linked?;
                 }
             }
             Ok(at)

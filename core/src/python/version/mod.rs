@@ -19,6 +19,10 @@
 //! - `static_str_address(op)`: where interning a name will point (3.13).
 //! - `BODIES_RUN_FROM_COPIES`, `private_body_copy(op)`: module and class
 //!   bodies run from private copies where that keeps pages clean (3.13).
+//! - `MAKING_A_FUNCTION_WRITES_ITS_DOC`, `RUNNING_A_BODY_WRITES_ITS_CONSTANTS`:
+//!   whether defining a function writes its docstring and running a body its
+//!   constants (3.11's refcounts), so the dump lays them out with the written
+//!   objects.
 //! - `interned_dict()`: the interpreter's interned strs, in interning order
 //!   (3.13; null where it is private).
 //! - `marshal_sort_key(item)`: the bytes marshal sorts a set's item by.

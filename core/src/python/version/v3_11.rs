@@ -219,6 +219,16 @@ pub unsafe fn marshal_sort_key(item: *mut sys::PyObject) -> *mut sys::PyObject {
 /// keep no page clean: they run from the archive.
 pub const BODIES_RUN_FROM_COPIES: bool = false;
 
+/// Making a function INCREFs the first constant of its code when that is a
+/// str (`PyFunction_New`: the docstring, `func_doc`), and 3.11 writes every
+/// refcount: every function a module defines writes its docstring's page
+/// when the module is imported, whether the function runs or not.
+pub const MAKING_A_FUNCTION_WRITES_ITS_DOC: bool = true;
+
+/// A module or class body runs at every import, and each constant it loads
+/// (`LOAD_CONST` INCREFs it) is written: 3.11 writes every refcount.
+pub const RUNNING_A_BODY_WRITES_ITS_CONSTANTS: bool = true;
+
 /// None: see [`BODIES_RUN_FROM_COPIES`].
 ///
 /// # Safety

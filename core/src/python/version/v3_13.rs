@@ -236,6 +236,14 @@ pub unsafe fn marshal_sort_key(item: *mut sys::PyObject) -> *mut sys::PyObject {
 /// clean (`dump::writer`).
 pub const BODIES_RUN_FROM_COPIES: bool = true;
 
+/// Making a function INCREFs its docstring, but archived objects are
+/// immortal: nothing is written.
+pub const MAKING_A_FUNCTION_WRITES_ITS_DOC: bool = false;
+
+/// Bodies run from private copies, and archived constants are immortal:
+/// running a body writes none of them.
+pub const RUNNING_A_BODY_WRITES_ITS_CONSTANTS: bool = false;
+
 /// A private, mortal copy of the archived body (a code object without
 /// `CO_OPTIMIZED`: a module's or a class's) at `op`, for the interpreter to
 /// run instead of the archived object, with the class bodies among its
