@@ -314,7 +314,7 @@ impl ArchiveBuilder {
                 Reloc { slot: file_offset(r.slot), target, kind }
             })
             .collect();
-        // Per module, two streams: the records every process applies
+        // Per module, three streams: the records every process applies
         // (`RelocKind::needs_work`), then the others, which a process whose
         // slots are known to be right skips unread; between them, the pool
         // entries its pooled-name records name, which every process interns,

@@ -153,7 +153,7 @@ pub mod entry {
     pub const SOURCE_REALPATH: usize = 96; // u32 offset into strings: the origin with symlinks resolved
     pub const SOURCE_REALPATH_LEN: usize = 100; // u32
     /// u32: bytes of its records, from `RELOC_START`, that form the first
-    /// of its two record streams: the records that need work in every
+    /// of its record streams: the records that need work in every
     /// process ([`RelocKind::needs_work`](super::RelocKind::needs_work)).
     pub const RELOC_WORK_SIZE: usize = 104;
     /// u32: bytes after the first stream that form its names region: the

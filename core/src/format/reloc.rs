@@ -83,10 +83,10 @@ impl std::ops::Deref for Relocations {
     }
 }
 
-/// Reads and validates the module's relocation records: both streams,
+/// Reads and validates the module's relocation records: all three streams,
 /// merged into one list sorted by slot.
 pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
-    let records = read_both_streams(&bytes[module.relocs.clone()], module)?;
+    let records = read_all_streams(&bytes[module.relocs.clone()], module)?;
     Ok(Relocations { from: module.relocs.clone(), records })
 }
 
@@ -95,7 +95,7 @@ pub fn read_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations
 /// in every process ([`RelocKind::needs_work`]). Enough for a module whose
 /// other slots an earlier check of the whole archive found already right
 /// for this process, and its streams split as they should
-/// (`python::stamp`); the second stream is not read.
+/// (`python::stamp`); the others are not read.
 pub fn read_work_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
     let records = read_stream(&bytes[module.relocs_work.clone()], module, 0)?;
     Ok(Relocations { from: module.relocs.clone(), records })
@@ -151,7 +151,7 @@ fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Relocations, Re
 /// The module's three record streams (`records`, its whole byte range:
 /// those that need work, the pooled-name records after the list of names,
 /// the others), merged by slot; a slot in two is refused as out of order.
-fn read_both_streams(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
+fn read_all_streams(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
     let at = |r: &Range<usize>| r.start - module.relocs.start..r.end - module.relocs.start;
     let (_, pooled) =
         split_names_region(&records[at(&module.relocs_names)]).map_err(|_| RelocError::Malformed { index: 0 })?;
@@ -239,7 +239,7 @@ pub unsafe fn apply_relocations_at(
     assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len && module.names.end <= len);
     // SAFETY: in bounds (asserted); relocation records are never written.
     let records = unsafe { std::slice::from_raw_parts(base.add(module.relocs.start), module.relocs.len()) };
-    let relocs = Relocations { from: module.relocs.clone(), records: read_both_streams(records, module)? };
+    let relocs = Relocations { from: module.relocs.clone(), records: read_all_streams(records, module)? };
     // SAFETY: forwarded from the caller; `relocs` are the module's, just read.
     unsafe { apply_read_relocations_at(base, len, module, &relocs, fixups) }
 }
