@@ -14,10 +14,8 @@
 //! An archive offers its pool once the pool passed its checksum (or the
 //! stamp vouched for it) and until it is dropped or left unused.
 
-use super::shapes::PoolShapes;
 use super::{ffi, pool::Pool, version};
 use crate::format::{names_index, Archive};
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -84,7 +82,7 @@ pub unsafe extern "C" fn _PyCds_PooledName(s: *mut ffi::PyObject) -> *mut ffi::P
         let names = o.archive.names();
         for at in o.archive.names_index(bytes).candidates(hash) {
             let at = names.start + at;
-            let Some(size) = entry_size(o.pool.shapes(), bytes, &names, at) else { continue };
+            let Some(size) = o.pool.shapes().entry_size(bytes, &names, at) else { continue };
             let entry = &bytes[at..at + size];
             if version::str_name_key(entry) != Some(name) {
                 continue;
@@ -99,10 +97,4 @@ pub unsafe extern "C" fn _PyCds_PooledName(s: *mut ffi::PyObject) -> *mut ffi::P
         }
     }
     std::ptr::null_mut()
-}
-
-/// The size of the pool entry at `at` once it passed its shape check (now
-/// or before), None when it does not.
-fn entry_size(shapes: &PoolShapes, bytes: &[u8], names: &Range<usize>, at: usize) -> Option<usize> {
-    shapes.checked_size(bytes, names, at).or_else(|| shapes.check_entry(bytes, names, at))
 }

@@ -190,7 +190,7 @@ impl Served {
         };
         let stamp = FileStamp::of(&meta);
         let pool = (map.as_ptr() as usize + archive.names().start)..(map.as_ptr() as usize + archive.names().end);
-        let served = Self {
+        let mut served = Self {
             path: path.to_owned(),
             map,
             real_path,
@@ -204,7 +204,7 @@ impl Served {
             rejected: Vec::new(),
             symbols: Arc::new(SymbolTable::new()),
             pool: Arc::new(Pool::new(pool)),
-            pool_verified: vouched.as_ref().map(|_| Ok(())),
+            pool_verified: None,
             vouched,
             startup_names: 0,
             check,
@@ -215,7 +215,7 @@ impl Served {
             references: HashMap::new(),
         };
         if served.vouched.is_some() {
-            served.offer_names();
+            served.pool_passed();
         }
         Ok(served)
     }
@@ -244,8 +244,7 @@ impl Served {
                 return;
             }
             // Checked before interning writes into it (hashes, state).
-            self.pool_verified = Some(Ok(()));
-            self.offer_names();
+            self.pool_passed();
         }
         let (base, names) = (self.map.as_ptr() as usize, self.archive.names());
         let mut at = startup.start;
@@ -516,22 +515,25 @@ impl Served {
     /// so nothing more is served.
     fn pool_intact(&mut self, name: &str) -> bool {
         if self.pool_verified.is_none() {
-            let verified = self.archive.verify_names(&self.map).map_err(|e| e.to_string());
-            if let Err(why) = &verified {
-                eprintln!("cds: warning: {}: {why}; importing normally from now on", self.path);
-                self.reject(name, why.clone());
+            match self.archive.verify_names(&self.map) {
+                Ok(()) => self.pool_passed(),
+                Err(e) => {
+                    let why = e.to_string();
+                    eprintln!("cds: warning: {}: {why}; importing normally from now on", self.path);
+                    self.reject(name, why.clone());
+                    self.pool_verified = Some(Err(why));
+                }
             }
-            if verified.is_ok() {
-                self.offer_names();
-            }
-            self.pool_verified = Some(verified);
         }
         self.pool_verified.as_ref().is_some_and(|v| v.is_ok())
     }
 
-    /// Offers the verified pool to the interpreter's interning
-    /// (`pooled_names`), so that names other code interns are the archive's.
-    fn offer_names(&self) {
+    /// Records that the name pool passed its checksum (or the stamp vouched
+    /// for it) and offers it to the interpreter's interning
+    /// (`pooled_names`), so that names other code interns are the
+    /// archive's: one place, so no verified pool goes unoffered.
+    fn pool_passed(&mut self) {
+        self.pool_verified = Some(Ok(()));
         pooled_names::offer(&self.map, &self.archive, &self.pool);
     }
 

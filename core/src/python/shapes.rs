@@ -106,7 +106,7 @@ impl ShapeChecked {
 /// The name pool's entries that passed their shape check in this process
 /// (each is checked before its first use: interning writes into it, so it
 /// would not pass again). One bit per 16-byte pool position, shared by the
-/// serving archive and the interning hook (`names::_PyCds_PooledName`),
+/// serving archive and the interning hook (`pooled_names::_PyCds_PooledName`),
 /// which both run with the GIL held (atomics only to be shareable).
 pub struct PoolShapes {
     checked: Vec<AtomicU64>,
@@ -122,19 +122,19 @@ impl PoolShapes {
     /// writes them (see [`PoolShapes::check_entry`]); an entry checked
     /// before is not read again (interning has written into it since).
     fn str_at(&self, bytes: &[u8], view: &ModuleView, at: usize) -> Option<Kind> {
-        if self.checked_size(bytes, &view.names, at).is_some() {
+        if self.checked_before(&view.names, at) {
             return Some(Kind::Str);
         }
         self.check_entry(bytes, &view.names, at).map(|_| Kind::Str)
     }
 
-    /// The size of the str entry at `at` when it passed its check before:
-    /// read from the fields interning never writes (length, kind, ASCII bit).
-    pub fn checked_size(&self, bytes: &[u8], names: &std::ops::Range<usize>, at: usize) -> Option<usize> {
-        let bit = Self::bit(names, at)?;
-        if self.checked.get(bit / 64)?.load(Ordering::Relaxed) & (1 << (bit % 64)) == 0 {
-            return None;
+    /// The size of the str entry at `at` of the pool `names` once it passed
+    /// its check, now ([`check_entry`](Self::check_entry)) or before.
+    pub fn entry_size(&self, bytes: &[u8], names: &std::ops::Range<usize>, at: usize) -> Option<usize> {
+        if !self.checked_before(names, at) {
+            return self.check_entry(bytes, names, at);
         }
+        // Read from the fields interning never writes (length, kind, ASCII bit).
         version::str_name_key(&bytes[at..names.end]).map(|(tag, data)| {
             let (kind, ascii) = (usize::from(tag & 7), tag & 8 != 0);
             version::compact_str_size(data.len() / kind, ascii, kind)
@@ -154,6 +154,15 @@ impl PoolShapes {
         }
         self.checked.get(bit / 64)?.fetch_or(1 << (bit % 64), Ordering::Relaxed);
         Some(shape.size)
+    }
+
+    /// Whether the entry at `at` passed its check in this process.
+    fn checked_before(&self, names: &std::ops::Range<usize>, at: usize) -> bool {
+        Self::bit(names, at)
+            .and_then(|bit| {
+                self.checked.get(bit / 64).map(|word| word.load(Ordering::Relaxed) & (1 << (bit % 64)) != 0)
+            })
+            .unwrap_or(false)
     }
 
     /// The bit of pool position `at`, when a str header fits there.

@@ -262,7 +262,8 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
             // bytecode is written (specialised, counted): with the written
             // objects, unless the version runs them from private copies.
             // Functions' code is written only if they run.
-            let written = objects::is_body(op) && !version::BODIES_RUN_FROM_COPIES;
+            let body = objects::is_body(op);
+            let written = body && !version::BODIES_RUN_FROM_COPIES;
             let at = self.copy(op, written_or(written, Region::Hot), size, symbols::TYPE_CODE, false);
             if version::MAKING_A_FUNCTION_WRITES_ITS_DOC {
                 self.emit_doc(op)?;
@@ -270,7 +271,7 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
             let serial = self.module.code_serial();
             version::prepare_code_copy(op, self.module.bytes_mut(at, size), || serial.map_err(|e| e.to_string()))
                 .map_err(DumpError)?;
-            let constants_written = version::RUNNING_A_BODY_WRITES_ITS_CONSTANTS && objects::is_body(op);
+            let constants_written = version::RUNNING_A_BODY_WRITES_ITS_CONSTANTS && body;
             let outer = self.body_constants;
             for (off, child) in children {
                 put(self.module.bytes_mut(at, size), off, 0usize);

@@ -159,15 +159,11 @@ pub fn str_is_interned(bytes: &[u8]) -> bool {
 /// # Safety
 /// `op` is a live exact str.
 pub unsafe fn live_str_name_key<'a>(op: *mut sys::PyObject) -> Option<(u8, &'a [u8])> {
-    // SAFETY: op is a live str (caller), whose header is a PyASCIIObject.
-    let s = unsafe { &*op.cast::<sys::PyASCIIObject>() };
-    if s.state.compact() == 0 {
-        return None;
-    }
-    let size = compact_str_size(s.length as usize, s.state.ascii() != 0, s.state.kind() as usize);
+    // SAFETY: op is a live exact str (caller).
+    let layout = unsafe { str_layout(op) }?;
     // SAFETY: a live compact str is one allocation of this size (its
     // header, the characters, their NUL).
-    str_name_key(unsafe { std::slice::from_raw_parts(op.cast::<u8>(), size) })
+    str_name_key(unsafe { std::slice::from_raw_parts(op.cast::<u8>(), layout.size) })
 }
 
 /// How a str is laid out: its size in bytes, whether it is ASCII-compact
