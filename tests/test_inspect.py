@@ -3,8 +3,9 @@ they say about an archive and each of its modules, and their exit status."""
 
 import json
 import os
+import subprocess
 
-from conftest import VERSION, run
+from conftest import PYTHON, VERSION, clean_env, run
 
 
 def archive_of(ws):
@@ -25,6 +26,21 @@ def test_info_describes_the_archive(ws):
     assert alpha["hot"] > 0 and alpha["relocations"] > 0 and alpha["source_size"] == 6
     text = run("-m", "cds", "info", img).stdout
     assert "usable here:  yes" in text and "modules:" in text and str(ws.path / "beta.py") in text
+
+
+def test_info_piped_into_a_reader_that_stops_early_says_nothing(ws):
+    # `python -m cds info IMG | head -1`: the closed pipe is no error to
+    # report. A table longer than the pipe's buffer (64 KiB), so that the
+    # writer does meet the closed pipe.
+    names = [f"module_with_a_rather_long_name_{i:04}" for i in range(600)]
+    for name in names:
+        ws.write(f"{name}.py", "")
+    img = ws.archive("-c", f"import {', '.join(names)}")
+    proc = subprocess.Popen([PYTHON, "-m", "cds", "info", str(img)], env=clean_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    assert proc.stderr.read() == b"" and proc.wait() == 1
 
 
 def test_info_of_another_optimisation_level_says_why_not_usable(ws):

@@ -201,6 +201,35 @@ fn startup_names_come_first_in_the_pool_and_the_header_says_how_many_bytes() {
 }
 
 #[test]
+fn names_of_modules_imported_at_startup_follow_the_startup_names() {
+    // By users alone the order would be 1, 2, 4 (two modules each), 3;
+    // "early", imported at start-up, names 2 and 3, which go first.
+    let mut b = ArchiveBuilder::new();
+    for (name, fills, at_startup) in
+        [("late", &[1u8, 2, 4][..], false), ("other", &[1, 4], false), ("early", &[2, 3], true)]
+    {
+        let mut m = b.module(meta(name)).unwrap();
+        if at_startup {
+            m.imported_at_startup();
+        }
+        let code = m.alloc(Region::Hot, 16 + 8 * fills.len());
+        for (i, &fill) in fills.iter().enumerate() {
+            let entry = m.pooled(&[fill; 32], 8, 18, false, u64::from(fill));
+            m.reloc(code.add(16 + 8 * i), Target::InternedStr(entry));
+        }
+        m.finish(code);
+    }
+    let bytes = b.finish(HEX, ID).unwrap();
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let names = a.names();
+    let order: Vec<u8> = (names.start..names.end).step_by(32).map(|at| bytes[at + 16]).collect();
+    // Then by users, first use among equals.
+    assert_eq!(order, vec![2, 3, 1, 4]);
+    // Not start-up names: nothing is interned before the interpreter's own.
+    assert!(a.startup_names().is_empty());
+}
+
+#[test]
 fn rejects_sections_out_of_bounds() {
     for (field, value) in [
         (header::MODULE_COUNT, 1_000_000),

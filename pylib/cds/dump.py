@@ -199,8 +199,12 @@ def default_layer(archive_path):
                      if m.get("intact") and m.get("source") in ("fresh", "frozen")}
 
 
-def run_dump(list_path, archive_path, *, verbose=False, progress=None, layered=None):
+def run_dump(list_path, archive_path, *, verbose=False, progress=None, layered=None, startup=()):
     """Writes the archive ``archive_path`` (atomically) for the modules in ``list_path``.
+
+    ``startup``: names of listed modules every process imports while starting
+    (the stdlib archive's): their names go first in the archive's name pool,
+    so that a bare start touches the fewest pages.
 
     ``layered``: None lays it out over the default archive when that is
     usable (see the module doc), False never, True always (without leaving
@@ -220,22 +224,23 @@ def run_dump(list_path, archive_path, *, verbose=False, progress=None, layered=N
         left = [name for name, origin in listed if served_by_default.get(name) == origin]
         listed = [(name, origin) for name, origin in listed if served_by_default.get(name) != origin]
     result = _dump_listed(listed, skipped, archive_path, verbose=verbose, progress=progress,
-                          layered=bool(layered) or layer is not None)
+                          layered=bool(layered) or layer is not None, startup=startup)
     if layer is not None:
         result.layered_on, result.left_to_default = layer[0], left
     return result
 
 
-def _dump_listed(listed, skipped, archive_path, *, verbose=False, progress=None, layered=False):
+def _dump_listed(listed, skipped, archive_path, *, verbose=False, progress=None, layered=False, startup=()):
     """run_dump for ``listed`` [(name, source path or FROZEN)], with ``skipped`` already left out."""
     import _cds
 
+    startup = set(startup)
     entries = []
     for done, (name, origin) in enumerate(listed):
         if progress is not None:
             progress(done, len(listed), name)
         try:
-            entries.append(_entry(name, origin))
+            entries.append((*_entry(name, origin), name in startup))
         except (ImportError, OSError, SyntaxError, ValueError) as e:
             skipped.append((name, str(e) or type(e).__name__))
     if progress is not None:

@@ -69,13 +69,15 @@ def write_stdlib_archive(output=None, *, progress=None):
     if output is None:
         raise OSError("this interpreter has no stdlib directory (sys._stdlib_dir) to write a default archive for")
     # Start-up modules first, in the order start-up imports them: the dump
-    # lays objects and pool names out in list order, so what every process
-    # touches shares the fewest pages. The rest sorted (the stdlib walk).
+    # lays objects out in list order and puts the start-up modules' names
+    # first in the pool, so what every process touches shares the fewest
+    # pages. The rest sorted (the stdlib walk).
     entries = dict(_startup_modules())
+    startup = list(entries)
     for name, path in stdlib_modules(sys._stdlib_dir):
         entries.setdefault(name, path)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix="cds-stdlib-", suffix=".lst") as f:
         f.writelines(f"{name}\t{origin}\n" for name, origin in entries.items())
         f.flush()
-        return run_dump(f.name, output, progress=progress, layered=False)
+        return run_dump(f.name, output, progress=progress, layered=False, startup=startup)

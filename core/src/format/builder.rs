@@ -110,6 +110,8 @@ struct PoolEntry {
 
 struct PendingModule {
     meta: ModuleMeta,
+    /// Every process imports it while starting (`ModuleBuilder::imported_at_startup`).
+    at_startup: bool,
     code: RegionRef,
     hot: Range<usize>,
     cold: Range<usize>,
@@ -180,7 +182,7 @@ impl ArchiveBuilder {
             return Err(BuildError::DuplicateModule(meta.name));
         }
         let start = (self.hot.len(), self.cold.len(), self.relocs.len());
-        Ok(ModuleBuilder { archive: self, meta: Some(meta), start })
+        Ok(ModuleBuilder { archive: self, meta: Some(meta), at_startup: false, start })
     }
 
     pub fn module_count(&self) -> usize {
@@ -205,8 +207,9 @@ impl ArchiveBuilder {
     }
 
     /// Lays the pool out with the start-up names first (every process
-    /// interns them before its own, `header::NAMES_STARTUP_SIZE`), then by
-    /// how many modules use each name, most first, and
+    /// interns them before its own, `header::NAMES_STARTUP_SIZE`), then the
+    /// other names of modules imported at start-up (every process interns
+    /// them too), then by how many modules use each name, most first, and
     /// in order of first use among equals: every process interns (writes)
     /// the entries its modules name, so the names most modules share fill
     /// pages of their own, and a module's own names sit together, instead
@@ -215,6 +218,7 @@ impl ArchiveBuilder {
     /// Returns each entry's new offset by its old one.
     fn reorder_pool(&mut self) -> HashMap<usize, usize> {
         let mut users: HashMap<usize, usize> = HashMap::new();
+        let mut at_startup = HashSet::new();
         for m in &self.modules {
             let mut named = HashSet::new();
             for r in &self.relocs[m.relocs.clone()] {
@@ -224,11 +228,14 @@ impl ArchiveBuilder {
                     }
                 }
             }
+            if m.at_startup {
+                at_startup.extend(named);
+            }
         }
         let mut order: Vec<usize> = (0..self.pool_entries.len()).collect();
         order.sort_by_key(|&i| {
             let e = &self.pool_entries[i];
-            (!e.startup, std::cmp::Reverse(users.get(&e.offset).copied().unwrap_or(0)))
+            (!e.startup, !at_startup.contains(&e.offset), std::cmp::Reverse(users.get(&e.offset).copied().unwrap_or(0)))
         });
         let mut pool = Vec::with_capacity(self.pool.len());
         let mut moves = HashMap::with_capacity(order.len());
@@ -445,6 +452,7 @@ impl ArchiveBuilder {
 pub struct ModuleBuilder<'a> {
     archive: &'a mut ArchiveBuilder,
     meta: Option<ModuleMeta>,
+    at_startup: bool,
     start: (usize, usize, usize),
 }
 
@@ -479,6 +487,14 @@ impl ModuleBuilder<'_> {
             }
         };
         RegionRef { region: Region::Names, offset }
+    }
+
+    /// Marks the module as one every process imports while starting (the
+    /// stdlib archive's start-up modules): the pool puts its names right
+    /// after the start-up names, where the interpreter cannot tell us which
+    /// it interns at start-up (3.11's interned dict is private).
+    pub fn imported_at_startup(&mut self) {
+        self.at_startup = true;
     }
 
     /// A code serial unique in the archive (see [`CODE_SERIAL_BASE`]), or an
@@ -569,6 +585,7 @@ impl ModuleBuilder<'_> {
         a.names.insert(meta.name.clone());
         a.modules.push(PendingModule {
             meta,
+            at_startup: self.at_startup,
             code,
             hot: self.start.0..a.hot.len(),
             cold: self.start.1..a.cold.len(),

@@ -68,8 +68,8 @@ unsafe fn code_to_run(code: Option<usize>) -> *mut ffi::PyObject {
 }
 
 /// One entry of `dump(entries, path)`: a tuple (name, origin, is_package,
-/// source_mtime_ns, source_size, code). The code pointer is borrowed from
-/// the tuple, which the caller keeps alive.
+/// source_mtime_ns, source_size, code[, at_startup]). The code pointer is
+/// borrowed from the tuple, which the caller keeps alive.
 ///
 /// # Safety
 /// GIL held; `entry` is a live object.
@@ -82,8 +82,8 @@ unsafe fn dump_entry(entry: *mut ffi::PyObject) -> Result<ModuleEntry, Skipped> 
             let name = if is_tuple && ffi::PyTuple_Size(entry) > 0 { str_value(item(0)) } else { None };
             (name.unwrap_or_default(), why.to_owned())
         };
-        if !is_tuple || ffi::PyTuple_Size(entry) != 6 {
-            return Err(refuse("entry must be (name, origin, is_package, mtime_ns, size, code)"));
+        if !is_tuple || !matches!(ffi::PyTuple_Size(entry), 6 | 7) {
+            return Err(refuse("entry must be (name, origin, is_package, mtime_ns, size, code[, at_startup])"));
         }
         let name = str_value(item(0)).ok_or_else(|| refuse("name must be a str"))?;
         let origin = str_value(item(1)).ok_or_else(|| refuse("origin must be a str"))?;
@@ -94,7 +94,8 @@ unsafe fn dump_entry(entry: *mut ffi::PyObject) -> Result<ModuleEntry, Skipped> 
             ffi::PyErr_Clear();
             return Err(refuse("mtime_ns and size must be ints"));
         }
-        Ok(ModuleEntry { name, origin, is_package, source_mtime_ns, source_size, code: as_sys(item(5)) })
+        let at_startup = ffi::PyTuple_Size(entry) == 7 && ffi::PyObject_IsTrue(item(6)) == 1;
+        Ok(ModuleEntry { name, origin, is_package, source_mtime_ns, source_size, code: as_sys(item(5)), at_startup })
     }
 }
 

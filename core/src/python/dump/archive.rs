@@ -26,6 +26,8 @@ pub struct ModuleEntry {
     pub source_size: u64,
     /// The module's code object; the caller holds a reference to it.
     pub code: *mut sys::PyObject,
+    /// Every process imports it while starting (`ModuleBuilder::imported_at_startup`).
+    pub at_startup: bool,
 }
 
 /// A module left out of the archive: (name, reason).
@@ -127,6 +129,9 @@ unsafe fn add_module(builder: &mut ArchiveBuilder, entry: ModuleEntry, startup: 
         source_realpath: file.realpath,
     };
     let mut module = builder.module(meta).map_err(|e| e.to_string())?;
+    if entry.at_startup {
+        module.imported_at_startup();
+    }
     let code = {
         let mut writer = ObjectWriter::new(&mut module, startup);
         // SAFETY: forwarded from the caller.
