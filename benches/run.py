@@ -251,17 +251,17 @@ class Version:
             raise RuntimeError(f"{argv} failed")
         return t1 - t0
 
-    def interleaved(self, variants, runs, env):
+    def interleaved(self, variants, runs, env, exe=None):
         """variants: {label: argv}; ABBA-alternating rounds; returns {label: stats (ms)}."""
         os.chdir(self.cwd)
         times = {k: [] for k in variants}
         keys = list(variants)
         for k in keys:  # warm the page cache
-            self.spawn_time(variants[k], env)
+            self.spawn_time(variants[k], env, exe)
         for r in range(runs):
             order = keys if r % 2 == 0 else keys[::-1]
             for k in order:
-                times[k].append(self.spawn_time(variants[k], env) / 1e6)
+                times[k].append(self.spawn_time(variants[k], env, exe) / 1e6)
         return {k: stats(v) for k, v in times.items()}, times
 
     def inproc(self, names, lst, img, runs, third_party):
@@ -365,7 +365,30 @@ class Version:
         st["listed"] = len(json.loads(self.run(["-m", "cds", "info", "--json", img]).stdout)["modules"])
         res["stdlib archive"] = st
         log(f"[{self.v}] -c pass (stdlib archive): off {st['off']['median']:.2f} cds {st['cds']['median']:.2f} ms")
+        res["installed, default archive"] = self.startup_installed(runs)
         return res
+
+    def startup_installed(self, runs):
+        """`-c pass` of a staged install (`make install-X.Y DESTDIR=...`, as a
+        packager builds it) with the default archive `python -m cds stdlib`
+        wrote into it, against `-X cds_mode=off`."""
+        stage = os.path.join(self.work, "stage")
+        shutil.rmtree(stage, ignore_errors=True)
+        log(f"[{self.v}] make install-{self.v} DESTDIR={stage}")
+        subprocess.run(["make", "-s", f"install-{self.v}", f"DESTDIR={stage}"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        exe = os.path.join(stage, "usr", "local", "bin", "python" + self.v)
+        staged = lambda *args: subprocess.run([exe, *args], env=self.env, cwd=self.cwd, check=True,
+                                              text=True, capture_output=True).stdout
+        staged("-m", "cds", "stdlib", "-q")
+        st, _ = self.interleaved({"off": ["-X", "cds_mode=off", "-c", "pass"], "cds": ["-c", "pass"]},
+                                 runs, self.env, exe)
+        st["served"] = int(staged("-c", "import cds; print(len(cds.stats()['served']))"))
+        st["listed"] = len(json.loads(staged("-m", "cds", "info", "--json", staged("-m", "cds", "where").strip()))["modules"])
+        log(f"[{self.v}] -c pass (installed, default archive): off {st['off']['median']:.2f} "
+            f"cds {st['cds']['median']:.2f} ms")
+        shutil.rmtree(stage, ignore_errors=True)
+        return st
 
     def mem_group(self, names, img, n, tp):
         argv = [self.py, *(["-X", f"cds={img}"] if img else []), "-c", MEMPROC, ",".join(names)]
@@ -836,7 +859,7 @@ def report(all_res, crit, out):
             L.append(f"| {name} | {fmt_ms(wp['off'])} | {fmt_ms(wp['cds'])} | "
                      f"{wp['cds']['median'] / wp['off']['median']:.3f} | {w['img_bytes'] // 1024} |")
         L.append("")
-        L.append("### Bare startup (`-c pass`, archive of the traced startup modules)\n")
+        L.append("### Bare startup (`-c pass`): archives of the traced start-up modules, the stdlib archive, a staged install with its default archive\n")
         L.append("| setting | off ms | cds ms | cds/off | modules served/listed | faster? |")
         L.append("|---|---|---|---|---|---|")
         for label, s in r["startup"].items():

@@ -5,6 +5,7 @@
 //!   never held across a call into the interpreter.
 //! - [`config`]: the `-X cds...` options and their environment equivalents.
 //! - [`build_id`]: the identity of this interpreter build, which archives carry.
+//! - [`image`]: the interpreter's loaded image, where its static objects lie.
 //! - [`interpreter`]: what cds reads from the interpreter (`sys.path`, path hooks, ...).
 //! - [`convert`]: Python objects to Rust values and back.
 //! - [`serve`]: the mapped archive of this process and its per-module state.
@@ -31,6 +32,7 @@ mod build_id;
 mod config;
 mod convert;
 mod dump;
+mod image;
 mod interpreter;
 mod mapping;
 mod marshal;

@@ -720,8 +720,9 @@ impl Preparation {
             // SAFETY: a pool entry of a module the stamp vouched for (its
             // shape was checked when stamped); GIL held.
             let interned = unsafe { self.pool.intern(base + entry as usize) }?;
-            // A static str (3.13 `_Py_ID`) is where the dump pre-wrote the
-            // slots (the stamp checked it for this image).
+            // A static str (3.13 `_Py_ID`, 3.11's deep-frozen names) is
+            // where the dump pre-wrote the slots (the stamp checked it for
+            // this image).
             // SAFETY: a live str the interpreter interned; GIL held.
             if interned != base + entry as usize && unsafe { version::static_str_address(interned as *mut _) }.is_none()
             {

@@ -23,7 +23,7 @@
 
 use super::shapes::{self, PoolShapes};
 use super::symbols::{self, SymbolTable};
-use super::{build_id, sys, version};
+use super::{build_id, image, version};
 use crate::archive_file;
 use crate::format::layout::get_u64;
 use crate::format::{
@@ -63,22 +63,6 @@ pub fn needs_work(kind: RelocKind, target: u32, names: &Range<usize>) -> bool {
     kind.needs_work(target, symbols::is_static, names)
 }
 
-/// The address whose equality says that this process's interpreter image
-/// (its static types and singletons) lies where the stamping process's did.
-fn anchor() -> u64 {
-    std::ptr::addr_of!(sys::PyUnicode_Type) as u64
-}
-
-/// The load address of the image (executable or shared library) holding `address`.
-fn image_of(address: u64) -> Option<usize> {
-    // SAFETY: dladdr only reads the dynamic linker's tables and fills in
-    // `info`, a plain struct of pointers for which zero is a valid value.
-    unsafe {
-        let mut info: libc::Dl_info = std::mem::zeroed();
-        (libc::dladdr(address as *const libc::c_void, &mut info) != 0).then_some(info.dli_fbase as usize)
-    }
-}
-
 /// The stamp of the archive at `real_path`, whose file as mapped has
 /// metadata `meta` and header `header`, when there is one that names it.
 /// `Err` says why a stamp that exists does not apply (for `-X
@@ -105,7 +89,7 @@ pub fn read(real_path: &Path, meta: &Metadata, header: &[u8]) -> Result<Option<V
     if Some(stamp.identity) != Identity::of(meta, header) {
         return Err(format!("{} names another file or an earlier state of it", path.display()));
     }
-    Ok(Some(Vouched { prewritten: stamp.anchor == Some(anchor()) }))
+    Ok(Some(Vouched { prewritten: stamp.anchor == Some(image::anchor() as u64) }))
 }
 
 /// Why [`write`] wrote no stamp when another writer replaced the archive
@@ -138,7 +122,7 @@ pub fn write(path: &Path) -> Result<bool, String> {
     {
         return Err(CHANGED_WHILE_CHECKED.into());
     }
-    let stamp = Stamp { identity, anchor: prewritten.then(anchor) };
+    let stamp = Stamp { identity, anchor: prewritten.then(|| image::anchor() as u64) };
     crate::write::write_atomic(&stamp_file::path_for(&real_path), stamp.render().as_bytes())
         .map_err(|e| format!("cannot write its stamp: {e}"))?;
     Ok(prewritten)
@@ -173,11 +157,10 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
     archive.verify_names(bytes).map_err(|e| e.to_string())?;
     let base = Archive::peek_preferred_base(bytes);
     let symbols = SymbolTable::new();
-    let own_image = image_of(anchor());
     let (names, pool) = (archive.names(), PoolShapes::for_pool(archive.names().len()));
     // Per pooled entry, what its slots hold at the preferred base.
     let mut statics: HashMap<u32, u64> = HashMap::new();
-    let mut prewritten = base != 0 && own_image.is_some();
+    let mut prewritten = base != 0;
     for index in 0..archive.module_count() {
         let view = archive.module(bytes, index).map_err(|e| e.to_string())?;
         let name = view.name(bytes).to_owned();
@@ -209,18 +192,17 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
                 let expected = match r.kind.slot_value(r.target, base) {
                     SlotValue::Address(a) => Some(a),
                     // A pooled name: the static str equal to it (3.13's
-                    // `_Py_ID`), which interning gives in every process of
-                    // this image, else its entry (a process that interned
-                    // another str first finds out per entry at load).
+                    // `_Py_ID`, 3.11's deep-frozen names), which interning
+                    // gives in every process of this image, else its entry
+                    // (a process that interned another str first finds out
+                    // per entry at load).
                     SlotValue::Interned(a) => Some(*statics.entry(r.target).or_insert_with(|| {
                         // SAFETY: GIL held (stamping runs from `_cds`); the
                         // entry passed its shape check as a str.
                         unsafe { version::static_str_equal_to(&bytes[r.target as usize..names.end]) }.unwrap_or(a)
                     })),
                     // A static of the interpreter's own image moves only with it.
-                    SlotValue::Symbol(id) => {
-                        symbols.resolve(id).map(|a| a as u64).filter(|&a| image_of(a) == own_image)
-                    }
+                    SlotValue::Symbol(id) => symbols.resolve(id).filter(|&a| image::holds(a)).map(|a| a as u64),
                     // Work at load in every process (needs_work).
                     SlotValue::FrozenSetOf(_) | SlotValue::CodeState => None,
                 };

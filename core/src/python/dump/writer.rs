@@ -147,8 +147,9 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
     unsafe fn link(&mut self, at: RegionRef, offset: usize, child: *mut sys::PyObject) -> Result<(), DumpError> {
         // SAFETY: forwarded from the caller.
         let target = unsafe { self.emit(child) }?;
-        // A name that interns to a static str (3.13 `_Py_ID`) ends up
-        // pointing at it in every process of this build: write it now.
+        // A name that interns to a static str (3.13 `_Py_ID`, 3.11's
+        // deep-frozen names) ends up pointing at it in every process of this
+        // build: write it now.
         // SAFETY: child is live (caller).
         match (target, unsafe { version::static_str_address(child) }) {
             (Target::InternedStr(_), Some(address)) => self.module.reloc_prewritten(at.add(offset), target, address),

@@ -122,10 +122,11 @@ pub fn str_name_key(bytes: &[u8]) -> Option<(u8, &[u8])> {
     Some((kind as u8 | u8::from(ascii) << 3, data))
 }
 
-/// The statically allocated str (3.13 `_Py_ID`) that interning a str equal
-/// to archived str `entry` gives in this build, if one: where the dump
-/// pre-wrote slots naming `entry` (`dump::writer`), and the same in every
-/// process of the build whose image lies where this one's does. Interns an
+/// The statically allocated str (3.13 `_Py_ID`, 3.11's deep-frozen names)
+/// that interning a str equal to archived str `entry` gives in this build,
+/// if one: where the dump pre-wrote slots naming `entry` (`dump::writer`),
+/// and the same in every process of the build whose image lies where this
+/// one's does. Interns an
 /// equal str to ask (what any process does to use the name). GIL held.
 ///
 /// # Safety

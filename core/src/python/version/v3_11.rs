@@ -97,12 +97,17 @@ pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
     Some(StrLayout { size, ascii, interned: s.state.interned() != 0 })
 }
 
-/// 3.11 has no statically allocated strs that interning returns: None.
+/// The address of `op` if it is a str of the interpreter's own image: the
+/// deep-frozen modules' names, which start-up interns before anything else
+/// (`_PyStaticCode_InternStrings`), so that interning a name gives the same
+/// static str in every process of this image.
 ///
 /// # Safety
-/// `_op` is a live object.
-pub unsafe fn static_str_address(_op: *mut sys::PyObject) -> Option<u64> {
-    None
+/// `op` is a live object.
+pub unsafe fn static_str_address(op: *mut sys::PyObject) -> Option<u64> {
+    // SAFETY: op is live (caller).
+    let is_str = unsafe { (*op).ob_type == std::ptr::addr_of_mut!(sys::PyUnicode_Type) };
+    (is_str && crate::python::image::holds(op as usize)).then_some(op as u64)
 }
 
 /// Clears what a str caches per process: its hash (randomised per process),
