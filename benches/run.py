@@ -418,19 +418,9 @@ class Version:
         if not found:
             log(f"[{self.v}] peer: no pyenv CPython 3.11, skipped")
             return None
-        venv = os.path.join(CACHE, "bench-pycds-venv")
-        peer = os.path.join(venv, "bin", "python")
-        if not os.path.exists(os.path.join(venv, ".installed")):
-            log(f"[{self.v}] peer: venv of {found[-1]} + {PEER_SPEC}")
-            shutil.rmtree(venv, ignore_errors=True)
-            try:
-                subprocess.run([found[-1], "-m", "venv", venv], check=True)
-                subprocess.run([peer, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", PEER_SPEC],
-                               check=True)
-            except subprocess.CalledProcessError as e:
-                log(f"[{self.v}] peer: cannot install {PEER_SPEC} ({e}); skipped")
-                return None
-            open(os.path.join(venv, ".installed"), "w").close()
+        peer = pycds_venv(found[-1])
+        if peer is None:
+            return None
         env = {k: v for k, v in self.env.items() if not k.startswith("PYCDS")}
         runs = 10 if self.quick else 30
         res = {}
@@ -518,18 +508,7 @@ class Version:
         return home
 
     def pss_of(self, argvs, env):
-        """Total PSS (KiB) of processes started with `argvs` (MEMPROC) once all are ready."""
-        procs = [subprocess.Popen(argv, env=env, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  text=True) for argv in argvs]
-        try:
-            for p in procs:
-                assert p.stdout.readline() == "ready\n"
-            return sum(read_kv(f"/proc/{p.pid}/smaps_rollup")["Pss"] for p in procs)
-        finally:
-            for p in procs:
-                p.stdin.close()
-            for p in procs:
-                p.wait()
+        return pss_of(argvs, env, self.cwd)
 
     def bench_layers(self):
         env = dict(self.env, PYTHONHOME=self.stdlib_home())
@@ -744,6 +723,40 @@ def region_pages(pid, img):
                 counts["absent" if not present else "clean" if file_page else "written"] += 1
             out[name] = counts
     return out
+
+
+def pss_of(argvs, env, cwd):
+    """Total PSS (KiB) of processes started with `argvs` (MEMPROC) once all are ready."""
+    procs = [subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for argv in argvs]
+    try:
+        for p in procs:
+            assert p.stdout.readline() == "ready\n"
+        return sum(read_kv(f"/proc/{p.pid}/smaps_rollup")["Pss"] for p in procs)
+    finally:
+        for p in procs:
+            p.stdin.close()
+        for p in procs:
+            p.wait()
+
+
+def pycds_venv(python):
+    """The python of a venv of `python` with the original project installed
+    (made once, under CACHE), or None if it cannot be installed."""
+    venv = os.path.join(CACHE, "bench-pycds-venv-" + os.path.basename(os.path.dirname(os.path.dirname(python))))
+    peer = os.path.join(venv, "bin", "python")
+    if not os.path.exists(os.path.join(venv, ".installed")):
+        log(f"peer: venv of {python} + {PEER_SPEC}")
+        shutil.rmtree(venv, ignore_errors=True)
+        try:
+            subprocess.run([python, "-m", "venv", venv], check=True)
+            subprocess.run([peer, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", PEER_SPEC],
+                           check=True)
+        except subprocess.CalledProcessError as e:
+            log(f"peer: cannot install {PEER_SPEC} ({e}); skipped")
+            return None
+        open(os.path.join(venv, ".installed"), "w").close()
+    return peer
 
 
 SKIP_DIRS = {"test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "lib2to3", "site-packages",
@@ -969,6 +982,10 @@ def report(all_res, crit, out):
                 cells.append(cell)
             L.append(f"| {key} | " + " | ".join(cells) + " |")
         L.append("")
+    if all_res.get("stock"):
+        import stock
+
+        L.extend(stock.report(all_res["stock"]))
     L.append("Plots: " + ", ".join(f"`{p}`" for p in sorted(os.listdir(out)) if p.endswith(".png")) + "\n")
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write("\n".join(L))
@@ -1100,6 +1117,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer runs")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench"))
     ap.add_argument("--only", nargs="*", default=["imports", "startup", "memory", "prefork", "layers", "piplist", "peer",
+                                                  "stock",
                                                   "dump", "criterion"])
     ap.add_argument("--replot", action="store_true", help="redo plots and results.md from OUT/results.json")
     a = ap.parse_args()
@@ -1114,13 +1132,18 @@ def main():
     t0 = time.time()
     all_res = {"loadavg": " ".join(open("/proc/loadavg").read().split()[:3]), "versions": {},
                "generated": time.strftime("%Y-%m-%d %H:%M")}
-    for v in a.versions:
+    per_version = [p for p in ("startup", "imports", "memory", "prefork", "layers", "piplist", "peer", "dump")
+                   if p in a.only]
+    for v in a.versions if per_version else []:
         ver = Version(v, out, a.quick)
         ver.setup()
         r = all_res["versions"][v] = {"python": ver.run(["-c", "import sys; print(sys.version)"]).stdout.strip()}
-        for part in ("startup", "imports", "memory", "prefork", "layers", "piplist", "peer", "dump"):
-            if part in a.only:
-                r[part] = retry(ver, part, getattr(ver, "bench_" + part))
+        for part in per_version:
+            r[part] = retry(ver, part, getattr(ver, "bench_" + part))
+    if "stock" in a.only:
+        import stock
+
+        all_res["stock"] = stock.bench(a.quick, os.environ, pycds_venv)
     crit = criterion(out, a.quick) if "criterion" in a.only else {}
     all_res["criterion"] = crit
     all_res["seconds"] = time.time() - t0

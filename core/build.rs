@@ -29,6 +29,13 @@ fn version_cfgs() {
     if std::env::var("DEP_CPYTHON_CDS_PY_DEBUG").as_deref() == Ok("1") {
         println!("cargo:rustc-cfg=Py_DEBUG");
     }
+    // A stock interpreter's installed headers (the `_cds` extension): no
+    // patches, so no hooks into the interpreter.
+    println!("cargo::rustc-check-cfg=cfg(cds_stock)");
+    println!("cargo:rerun-if-env-changed=DEP_CPYTHON_CDS_STOCK");
+    if std::env::var("DEP_CPYTHON_CDS_STOCK").as_deref() == Ok("1") {
+        println!("cargo:rustc-cfg=cds_stock");
+    }
     println!("cargo:rerun-if-env-changed=DEP_CPYTHON_CDS_KNOWN_MINORS");
     let known: Vec<u32> = std::env::var("DEP_CPYTHON_CDS_KNOWN_MINORS")
         .unwrap_or_default()

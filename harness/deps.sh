@@ -8,6 +8,8 @@
 #                                must have (mod:, and mod?: while installed)
 #   harness/deps.sh fingerprint  "package version" per line (version "none"
 #                                when not installed): part of the build key
+#                                (but the `stock` packages, which only the
+#                                stock-interpreter tests need)
 #
 # Supported platforms: Debian 12 (bookworm) and 13 (trixie) on x86_64. On a
 # system without dpkg nothing is installed: the cmd:/lib: checks name what
@@ -96,7 +98,7 @@ case "${1:-install}" in
     done
     ;;
   fingerprint)
-    for p in $(packages); do
+    for p in $(packages | grep -vxF -f <(awk '!/^[[:space:]]*(#|$)/ && $2 == "stock" {print $1}' "$list")); do
       v=
       have_dpkg && v=$(installed_version "$p")
       echo "$p ${v:-none}"

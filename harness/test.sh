@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: the Rust tests of the core, then for each version the patched
-# interpreter (built if needed) runs the pytest suite:
+# interpreter (built if needed) runs the pytest suite, then every stock
+# interpreter of ext/versions.txt on this machine with the `_cds` extension
+# installed (harness/test-stock.sh):
 #
 #   harness/test.sh 3.11 3.13
 #
@@ -33,5 +35,6 @@ for v in "$@"; do
   CDS_PYTHON=$root/$py PYTHONPATH=$deps "$py" -m pytest ${PYTEST_ARGS:--q} tests/ ||
     failed="$failed $v(pytest)"
 done
+harness/test-stock.sh || failed="$failed stock"
 if [ -n "$failed" ]; then echo "== test: failed for:$failed"; exit 1; fi
-echo "== test: passed for $*"
+echo "== test: passed for $* and the stock interpreters"

@@ -132,6 +132,25 @@ def version_of(python):
 VERSION = version_of(PYTHON)
 
 
+def is_stock(python):
+    """Whether `python` is a stock CPython with the `_cds` extension (pip
+    install .) rather than the patched interpreter: its importlib has no cds
+    hook of its own (patch 0003)."""
+    import subprocess
+
+    probe = "import _frozen_importlib_external as e; print(hasattr(e, '_cds_find_spec'))"
+    return subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+
+
+STOCK = is_stock(PYTHON)
+
+
+def needs_patch(what):
+    """Skips a test on a stock interpreter, saying which patch (or part of
+    the patched build) what it tests needs (docs/STOCK.md)."""
+    return pytest.mark.skipif(STOCK, reason=f"a stock interpreter lacks {what}")
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     """A PYTHONHOME of the test module's own, where the default archive

@@ -68,10 +68,10 @@ def test_get_code_returns_the_archived_code_or_a_private_body(ws):
     )
     # A normal import unmarshals a new code object per call.
     assert ws.plain("-c", prog).stdout.strip() == "False False True"
-    # cds serves the mapped one on 3.11; 3.13 runs module bodies from
+    # cds serves the mapped one on 3.11; 3.12+ runs module bodies from
     # private copies (one per call, as a normal import) whose functions'
     # code objects are the archive's, shared.
-    expected = "True True True" if VERSION < (3, 13) else "False True True"
+    expected = "True True True" if VERSION < (3, 12) else "False True True"
     assert ws.replay("-c", prog).stdout.strip() == expected
 
 

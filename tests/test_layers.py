@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import STATS, in_home, stats_of, without_stats
+from conftest import STATS, in_home, needs_patch, stats_of, without_stats
 
 APP = "import helper, json, textwrap\nprint(helper.greet(json.dumps(textwrap.wrap('a b', 1))))\n"
 HELPER = "def greet(x):\n    return 'hello ' + x\n"
@@ -104,6 +104,7 @@ def test_auto_writes_an_application_layer(app, default):
     assert {"helper", "json", "textwrap"} <= set(second["served"]) and second["rejected"] == {}
 
 
+@needs_patch("the start-up hook that opens the default archive unasked (patch 0003)")
 def test_share_layers_on_the_default_archive(app, default):
     lst, img = app.dir / "app.lst", app.dir / "app.img"
     app(f"-Xcds_trace={lst}", "-Xcds_mode=off", "-c", APP)

@@ -1,7 +1,7 @@
 """PYCDSMODE=MANUALLY: nothing starts by itself; the program calls
 cds.trace(list) / cds.share(archive)."""
 
-from conftest import STATS, clean_env, run, stats_of
+from conftest import STATS, clean_env, needs_patch, run, stats_of
 
 MANUAL = clean_env(PYCDSMODE="MANUALLY")
 
@@ -18,6 +18,7 @@ def test_manually_starts_nothing(ws):
     assert not (ws.path / "x.lst").exists()
 
 
+@needs_patch("importlib's own cds globals (patch 0003)")
 def test_default_loaders_are_known_even_when_cds_is_off(ws):
     proc = manual(ws, "import _frozen_importlib_external as e; print(e._cds, bool(e._cds_default_loaders))")
     assert proc.stdout == "None True\n"

@@ -5,7 +5,7 @@ line naming the option, the value and the accepted values."""
 
 import pytest
 
-from conftest import STATS, clean_env, run, stats_of
+from conftest import STATS, clean_env, needs_patch, run, stats_of
 
 BAD = [
     (["-Xcds_check=bogus"], {}, "invalid -X cds_check value 'bogus': expected stat, hash or none"),
@@ -125,6 +125,7 @@ def test_importtime_marks_served_modules(ws, how):
     assert not any(l.startswith(("cds: rejected", "cds: missed")) for l in lines)
 
 
+@needs_patch("the -X options in --help-xoptions and --help-env (patch 0002)")
 def test_help_describes_every_option_the_readme_lists():
     """The README's option table, --help-xoptions and --help-env name the same options."""
     import re

@@ -10,11 +10,11 @@ import struct
 
 import pytest
 
-from conftest import MAPPINGS, STATS, VERSION, stats_of, without_stats
+from conftest import MAPPINGS, STATS, VERSION, needs_patch, stats_of, without_stats
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [needs_patch("the interning hook (patch 0009)"), pytest.mark.skipif(
     VERSION < (3, 13), reason="3.11 keeps its interned dict private and has no interning hook (DESIGN.md)"
-)
+)]
 
 NAME = "cds_pooled_probe_attribute"
 # `outside` is not archived (written after the dump) and names NAME first;

@@ -7,7 +7,7 @@ import os
 import shutil
 import stat
 
-from conftest import STATS, run, stats_of, without_stats
+from conftest import STATS, STOCK, run, stats_of, without_stats
 
 PROG = "import json\nprint(json.dumps({'a': [1, 2.5, None]}))\n" + STATS
 
@@ -109,7 +109,9 @@ def test_a_stamp_of_another_interpreter_image_still_serves_correctly(ws):
     img = ws.archive("-c", "import json")
     stamp = stamp_of(img)
     lines = stamp.read_text().splitlines(keepends=True)
-    assert lines[-1].startswith("anchor 0x")
+    # `anchor none` where the interpreter's image moves with ASLR (a PIE or
+    # shared-libpython stock build): nothing is pre-written for it.
+    assert lines[-1].startswith("anchor 0x" if not STOCK else "anchor ")
     lines[-1] = "anchor 0x10\n"
     mode = stamp.stat().st_mode
     stamp.unlink()

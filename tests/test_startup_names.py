@@ -9,11 +9,11 @@ import struct
 
 import pytest
 
-from conftest import MAPPINGS, STATS, VERSION, clean_env, run, stats_of, without_stats
+from conftest import MAPPINGS, STATS, VERSION, clean_env, needs_patch, run, stats_of, without_stats
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [needs_patch("the start-up names hook (patch 0008)"), pytest.mark.skipif(
     VERSION < (3, 13), reason="3.11 keeps its interned dict private and has no start-up hook (DESIGN.md)"
-)
+)]
 
 PROGRAM = "import json; print(json.dumps({'a': [1, None]}))"
 EXPECTED = '{"a": [1, null]}'

@@ -7,7 +7,9 @@ serving process."""
 
 import struct
 
-from conftest import MAPPINGS, PYTHON, run
+import pytest
+
+from conftest import MAPPINGS, PYTHON, STOCK, run
 
 NAMES = ["os", "getcwd", "path", "join", "sep"]
 USER = "import os\ndef where():\n    return os.path.join(os.getcwd(), os.sep)\n"
@@ -29,8 +31,12 @@ def test_a_name_interned_as_a_static_str_is_written_as_its_address(ws):
     ws.write("user.py", USER)
     img = ws.archive("-c", "import user")
     found = statics(ws)
-    # The interpreters cds builds are non-PIE (docs/PACKAGING.md): the
-    # addresses are those of every process of the build.
+    if STOCK and not found:
+        # pyenv's builds: PIE, with a shared libpython; their statics move
+        # with ASLR and are not pre-written.
+        pytest.skip("this stock interpreter's static strs are not in a non-PIE executable")
+    # The interpreters cds builds are non-PIE (docs/PACKAGING.md), as
+    # Debian's python3.11: the addresses are those of every process.
     assert found, "no name of the probe is a static str of the executable"
     data = img.read_bytes()
     for name, address in found.items():

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import PYTHON, STATS, VERSION, clean_env, other_interpreters, run, stats_of, without_stats
+from conftest import PYTHON, STATS, VERSION, clean_env, needs_patch, other_interpreters, run, stats_of, without_stats
 
 MODULE = '''
 CONST = ("a tuple", 12345678901234567890, 2.5)
@@ -108,7 +108,8 @@ def test_archive_from_another_version_is_refused(ws):
         assert "cannot use archive" in line and ("made by Python" in line or "another build" in line), line
 
 
-@pytest.mark.skipif(VERSION < (3, 13), reason="3.11 deep-freezes its startup modules")
+@pytest.mark.skipif(VERSION < (3, 13), reason="3.11 and 3.12 deep-freeze their start-up modules")
+@needs_patch("FrozenImporter asking cds (patch 0005)")
 def test_frozen_startup_modules_are_served(ws):
     opts = ["-X", "frozen_modules=on"]
     ws.trace(*opts, "-c", "pass")

@@ -1,6 +1,6 @@
 """The three user steps: trace, dump, replay (issue 3's acceptance)."""
 
-from conftest import STATS, run, stats_of, without_stats
+from conftest import STATS, needs_patch, run, stats_of, without_stats
 
 JSON_PROGRAM = 'import json; print(json.dumps({"a": [1, 2.5, None]}))'
 JSON_MODULES = {"json", "json.decoder", "json.scanner", "json.encoder"}
@@ -52,6 +52,7 @@ def test_no_cds_option_means_no_cds(ws):
                               "tracing": False, "mapped_at_preferred_base": False, "stamped": False}
 
 
+@needs_patch("the -X options in --help-all (patch 0002)")
 def test_xoptions_are_visible_and_documented(ws):
     ws.archive("-c", "import json")
     proc = ws.replay("-c", "import sys; print(sys._xoptions['cds'])")

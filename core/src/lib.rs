@@ -27,3 +27,7 @@ pub mod write;
 
 #[cfg(feature = "python")]
 mod python;
+/// The `_cds` module's entry point: the patched interpreter's built-in, or
+/// the extension module (ext/) on a stock one.
+#[cfg(feature = "python")]
+pub use python::PyInit__cds;

@@ -14,20 +14,35 @@ itself, as in the original pycds)::
     cds.trace("mod.lst")     # or, in a later run: cds.share("mod.img")
 """
 
+import sys
+
 try:
-    import _cds
-except ImportError:  # an interpreter built without the cds patches
-    _cds = None
+    import _cds  # the patched interpreter's built-in module
+except ImportError:
+    try:
+        from cds import _cds  # the extension module on a stock interpreter (ext/)
+    except ImportError:  # neither
+        _cds = None
+    else:
+        # One name for both: this package's modules import `_cds`.
+        sys.modules.setdefault("_cds", _cds)
 
 __all__ = ["share", "stats", "trace"]
 
 
 def _activate():
-    # The importlib hooks (PathFinder, SourceLoader.get_code and, on 3.13,
-    # FrozenImporter through _bootstrap_external) ask cds only when this
-    # global is set; start-up sets it when -X cds / -X cds_trace asked.
     import _frozen_importlib_external
-    _frozen_importlib_external._cds = _cds
+    if hasattr(_frozen_importlib_external, "_cds_find_spec"):  # the patched importlib
+        # The patched interpreter's importlib hooks (PathFinder,
+        # SourceLoader.get_code and, on 3.13, FrozenImporter) ask cds only
+        # when this global is set; start-up sets it when -X cds / -X
+        # cds_trace asked.
+        _frozen_importlib_external._cds = _cds
+    else:
+        # A stock interpreter with the _cds extension: the same hooks, added
+        # at run time.
+        from cds import _hook
+        _hook.install(_cds)
 
 
 def trace(list_path):

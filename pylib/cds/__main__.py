@@ -78,6 +78,10 @@ def _print_info(info):
     print(f"start-up names: {info['startup_names']} bytes of the name pool (interned before the interpreter's own)")
     print(f"modules:      {len(info['modules'])}")
     print("objects:      " + ", ".join(f"{n} {kind}" for kind, n in info["objects"].items() if n))
+    missing = info.get("without_patches", [])
+    print(f"interpreter:  {'stock, with the _cds extension' if missing else 'patched'}")
+    for patch, what in missing:
+        print(f"  without {patch}: {what}")
     print()
     print(f"{'module':40} {'hot':>9} {'cold':>9} {'relocs':>8}  origin")
     for m in info["modules"]:
@@ -158,6 +162,10 @@ def _inspect(args):
     try:
         info = _report(args.archive, check)
         info["written"] = _written(args.archive)
+        from cds._hook import without_patches
+
+        # What this interpreter cannot do without the patches (docs/STOCK.md).
+        info["without_patches"] = [list(item) for item in without_patches()]
     except (OSError, ValueError) as e:
         print(f"cds: cannot read archive {e}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
 //! The identity of this interpreter build, which archives carry: an archive
 //! is only read by an interpreter with the same version string (which names
-//! its build date and compiler), the same core sources and the same sizes of
-//! the code, str and tuple structs as the one that wrote it.
+//! its build date and compiler), the same core sources, the same kind (the
+//! patched interpreter, or the extension on a stock one) and the same sizes
+//! of the code, str and tuple structs as the one that wrote it.
 
 use super::{ffi, sys};
 use crate::format::Expectations;
@@ -20,6 +21,11 @@ fn build_id() -> [u8; 16] {
     let mut id_source = interpreter_version();
     id_source.push('\0');
     id_source.push_str(env!("CDS_CORE_SOURCE_HASH"));
+    // The extension on a stock interpreter keeps code versions apart in its
+    // own way (`version::reserve_code_versions`): its archives are its own.
+    if cfg!(cds_stock) {
+        id_source.push_str("\0stock");
+    }
     id_source.push_str(&format!(
         "\0code={} str={} tuple={}",
         size_of::<sys::PyCodeObject>(),

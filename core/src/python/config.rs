@@ -115,7 +115,7 @@ impl Settings {
         // SAFETY: GIL held (caller): there is a current interpreter whose
         // config lives as long as it does; its wide strings are NUL-terminated.
         unsafe {
-            let config = &*sys::_PyInterpreterState_GetConfig(sys::PyInterpreterState_Get());
+            let config = super::interpreter::interpreter_config();
             let list = &config.xoptions;
             let mut xoptions = Vec::with_capacity(list.length as usize);
             for i in 0..list.length.max(0) as usize {

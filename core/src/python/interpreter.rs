@@ -9,9 +9,20 @@ use crate::format::CompileSettings;
 pub fn compile_settings() -> CompileSettings {
     // SAFETY: the GIL is held (every caller runs in a `_cds` call), so there
     // is a current interpreter; its config lives as long as it does.
-    // (_Py_GetConfig, the shorter spelling, is internal-only on 3.13.)
-    let config = unsafe { &*sys::_PyInterpreterState_GetConfig(sys::PyInterpreterState_Get()) };
+    let config = unsafe { interpreter_config() };
     CompileSettings { optimize: config.optimization_level.max(0) as u32, debug_ranges: config.code_debug_ranges != 0 }
+}
+
+/// The current interpreter's `PyConfig`, read from the interpreter state as
+/// `_PyInterpreterState_GetConfig` does: a stock 3.13 does not export that
+/// function to extension modules.
+///
+/// # Safety
+/// GIL held: there is a current interpreter, whose config lives as long as
+/// it does.
+pub unsafe fn interpreter_config<'a>() -> &'a sys::PyConfig {
+    // SAFETY: the caller's promise.
+    unsafe { &(*sys::PyInterpreterState_Get()).config }
 }
 
 /// The current `sys.path` as strings (non-str entries are skipped).

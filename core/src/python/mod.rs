@@ -37,6 +37,7 @@ mod interpreter;
 mod mapping;
 mod marshal;
 mod module;
+pub use module::PyInit__cds;
 mod objects;
 mod pool;
 mod pooled_names;

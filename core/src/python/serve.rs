@@ -629,6 +629,8 @@ pub fn publish(layers: &[&Served], added: usize) {
         (_PyCds_MapStart, _PyCds_MapSize) = range(0);
         (_PyCds_Map2Start, _PyCds_Map2Size) = range(1);
         (_PyCds_CodeVersionStart, _PyCds_CodeVersionEnd) = (start, end);
+        // Where no patch reads the statics above (a stock interpreter).
+        version::reserve_code_versions(end);
     }
     for (i, served) in layers.iter().enumerate().take(added).rev() {
         served.watch(i + 1 < layers.len());

@@ -10,7 +10,7 @@ use crate::format::{ArchiveBuilder, Layer, ModuleMeta, FROZEN_ORIGIN};
 use crate::imports::freshness::{content_hash, ResolvedFile};
 use crate::python::interpreter::compile_settings;
 use crate::python::symbols::{SymbolTable, SYMBOL_COUNT};
-use crate::python::{build_id, sys};
+use crate::python::{build_id, image, sys};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
@@ -144,14 +144,18 @@ unsafe fn add_module(builder: &mut ArchiveBuilder, entry: ModuleEntry, startup: 
 /// The archive bytes, with every pointer laid out for the preferred base and
 /// this process's runtime objects: a process that maps the archive there,
 /// with its runtime objects at the same addresses (a non-PIE interpreter of
-/// this build), finds every slot already right and writes nothing.
+/// this build), finds every slot already right and writes nothing. Where
+/// the interpreter's image moves with ASLR (PIE, or a shared libpython),
+/// its objects' slots are left 0, as every process writes them anyway:
+/// the same bytes from every dumping process.
 fn lay_out(builder: ArchiveBuilder, layer: Layer) -> Result<Vec<u8>, DumpFailure> {
     let expect = build_id::expectations();
     let symbols = SymbolTable::new();
     // Resolved up front: `finish_at` takes a plain `Fn`. An id this process
     // cannot resolve is laid out as 0: the loader writes its own address
     // there (or refuses the module).
-    let symbol_values: Vec<u64> = (0..SYMBOL_COUNT).map(|id| symbols.resolve(id).unwrap_or(0) as u64).collect();
+    let symbol_values: Vec<u64> =
+        (0..SYMBOL_COUNT).map(|id| symbols.resolve(id).filter(|_| image::fixed()).unwrap_or(0) as u64).collect();
     builder
         .finish_at(
             expect.python_hexversion,

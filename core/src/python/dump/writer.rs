@@ -10,7 +10,7 @@ use crate::format::{names_index, ModuleBuilder, Region, RegionRef, Target};
 use crate::python::objects::{self, put, GC_HEAD, OB_TYPE};
 use crate::python::symbols::{self, symbol_of};
 use crate::python::version::{self, OB_REFCNT};
-use crate::python::{ffi, sys};
+use crate::python::{ffi, image, sys};
 use std::collections::{HashMap, HashSet};
 use std::mem::offset_of;
 use std::ptr::addr_of_mut;
@@ -149,9 +149,9 @@ impl<'m, 'a> ObjectWriter<'m, 'a> {
         let target = unsafe { self.emit(child) }?;
         // A name that interns to a static str (3.13 `_Py_ID`, 3.11's
         // deep-frozen names) ends up pointing at it in every process of this
-        // build: write it now.
+        // build, where the image does not move with ASLR: write it now.
         // SAFETY: child is live (caller).
-        match (target, unsafe { version::static_str_address(child) }) {
+        match (target, unsafe { version::static_str_address(child) }.filter(|_| image::fixed())) {
             (Target::InternedStr(_), Some(address)) => self.module.reloc_prewritten(at.add(offset), target, address),
             _ => self.module.reloc(at.add(offset), target),
         }

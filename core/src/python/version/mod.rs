@@ -11,12 +11,14 @@
 //!   archived str or int claims, checked against its span (`shapes`).
 //! - `prepare_code_copy(op, bytes, serial)`: turns a copied code object into the state
 //!   of a fresh one (bytecode, caches, per-process fields cleared).
-//! - `check_code(bytes, serials)`, `code_serials_unused(serials)`: the code
-//!   serials an archive gives its code objects (3.13 `co_version`).
+//! - `check_code(bytes, serials)`, `code_serials_unused(serials)`,
+//!   `reserve_code_versions(end)`: the code serials an archive gives its code
+//!   objects (3.13 `co_version`), which the interpreter must not hand out.
 //! - `str_layout(op)` / `reset_str_runtime_fields(bytes, ascii)` (which names
 //!   any pointer into the str's own body to relocate).
 //! - `reset_bytes_runtime_fields(bytes)`, `long_size(op)`.
-//! - `static_str_address(op)`: where interning a name will point (3.13).
+//! - `static_str_address(op)`: where interning a name will point (a static
+//!   str of the interpreter's image).
 //! - `BODIES_RUN_FROM_COPIES`, `private_body_copy(op)`: module and class
 //!   bodies run from private copies where that keeps pages clean (3.13).
 //! - `MAKING_A_FUNCTION_WRITES_ITS_DOC`, `RUNNING_A_BODY_WRITES_ITS_CONSTANTS`:
@@ -32,12 +34,13 @@ mod v3_11;
 #[cfg(not(Py_3_12))]
 pub use v3_11::*;
 
-#[cfg(all(Py_3_13, not(Py_3_14)))]
-mod v3_13;
-#[cfg(all(Py_3_13, not(Py_3_14)))]
-pub use v3_13::*;
+// 3.12 and 3.13 (3.12 only as a stock interpreter, through the extension).
+#[cfg(all(Py_3_12, not(Py_3_14)))]
+mod v3_12;
+#[cfg(all(Py_3_12, not(Py_3_14)))]
+pub use v3_12::*;
 
-#[cfg(any(all(Py_3_12, not(Py_3_13)), Py_3_14))]
+#[cfg(Py_3_14)]
 compile_error!("cds core: this CPython version has no version module yet (see docs/PORTING.md)");
 
 use super::shapes::Holds;

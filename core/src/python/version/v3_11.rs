@@ -97,6 +97,13 @@ pub unsafe fn str_layout(op: *mut sys::PyObject) -> Option<StrLayout> {
     Some(StrLayout { size, ascii, interned: s.state.interned() != 0 })
 }
 
+/// 3.11 code objects carry no version (function versions come from a
+/// counter of their own): nothing to reserve.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn reserve_code_versions(_end: u32) {}
+
 /// The address of `op` if it is a str of the interpreter's own image: the
 /// deep-frozen modules' names, which start-up interns before anything else
 /// (`_PyStaticCode_InternStrings`), so that interning a name gives the same

@@ -1,6 +1,18 @@
-//! CPython 3.13: immortal objects (PEP 683), eager quickening at creation,
-//! per-interpreter code versions, monitoring/executor fields, str without
-//! `wstr`, longs with a tagged digit count (`lv_tag`).
+//! CPython 3.12 and 3.13: immortal objects (PEP 683), eager quickening at
+//! creation, code versions (`co_version`), monitoring fields, str without
+//! `wstr`, longs with a tagged digit count (`lv_tag`). What 3.13 changed is
+//! marked `Py_3_13`:
+//! - 3.13 numbers code objects from the interpreter's `func_state`; 3.12
+//!   from a runtime-wide counter libpython does not export (a stock 3.12 is
+//!   served through the `_cds` extension only: `reserve_code_versions`);
+//! - 3.13 has tier-2 executors (`co_executors`);
+//! - 3.13's marshal holds a reference to each set item it sorts, 3.12's
+//!   borrows them;
+//! - 3.12 makes every interned str immortal, and an immortal str interned
+//!   stays so at finalisation (`SSTATE_INTERNED_IMMORTAL_STATIC`).
+//!
+//! (3.12 keeps deepfreeze: its frozen modules' code and names are static
+//! objects of the image, `statically_allocated` as `_Py_ID`.)
 
 use super::{compact_str_size, StrLayout};
 use crate::python::objects::{self, get, put};
@@ -15,11 +27,13 @@ type Code = sys::PyCodeObject;
 /// ever touches an archived page.
 pub const ARCHIVED_REFCNT: sys::Py_ssize_t = u32::MAX as sys::Py_ssize_t;
 
-/// Refcount of an archived str. Debug builds check that a str which is not
-/// (yet) interned is mortal (`_PyUnicode_CheckConsistency`: only interned or
-/// statically allocated strings may be immortal), and archived strings are
-/// interned only at load, so there they are mortal; release builds keep
-/// every archived str immortal.
+/// Refcount of an archived str. 3.13 debug builds check that a str which is
+/// not (yet) interned is mortal (`_PyUnicode_CheckConsistency`: only
+/// interned or statically allocated strings may be immortal), and archived
+/// strings are interned only at load, so there they are mortal; release
+/// builds keep every archived str immortal. 3.12 always: a mortal str it
+/// interns becomes immortal until finalisation, which makes it mortal again
+/// and frees it (an immortal one it leaves alone).
 ///
 /// The debug count must stay small: making an interned str immortal walks
 /// its refcount once per reference (`immortalize_interned` under
@@ -27,18 +41,18 @@ pub const ARCHIVED_REFCNT: sys::Py_ssize_t = u32::MAX as sys::Py_ssize_t;
 /// slot, dropped when interning swaps a slot to another object); the
 /// dealloc guard keeps a miscount from freeing the object.
 pub const fn str_refcnt(_interned: bool) -> sys::Py_ssize_t {
-    if !cfg!(Py_DEBUG) {
+    if !cfg!(Py_DEBUG) || !cfg!(Py_3_13) {
         ARCHIVED_REFCNT
     } else {
         1 << 12
     }
 }
 
-/// Offset of `ob_refcnt` (inside an anonymous union in 3.13).
+/// Offset of `ob_refcnt` (inside an anonymous union since 3.12).
 pub const OB_REFCNT: usize = offset_of!(sys::PyObject, __bindgen_anon_1);
 
 /// Makes the copy `bytes` of live code object `op` look freshly created.
-/// 3.13 quickens at creation (`_PyCode_Quicken` writes warm-up counters into
+/// 3.12+ quickens at creation (`_PyCode_Quicken` writes warm-up counters into
 /// the inline caches), and the dumped code object was never executed, so its
 /// `co_code_adaptive` is exactly what a new code object holds: it is kept.
 /// Executors, monitoring data, cached attributes and the instrumentation
@@ -49,7 +63,8 @@ pub const OB_REFCNT: usize = offset_of!(sys::PyObject, __bindgen_anon_1);
 /// it), so it must be unique among the interpreter's code objects: it is
 /// the code's archive serial (`serial()`), a version the interpreter never
 /// hands out while the archive serves (`_PyCds_CodeVersionStart`, patch
-/// `0007-codeobject-cds-reserved-versions`). So loading writes nothing.
+/// `0007-codeobject-cds-reserved-versions`; a stock interpreter:
+/// [`reserve_code_versions`]). So loading writes nothing.
 ///
 /// # Safety
 /// `op` is a live code object, `bytes` its copy; GIL held.
@@ -60,6 +75,7 @@ pub unsafe fn prepare_code_copy(
 ) -> Result<(), String> {
     super::clear_code_padding(bytes);
     put(bytes, offset_of!(Code, co_weakreflist), null_mut::<sys::PyObject>());
+    #[cfg(Py_3_13)]
     put(bytes, offset_of!(Code, co_executors), null_mut::<sys::_PyExecutorArray>());
     put(bytes, offset_of!(Code, _co_cached), null_mut::<sys::_PyCoCached>());
     put(bytes, offset_of!(Code, _co_instrumentation_version), 0usize);
@@ -83,10 +99,125 @@ pub fn check_code(bytes: &[u8], serials: &std::ops::Range<u32>) -> Result<(), &'
 ///
 /// # Safety
 /// GIL held.
+#[cfg(Py_3_13)]
 pub unsafe fn code_serials_unused(serials: &std::ops::Range<u32>) -> bool {
     // SAFETY: GIL held: the interpreter state is not being changed.
     let next = unsafe { (*sys::PyInterpreterState_Get()).func_state.next_version };
     serials.is_empty() || next < serials.start
+}
+
+/// Whether this interpreter has not handed out any of `serials` as a code
+/// or function version yet. 3.12 has two counters, both only growing (until
+/// they wrap to 0, "no version"): the runtime's for code objects, which
+/// libpython does not export, read from the version a new code object gets
+/// (one number consumed); and the interpreter's `func_state`, from which a
+/// function whose code, defaults or closure changed is numbered again
+/// (`_PyFunction_GetVersionForCurrentState`). Either ends up in
+/// `func_version`, which specialised calls trust.
+///
+/// # Safety
+/// GIL held.
+#[cfg(not(Py_3_13))]
+pub unsafe fn code_serials_unused(serials: &std::ops::Range<u32>) -> bool {
+    if serials.is_empty() {
+        return true;
+    }
+    let below = |next: u32| next == 0 || next < serials.start;
+    // SAFETY: GIL held (caller); the code object made is ours until released.
+    unsafe {
+        let functions = (*sys::PyInterpreterState_Get()).func_state.next_version;
+        let code = sys::PyCode_NewEmpty(c"<cds>".as_ptr(), c"<cds>".as_ptr(), 0);
+        if code.is_null() {
+            ffi::PyErr_Clear();
+            return false;
+        }
+        let version = (*code).co_version;
+        ffi::Py_DECREF(code.cast());
+        below(version) && below(functions)
+    }
+}
+
+/// Keeps the interpreter from handing out code versions below `end`
+/// (archives' serials are `[CODE_SERIAL_BASE, end)`) where no patch makes
+/// it skip them (patch 0007; a stock interpreter, through the extension):
+/// its `func_state` counter is moved past them once an archive serves (its
+/// code objects below `CODE_SERIAL_BASE` keep theirs). On 3.12, which
+/// numbers code objects from a counter it does not export, a code watcher
+/// ([`guard_code_version`]) also gives "no version" (0) to a new code
+/// object that got one of the archives' serials, as 3.12 does once its
+/// counter runs out; it takes 2^31 code objects to get there.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn reserve_code_versions(end: u32) {
+    if !cfg!(cds_stock) {
+        return;
+    }
+    // SAFETY: GIL held: the interpreter numbers code objects under it.
+    let state = unsafe { &mut (*sys::PyInterpreterState_Get()).func_state };
+    // 0: the interpreter ran out of versions and numbers no more.
+    if state.next_version != 0 && state.next_version < end {
+        state.next_version = end;
+    }
+    #[cfg(not(Py_3_13))]
+    // SAFETY: GIL held (caller).
+    unsafe {
+        watch_code_versions()
+    };
+}
+
+/// The code watcher [`reserve_code_versions`] added (3.12), or -1.
+#[cfg(not(Py_3_13))]
+static GUARD_WATCHER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// Adds [`guard_code_version`] once. All 8 watcher slots taken: the serials
+/// are still checked at open (`code_serials_unused`).
+///
+/// # Safety
+/// GIL held.
+#[cfg(not(Py_3_13))]
+unsafe fn watch_code_versions() {
+    use std::sync::atomic::Ordering;
+    if GUARD_WATCHER.load(Ordering::Relaxed) >= 0 {
+        return;
+    }
+    // SAFETY: GIL held (caller); the callback is a plain function.
+    let id = unsafe { sys::PyCode_AddWatcher(Some(guard_code_version)) };
+    if id < 0 {
+        // SAFETY: GIL held.
+        unsafe { ffi::PyErr_Clear() };
+    } else {
+        GUARD_WATCHER.store(id, Ordering::Relaxed);
+    }
+}
+
+/// Runs when a code object is made, after it is numbered: a version among
+/// the serving archives' serials (`_PyCds_CodeVersionStart..End`, published
+/// before [`reserve_code_versions`] runs) becomes 0, CPython's "no version".
+#[cfg(not(Py_3_13))]
+unsafe extern "C" fn guard_code_version(event: sys::PyCodeEvent, code: *mut sys::PyCodeObject) -> std::ffi::c_int {
+    if event != sys::PyCodeEvent_PY_CODE_EVENT_CREATE {
+        return 0;
+    }
+    use crate::python::serve::{_PyCds_CodeVersionEnd, _PyCds_CodeVersionStart};
+    // SAFETY: the interpreter calls watchers with the GIL held and a live,
+    // just-made code object; the range is written only with the GIL held.
+    unsafe {
+        if (*code).co_version.wrapping_sub(_PyCds_CodeVersionStart) < _PyCds_CodeVersionEnd - _PyCds_CodeVersionStart {
+            (*code).co_version = 0;
+        }
+    }
+    0
+}
+
+/// The watchers cds itself added (3.12's [`guard_code_version`]), as bits
+/// of `active_code_watchers`.
+fn own_code_watchers() -> u8 {
+    #[cfg(not(Py_3_13))]
+    if let id @ 0..=7 = GUARD_WATCHER.load(std::sync::atomic::Ordering::Relaxed) {
+        return 1 << id;
+    }
+    0
 }
 
 /// The interpreter's dict of interned strs (its static ones live apart,
@@ -174,6 +305,7 @@ pub unsafe fn long_size(op: *mut sys::PyObject) -> usize {
 /// tier-2/monitoring state (`prepare_code_copy`), which CPython follows when set.
 pub const CODE_NULL_FIELDS: &[usize] = &[
     offset_of!(Code, co_weakreflist),
+    #[cfg(Py_3_13)]
     offset_of!(Code, co_executors),
     offset_of!(Code, _co_cached),
     offset_of!(Code, _co_monitoring),
@@ -213,24 +345,30 @@ pub fn archived_long_size(bytes: &[u8]) -> Result<usize, &'static str> {
 }
 
 /// marshal sorts a set by the bytes of each item dumped as it iterates the
-/// set with new references (`_PySet_NextEntryRef`): every item is then
-/// written with the FLAG_REF bit, which holding one reference reproduces.
+/// set: 3.13 with new references (`_PySet_NextEntryRef`), so that every
+/// item is written with the FLAG_REF bit, which holding one reference
+/// reproduces; 3.12 with borrowed ones (`_PySet_NextEntry`), as 3.11.
 /// Returns a new bytes reference or NULL.
 ///
 /// # Safety
 /// `item` is a live object the caller holds no reference of its own to; GIL held.
 pub unsafe fn marshal_sort_key(item: *mut sys::PyObject) -> *mut sys::PyObject {
-    // SAFETY: forwarded from the caller; the reference taken is released.
+    let held = cfg!(Py_3_13);
+    // SAFETY: forwarded from the caller; a reference taken is released.
     unsafe {
-        sys::Py_IncRef(item);
+        if held {
+            sys::Py_IncRef(item);
+        }
         let dump = sys::PyMarshal_WriteObjectToString(item, sys::Py_MARSHAL_VERSION as std::ffi::c_int);
-        sys::Py_DecRef(item);
+        if held {
+            sys::Py_DecRef(item);
+        }
         dump
     }
 }
 
 /// Module and class bodies run from private copies: they run once per
-/// import, and 3.13 writes into the bytecode it runs (specialisation and
+/// import, and 3.12+ writes into the bytecode it runs (specialisation and
 /// counters in `co_code_adaptive`), which would dirty the archive's pages
 /// in every process. The dump lays them out with the objects that stay
 /// clean (`dump::writer`).
@@ -254,15 +392,16 @@ pub const RUNNING_A_BODY_WRITES_ITS_CONSTANTS: bool = false;
 /// references, and `co_version` 0, CPython's own "no version" (its
 /// functions are never specialised on; a class body runs once). None when
 /// the archived object is not as the dump left it (something instrumented
-/// it), when code watchers are active (they would see a copy destroyed
-/// that they never saw created), or on an allocation failure: the caller
+/// it), when code watchers other than cds's own are active (they would see
+/// a copy destroyed that they never saw created), or on an allocation
+/// failure: the caller
 /// then runs the archived object, as before.
 ///
 /// # Safety
 /// `op` is a relocated archived code object; GIL held.
 pub unsafe fn private_body_copy(op: *mut sys::PyObject) -> Option<*mut sys::PyObject> {
     // SAFETY: GIL held (caller): the interpreter state is not being changed.
-    if unsafe { (*sys::PyInterpreterState_Get()).active_code_watchers } != 0 {
+    if unsafe { (*sys::PyInterpreterState_Get()).active_code_watchers } & !own_code_watchers() != 0 {
         return None;
     }
     // SAFETY: forwarded from the caller.
@@ -276,12 +415,8 @@ unsafe fn copy_code(op: *mut sys::PyObject) -> Option<*mut sys::PyObject> {
     // of the same type and item count, so the same size, filled before use.
     unsafe {
         let code = &*op.cast::<Code>();
-        let untouched = code._co_monitoring.is_null()
-            && code._co_instrumentation_version == 0
-            && code.co_executors.is_null()
-            && code._co_cached.is_null()
-            && code.co_extra.is_null()
-            && code.co_weakreflist.is_null();
+        let untouched = code._co_instrumentation_version == 0
+            && CODE_NULL_FIELDS.iter().all(|&at| op.cast::<u8>().add(at).cast::<*mut u8>().read().is_null());
         if (*op).ob_type != std::ptr::addr_of_mut!(sys::PyCode_Type) || !untouched {
             return None;
         }

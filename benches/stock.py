@@ -1,0 +1,222 @@
+"""The `_cds` extension on stock CPython 3.11, 3.12 and 3.13 (pyenv's
+builds, `pip install .` into a venv), switched on through the original's
+variables (PYCDSMODE=TRACE / run_dump / PYCDSMODE=SHARE), against the same
+venv with no variable set, and on 3.11 against the original project (PyPI
+code-data-share 0.1.0, "pycds") on the same interpreter, side by side in the
+same interleaved rounds: whole process, import phase, PSS of 16 processes;
+and what the .pth hook costs a start with no variable set (the venv with
+the wheel against one without). Called by run.py (`--only stock`)."""
+
+import os
+import shutil
+import statistics
+import subprocess
+
+from run import CACHE, INPROC, MEMORY, MEMPROC, PEER_WORKLOADS, ROOT, log, pss_of, pyenv_root, stats
+
+PROCS = 16
+MEMORY_SET = next(names for label, names, third in MEMORY if label == "asyncio+email+http")
+
+
+def interpreters():
+    """{minor: pyenv python} for each `pyenv:` interpreter ext/versions.txt names."""
+    found = {}
+    with open(os.path.join(ROOT, "ext", "versions.txt")) as f:
+        for line in f:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            minor, *specs = line.split()
+            for spec in specs:
+                if spec.startswith("pyenv:"):
+                    python = os.path.join(pyenv_root(), "versions", spec[6:], "bin", "python" + minor)
+                    if os.access(python, os.X_OK):
+                        found.setdefault(minor, python)
+    return found
+
+
+class Stock:
+    def __init__(self, minor, python, quick, env):
+        self.minor, self.python, self.quick = minor, python, quick
+        self.env = {k: v for k, v in env.items() if not k.startswith(("PYCDS", "PYTHONCDS"))}
+        self.work = os.path.join(CACHE, f"bench-stock-{minor}")
+        self.cwd = os.path.join(self.work, "cwd")
+        self.ext = os.path.join(self.work, "ext-venv", "bin", "python")
+        self.plain = os.path.join(self.work, "plain-venv", "bin", "python")
+
+    def setup(self):
+        shutil.rmtree(self.work, ignore_errors=True)
+        os.makedirs(self.cwd)
+        for venv in ("ext-venv", "plain-venv"):
+            subprocess.run([self.python, "-m", "venv", os.path.join(self.work, venv)], check=True)
+        log(f"[stock {self.minor}] pip install {ROOT} into {os.path.dirname(os.path.dirname(self.ext))}")
+        target = os.path.join(ROOT, "target", "stock", "bench-" + self.minor)
+        subprocess.run([self.ext, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", ROOT],
+                       env={**self.env, "CARGO_TARGET_DIR": target}, check=True)
+        for py in (self.ext, self.plain):
+            subprocess.run([py, "-m", "compileall", "-q", "-j0", os.path.dirname(os.__file__)], env=self.env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def archive(self, python, label, code, extra_env=None):
+        """Traces `code` and dumps it with the original's interface; returns the archive."""
+        lst, img = os.path.join(self.work, label + ".lst"), os.path.join(self.work, label + ".img")
+        for f in (lst, img):
+            if os.path.exists(f):
+                os.unlink(f)
+        env = {**self.env, **(extra_env or {})}
+        subprocess.run([python, "-c", code], env={**env, "PYCDSMODE": "TRACE", "PYCDSLIST": lst}, cwd=self.cwd,
+                       check=True, capture_output=True)
+        subprocess.run([python, "-c", f"import cds.dump; cds.dump.run_dump({lst!r}, {img!r})"], env=env,
+                       cwd=self.cwd, check=True, capture_output=True)
+        return lst, img
+
+    def share(self, img):
+        return {**self.env, "PYCDSMODE": "SHARE", "PYCDSARCHIVE": img}
+
+    def spawn(self, exe, argv, env):
+        devnull = os.open(os.devnull, os.O_RDWR)
+        fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+              (os.POSIX_SPAWN_DUP2, devnull, 2)]
+        t0 = time_ns()
+        pid = os.posix_spawn(exe, [exe, *argv], env, file_actions=fa)
+        _, status = os.waitpid(pid, 0)
+        t1 = time_ns()
+        os.close(devnull)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RuntimeError(f"{exe} {argv} failed")
+        return (t1 - t0) / 1e6
+
+    def interleaved(self, variants, runs):
+        """variants: {label: (exe, argv, env)}: ABBA rounds of whole processes; stats (ms) per label."""
+        os.chdir(self.cwd)
+        times = {k: [] for k in variants}
+        for k, (exe, argv, env) in variants.items():
+            self.spawn(exe, argv, env)  # warm the page cache
+        keys = list(variants)
+        for r in range(runs):
+            for k in keys if r % 2 == 0 else keys[::-1]:
+                times[k].append(self.spawn(*variants[k]))
+        return {k: stats(v) for k, v in times.items()}
+
+    def import_phase(self, variants, name, lst, runs):
+        """variants: {label: (exe, env, inproc mode)}: `import name` timed inside the process (INPROC)."""
+        out = {k: [] for k in variants}
+        keys = list(variants)
+        for r in range(runs + 1):
+            for k in keys if r % 2 == 0 else keys[::-1]:
+                exe, env, mode = variants[k]
+                p = subprocess.run([exe, "-c", INPROC, mode, name, lst], env=env, cwd=self.cwd, check=True,
+                                   text=True, capture_output=True)
+                if r:  # round 0 warms the page cache
+                    out[k].append(int(p.stdout.split()[0]) / 1e6)
+        return {k: stats(v) for k, v in out.items()}
+
+    def pss(self, exe, env):
+        return pss_of([[exe, "-c", MEMPROC, ",".join(MEMORY_SET)]] * PROCS, env, self.cwd)
+
+    def run(self, peer):
+        """peer: pycds's venv python on this interpreter (3.11), or None."""
+        runs = 10 if self.quick else 30
+        res = {"python": subprocess.run([self.ext, "-c", "import sys; print(sys.version.split()[0])"],
+                                        capture_output=True, text=True).stdout.strip(), "workloads": {}}
+        for name in PEER_WORKLOADS:
+            lst, img = self.archive(self.ext, "ext-" + name, f"import {name}")
+            whole = {"off": (self.ext, ["-c", f"import {name}"], self.env),
+                     "ext": (self.ext, ["-c", f"import {name}"], self.share(img))}
+            phase = {"off": (self.ext, self.env, "off"), "ext": (self.ext, self.share(img), "cds")}
+            if peer:
+                _, pimg = self.archive(peer, "pycds-" + name, f"import {name}")
+                whole["pycds-off"] = (peer, ["-c", f"import {name}"], self.env)
+                whole["pycds"] = (peer, ["-c", f"import {name}"], self.share(pimg))
+                phase["pycds-off"] = (peer, self.env, "off")
+                phase["pycds"] = (peer, self.share(pimg), "pycds")
+            w = self.interleaved(whole, runs)
+            p = self.import_phase(phase, name, lst, runs)
+            res["workloads"][name] = {"whole_ms": w, "import_ms": p}
+            ratio = lambda st, a, b: st[a]["median"] / st[b]["median"]
+            line = (f"[stock {self.minor}] {name}: whole ext {ratio(w, 'off', 'ext'):.2f}x, "
+                    f"import ext {ratio(p, 'off', 'ext'):.2f}x")
+            if peer:
+                line += (f"; pycds whole {ratio(w, 'pycds-off', 'pycds'):.2f}x, "
+                         f"import {ratio(p, 'pycds-off', 'pycds'):.2f}x")
+            log(line)
+        code = "; ".join(f"import {n}" for n in MEMORY_SET)
+        _, img = self.archive(self.ext, "ext-memory", code)
+        mem = {"off": self.pss(self.ext, self.env), "ext": self.pss(self.ext, self.share(img))}
+        if peer:
+            _, pimg = self.archive(peer, "pycds-memory", code)
+            mem["pycds-off"] = self.pss(peer, self.env)
+            mem["pycds"] = self.pss(peer, self.share(pimg))
+        res["pss_kb"] = mem
+        log(f"[stock {self.minor}] PSS of {PROCS} x {'+'.join(MEMORY_SET)}: " +
+            ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in mem.items()))
+        # The hook's cost with no variable set: the same interpreter's venv
+        # with the wheel (cds-hook.pth) against one without, many rounds.
+        hook = self.interleaved({"without": (self.plain, ["-c", "pass"], self.env),
+                                 "with": (self.ext, ["-c", "pass"], self.env)}, 4 * runs)
+        res["hook"] = hook
+        res["hook_ms"] = hook["with"]["median"] - hook["without"]["median"]
+        log(f"[stock {self.minor}] -c pass with the hook installed, no variable: "
+            f"{res['hook_ms'] * 1000:+.0f} us (medians {hook['without']['median']:.2f} -> "
+            f"{hook['with']['median']:.2f} ms)")
+        return res
+
+
+def time_ns():
+    import time
+
+    return time.perf_counter_ns()
+
+
+def bench(quick, env, peer_venv):
+    """{minor: results} for each stock interpreter; peer_venv(python) gives
+    pycds's venv python on that 3.11 interpreter (or None)."""
+    res = {}
+    for minor, python in interpreters().items():
+        s = Stock(minor, python, quick, env)
+        s.setup()
+        res[minor] = s.run(peer_venv(python) if minor == "3.11" else None)
+    return res
+
+
+def report(res):
+    """Markdown lines for results.md."""
+    if not res:
+        return []
+    minors = sorted(res)
+    L = ["## Stock CPython with the `_cds` extension (docs/STOCK.md)\n",
+         "Each interpreter's venv with the wheel (`pip install .`), archives traced and dumped through the "
+         "original's variables; `off` is the same venv with no variable set; pycds 0.1.0 on the same stock 3.11, "
+         "in the same interleaved rounds. Speed-up = off / on (medians).\n",
+         "| workload | measure | " + " | ".join(f"{m} ext" for m in minors) +
+         (" | 3.11 pycds |" if "3.11" in res else " |"),
+         "|---|---|" + "---|" * (len(minors) + ("3.11" in res))]
+    for name in PEER_WORKLOADS:
+        for measure, key in (("whole process", "whole_ms"), ("import phase", "import_ms")):
+            cells = []
+            for m in minors:
+                st = res[m]["workloads"][name][key]
+                cells.append(f"{st['off']['median'] / st['ext']['median']:.2f}x")
+            if "3.11" in res:
+                st = res["3.11"]["workloads"][name][key]
+                cells.append(f"{st['pycds-off']['median'] / st['pycds']['median']:.2f}x" if "pycds" in st else "–")
+            L.append(f"| {name} | {measure} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append(f"PSS of {PROCS} processes importing {'+'.join(MEMORY_SET)} (MiB, off → on):\n")
+    L.append("| interpreter | off | ext | change | pycds-off | pycds | change |")
+    L.append("|---|---|---|---|---|---|---|")
+    for m in minors:
+        mem = res[m]["pss_kb"]
+        row = f"| {res[m]['python']} | {mem['off'] / 1024:.1f} | {mem['ext'] / 1024:.1f} | " \
+              f"{(mem['ext'] / mem['off'] - 1) * 100:+.1f}% |"
+        if "pycds" in mem:
+            row += f" {mem['pycds-off'] / 1024:.1f} | {mem['pycds'] / 1024:.1f} | " \
+                   f"{(mem['pycds'] / mem['pycds-off'] - 1) * 100:+.1f}% |"
+        else:
+            row += " – | – | – |"
+        L.append(row)
+    L.append("")
+    L.append("The hook (`cds-hook.pth`) with no variable set, `-c pass`, venv with the wheel against one without "
+             "(target < 0.3 ms): " + ", ".join(
+                 f"{m} {res[m]['hook_ms'] * 1000:+.0f} µs (IQR {statistics.mean([res[m]['hook']['with']['iqr'], res[m]['hook']['without']['iqr']]) * 1000:.0f} µs)"
+                 for m in minors) + "\n")
+    return L

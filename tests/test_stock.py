@@ -1,0 +1,50 @@
+"""What the patched interpreter has and a stock one with the `_cds`
+extension lacks: said by `python -m cds info`, listed in docs/STOCK.md (the
+same table as `cds._hook.WITHOUT_PATCHES`), and a hook that does nothing
+unasked."""
+
+import re
+from pathlib import Path
+
+from conftest import STOCK, VERSION, clean_env, run
+
+STOCK_MD = Path(__file__).resolve().parent.parent / "docs" / "STOCK.md"
+
+
+def test_the_docs_table_is_the_codes():
+    from cds._hook import WITHOUT_PATCHES
+
+    rows = [l for l in STOCK_MD.read_text().splitlines() if re.match(r"\| \d{4}-", l)]
+    documented = [tuple(cell.strip() for cell in row.strip("|").split("|")) for row in rows]
+    assert documented == [tuple(item) for item in WITHOUT_PATCHES]
+
+
+def test_each_patch_named_is_in_a_series():
+    from cds._hook import WITHOUT_PATCHES
+
+    patches = Path(__file__).resolve().parent.parent / "patches"
+    for patch, versions, _ in WITHOUT_PATCHES:
+        for version in versions.split():
+            assert (patches / version / f"{patch}.patch").is_file(), (patch, version)
+
+
+def test_info_says_what_this_interpreter_lacks(ws):
+    ws.write("alpha.py", "A = 1\n")
+    img = ws.archive("-c", "import alpha")
+    text = run("-m", "cds", "info", img).stdout
+    if not STOCK:
+        assert "interpreter:  patched\n" in text and "without 0" not in text
+        return
+    assert "interpreter:  stock, with the _cds extension\n" in text
+    lacking = re.findall(r"^  without (\d{4})-", text, re.M)
+    expected = {(3, 11): ["0002", "0003", "0004", "0006"], (3, 12): ["0002", "0003", "0007", "0008", "0009"],
+                (3, 13): ["0002", "0003", "0005", "0007", "0008", "0009"]}[VERSION]
+    assert lacking == expected
+
+
+def test_unasked_the_hook_imports_nothing():
+    # No cds variable or option: neither the package nor the extension loads
+    # (cds-hook.pth on a stock interpreter; the patched one has _cds built in).
+    program = "import sys; print('cds' in sys.modules, '_cds' in sys.modules and STOCK)"
+    out = run("-c", program.replace("STOCK", str(STOCK)), env=clean_env()).stdout
+    assert out == "False False\n"
