@@ -150,14 +150,24 @@ class Stock:
         log(f"[stock {self.minor}] PSS of {PROCS} x {'+'.join(MEMORY_SET)}: " +
             ", ".join(f"{k} {v / 1024:.1f} MiB" for k, v in mem.items()))
         # The hook's cost with no variable set: the same interpreter's venv
-        # with the wheel (cds-hook.pth) against one without, many rounds.
-        hook = self.interleaved({"without": (self.plain, ["-c", "pass"], self.env),
-                                 "with": (self.ext, ["-c", "pass"], self.env)}, 4 * runs)
-        res["hook"] = hook
-        res["hook_ms"] = hook["with"]["median"] - hook["without"]["median"]
-        log(f"[stock {self.minor}] -c pass with the hook installed, no variable: "
-            f"{res['hook_ms'] * 1000:+.0f} us (medians {hook['without']['median']:.2f} -> "
-            f"{hook['with']['median']:.2f} ms)")
+        # with the wheel (cds-hook.pth) against one without, many rounds;
+        # then again with another package's .pth in both (most environments
+        # have one: setuptools' distutils-precedence.pth): site's own cost
+        # of reading a first .pth (3.12+ imports encodings.utf_8_sig to
+        # decode it) is then paid either way.
+        for label in ("alone", "beside another .pth"):
+            if label != "alone":
+                for py in (self.plain, self.ext):
+                    site = subprocess.run([py, "-c", "import site; print(site.getsitepackages()[0])"],
+                                          capture_output=True, text=True, check=True).stdout.strip()
+                    with open(os.path.join(site, "another.pth"), "w") as f:
+                        f.write("# another package's path configuration file\n")
+            hook = self.interleaved({"without": (self.plain, ["-c", "pass"], self.env),
+                                     "with": (self.ext, ["-c", "pass"], self.env)}, 4 * runs)
+            res.setdefault("hook", {})[label] = {**hook, "ms": hook["with"]["median"] - hook["without"]["median"]}
+            log(f"[stock {self.minor}] -c pass with the hook installed, no variable, {label}: "
+                f"{res['hook'][label]['ms'] * 1000:+.0f} us (medians {hook['without']['median']:.2f} -> "
+                f"{hook['with']['median']:.2f} ms)")
         return res
 
 
@@ -215,8 +225,16 @@ def report(res):
             row += " – | – | – |"
         L.append(row)
     L.append("")
-    L.append("The hook (`cds-hook.pth`) with no variable set, `-c pass`, venv with the wheel against one without "
-             "(target < 0.3 ms): " + ", ".join(
-                 f"{m} {res[m]['hook_ms'] * 1000:+.0f} µs (IQR {statistics.mean([res[m]['hook']['with']['iqr'], res[m]['hook']['without']['iqr']]) * 1000:.0f} µs)"
-                 for m in minors) + "\n")
+    L.append("The hook (`cds-hook.pth`) with no variable set, `-c pass`, the venv with the wheel against one "
+             "without (target < 0.3 ms; IQR of the two runs' medians in brackets):\n")
+    L.append("| interpreter | the only .pth | beside another .pth |")
+    L.append("|---|---|---|")
+    for m in minors:
+        cells = []
+        for label in ("alone", "beside another .pth"):
+            h = res[m]["hook"][label]
+            iqr = statistics.mean([h["with"]["iqr"], h["without"]["iqr"]])
+            cells.append(f"{h['ms'] * 1000:+.0f} µs (±{iqr * 1000:.0f})")
+        L.append(f"| {res[m]['python']} | " + " | ".join(cells) + " |")
+    L.append("")
     return L
