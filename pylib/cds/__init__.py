@@ -17,15 +17,15 @@ itself, as in the original pycds)::
 import sys
 
 try:
-    import _cds  # the patched interpreter's built-in module
-except ImportError:
-    try:
-        from cds import _cds  # the extension module on a stock interpreter (ext/)
-    except ImportError:  # neither
-        _cds = None
+    if "_cds" in sys.builtin_module_names:
+        import _cds  # the patched interpreter's built-in module
     else:
+        from cds import _cds  # the extension module on a stock interpreter (ext/)
+
         # One name for both: this package's modules import `_cds`.
         sys.modules.setdefault("_cds", _cds)
+except ImportError:  # neither, or a subinterpreter that refuses it
+    _cds = None
 
 __all__ = ["share", "stats", "trace"]
 

@@ -71,7 +71,11 @@ _default_loaders = None
 def start():
     """Loads `_cds` (which reads the options and opens the archives) and
     installs the hook if it traces or serves. A `_cds` that cannot load is
-    one line on stderr; imports go on normally."""
+    one line on stderr; imports go on normally. Nothing on the patched
+    interpreter (the wheel installed into it too): its importlib asks
+    `_cds` itself."""
+    if not is_stock():
+        return
     try:
         import _cds as cds
     except ImportError as e:

@@ -43,7 +43,8 @@ pub fn fixed() -> bool {
 fn segments() -> (Vec<Range<usize>>, usize) {
     unsafe extern "C" fn visit(info: *mut libc::dl_phdr_info, _size: libc::size_t, found: *mut libc::c_void) -> i32 {
         // SAFETY: the dynamic linker hands a valid `info` whose `dlpi_phdr`
-        // holds `dlpi_phnum` headers; `found` is the Vec passed below.
+        // holds `dlpi_phnum` headers; `found` is the (segments, bias) pair
+        // passed below.
         unsafe {
             let info = &*info;
             let headers = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
