@@ -144,8 +144,8 @@ def test_records_that_need_work_outside_the_first_stream_are_all_read(ws, reseal
     code state) are its first stream, the only one a stamped process at the
     preferred base reads (docs/FORMAT.md). An archive whose first stream
     lacks them (here: all records moved to the second, as cds-reseal writes
-    them) is restamped without the anchor, so every process reads both
-    streams: the frozenset constant is still built."""
+    them) is restamped without the anchor and not as `internal` either, so
+    every process reads every stream: the frozenset constant is still built."""
     ws.write("set_mod.py", SET_MODULE)
     img = ws.archive("-c", "import set_mod")
     prog = "import set_mod\nprint(set_mod.kind('a'))\n" + STATS
@@ -153,7 +153,7 @@ def test_records_that_need_work_outside_the_first_stream_are_all_read(ws, reseal
     verify = ws.plain("-m", "cds", "verify", img)
     assert verify.returncode == 0, verify.stderr
     stamp = (ws.path / "mod.img.verified").read_text().splitlines()
-    assert stamp[-1] == "anchor none", stamp
+    assert stamp[-2:] == ["anchor none", "internal no"], stamp
     proc = ws.replay("-c", prog)
     assert without_stats(proc.stdout) == "(['frozenset'], True)" and proc.stderr == ""
     stats = stats_of(proc)

@@ -16,7 +16,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// First line of every stamp; bumped when what a stamp vouches for changes.
-const STAMP_MAGIC: &str = "cds-stamp 1";
+const STAMP_MAGIC: &str = "cds-stamp 2";
 /// A stamp is a few lines; anything longer is not one.
 pub const STAMP_MAX: u64 = 4096;
 
@@ -55,13 +55,17 @@ impl Identity {
     }
 }
 
-/// What a stamp says: the file it vouches for, and the address of the
+/// What a stamp says: the file it vouches for, the address of the
 /// stamping interpreter's anchor symbol when every slot that needs no
-/// per-process work already held its final value there (None: not so).
+/// per-process work already held its final value there (None: not so),
+/// and whether at least the slots pointing into the archive itself did
+/// (`internal`: all but those naming the interpreter's image, which moves
+/// with ASLR in a PIE or shared-libpython build).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
     pub identity: Identity,
     pub anchor: Option<u64>,
+    pub internal: bool,
 }
 
 impl Stamp {
@@ -76,6 +80,7 @@ impl Stamp {
             Some(a) => writeln!(s, "anchor {a:#x}"),
             None => writeln!(s, "anchor none"),
         };
+        let _ = writeln!(s, "internal {}", if self.internal { "yes" } else { "no" });
         s
     }
 
@@ -98,7 +103,12 @@ impl Stamp {
             "none" => None,
             a => Some(u64::from_str_radix(a.strip_prefix("0x")?, 16).ok()?),
         };
-        let stamp = Self { identity, anchor };
+        let internal = match field("internal")?.as_str() {
+            "yes" => true,
+            "no" => false,
+            _ => return None,
+        };
+        let stamp = Self { identity, anchor, internal };
         // Only the one spelling render writes ("+77", "FE", a trailing line: not a stamp).
         (stamp.render() == text).then_some(stamp)
     }
@@ -117,7 +127,7 @@ mod tests {
             ctime_ns: 1_764_657_600_123_456_789,
             header_checksum: 0xfe,
         };
-        Stamp { identity, anchor }
+        Stamp { identity, anchor, internal: anchor.is_some() }
     }
 
     #[test]
@@ -125,6 +135,8 @@ mod tests {
         for anchor in [None, Some(0x4a_5b60)] {
             assert_eq!(Stamp::parse(&stamp(anchor).render()), Some(stamp(anchor)));
         }
+        let moved = Stamp { internal: true, ..stamp(None) };
+        assert_eq!(Stamp::parse(&moved.render()), Some(moved));
     }
 
     #[test]
@@ -132,7 +144,9 @@ mod tests {
         let good = stamp(Some(0x10)).render();
         assert!(good.contains("header_checksum 00000000000000fe\n"), "{good}");
         let edits = [
-            good.replace("cds-stamp 1", "cds-stamp 2"),
+            good.replace("cds-stamp 2", "cds-stamp 1"),
+            good.replace("internal yes", "internal true"),
+            good.replace("internal yes\n", ""),
             good.replace("ino 77", "ino  77"),
             good.replace("ino 77", "ino +77"),
             good.replace("ino 77", "inode 77"),

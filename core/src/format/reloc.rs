@@ -101,6 +101,20 @@ pub fn read_work_relocations(bytes: &[u8], module: &ModuleView) -> Result<Reloca
     Ok(Relocations { from: module.relocs.clone(), records })
 }
 
+/// The module's first record stream and the Symbol records of its last
+/// (statics of the interpreter's image), validated as
+/// [`read_relocations`] validates every record, in that order (not merged
+/// by slot: no slot is in both, as the check that vouched for the archive
+/// found). Enough for a module whose archive-internal slots an earlier
+/// check of the whole archive found right, when the interpreter's image
+/// lies elsewhere than the dump's (`python::stamp`).
+pub fn read_image_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
+    let mut records = read_stream(&bytes[module.relocs_work.clone()], module, 0)?;
+    let rest = read_stream(&bytes[module.relocs_names.end..module.relocs.end], module, records.len())?;
+    records.extend(rest.into_iter().filter(|r| r.kind == RelocKind::Symbol));
+    Ok(Relocations { from: module.relocs.clone(), records })
+}
+
 /// The pool entries the module's pooled-name records name (its list,
 /// `entry::RELOC_NAMES_SIZE`), as file offsets, each checked to be a
 /// 16-aligned position inside the name pool. What interning them in this

@@ -22,14 +22,14 @@ use super::mapping::Mapping;
 use super::marshal::References;
 use super::pool::Pool;
 use super::pooled_names;
-use super::shapes::{self, ShapeChecked};
+use super::shapes::{self, ListedNames, ShapeChecked};
 use super::stamp::{self, Vouched};
 use super::symbols::SymbolTable;
 use super::{ffi, verbose, version};
 use crate::archive_file::{self, FileStamp};
 use crate::format::{
-    apply_read_relocations_at, pooled_name_relocations_at, read_names, read_relocations, read_work_relocations,
-    Archive, Expectations, Fixups, ModuleView, HEADER_SIZE, OBJECT_ALIGN,
+    apply_read_relocations_at, pooled_name_relocations_at, read_image_relocations, read_names, read_relocations,
+    read_work_relocations, Archive, Expectations, Fixups, ModuleView, HEADER_SIZE, OBJECT_ALIGN,
 };
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
@@ -494,9 +494,18 @@ impl Served {
     /// those that need work here when the stamp says the others' slots are
     /// right for this process.
     fn vouched_module(&self, view: ModuleView, vouched: &Vouched) -> Result<ShapeChecked, String> {
-        let (relocs, listed) = if vouched.slots_prewritten(self.at_preferred_base()) {
-            let listed = read_names(&self.map, &view).map_err(|e| format!("its names: {e}"))?;
-            (read_work_relocations(&self.map, &view), Some(listed))
+        let at_base = self.at_preferred_base();
+        let listed = |statics_prewritten| {
+            let entries = read_names(&self.map, &view).map_err(|e| format!("its names: {e}"))?;
+            Ok::<_, String>(Some(ListedNames { entries, statics_prewritten }))
+        };
+        let (relocs, listed) = if vouched.slots_prewritten(at_base) {
+            (read_work_relocations(&self.map, &view), listed(true)?)
+        } else if vouched.internal_slots_prewritten(at_base) {
+            // The interpreter's image lies elsewhere (PIE, a shared
+            // libpython, another executable): its statics' slots are
+            // written, the archive's own pointers are right.
+            (read_image_relocations(&self.map, &view), listed(false)?)
         } else {
             (read_relocations(&self.map, &view), None)
         };
@@ -704,30 +713,39 @@ impl Preparation {
     pub fn relocate(&self) -> Result<(), String> {
         let mut fixups = RuntimeFixups { symbols: &self.symbols, pool: &self.pool, sets: HashMap::new() };
         let view = self.module.view();
+        // Listed pool entries first: frozenset building and code set-up
+        // (among the records below) read strs whose slots name them, and
+        // interning gives an entry its type where the image moved.
+        if let Some(listed) = self.module.listed_names() {
+            self.intern_listed(listed, &mut fixups)?;
+        }
         // SAFETY: base..base+len is the serving mapping, never unmapped
         // (Served is leaked, not dropped, once it serves); the module is
         // `Preparing` from its claim to `finish`, so no other caller reads
         // or writes its bytes meanwhile, and it passed `verify` and the shape
         // check (a `ShapeChecked`): every slot written is a pointer field.
         unsafe { apply_read_relocations_at(self.base, self.len, view, self.module.relocations(), &mut fixups) }
-            .map_err(|e| e.to_string())?;
-        let Some(listed) = self.module.listed_names() else { return Ok(()) };
-        // Pooled names: each entry interned once, not each slot. Slots were
-        // pre-written with their entry's address, or the static str equal
-        // to it (the stamp checked them): right wherever interning kept the
-        // entry or gave that static.
+            .map_err(|e| e.to_string())
+    }
+
+    /// Pooled names: each entry interned once, not each slot. Slots were
+    /// pre-written with their entry's address, or the static str equal to
+    /// it (the stamp checked them): right wherever interning kept the entry
+    /// or gave that static.
+    fn intern_listed(&self, listed: &ListedNames, fixups: &mut RuntimeFixups) -> Result<(), String> {
         let base = self.base as usize;
         let mut others = Vec::new();
-        for &entry in listed {
+        for &entry in &listed.entries {
             // SAFETY: a pool entry of a module the stamp vouched for (its
             // shape was checked when stamped); GIL held.
             let interned = unsafe { self.pool.intern(base + entry as usize) }?;
             // A static str (3.13 `_Py_ID`, 3.11's deep-frozen names) is
-            // where the dump pre-wrote the slots (the stamp checked it for
-            // this image).
+            // where the dump pre-wrote the slots, when the stamp checked
+            // that for this image; else the slots hold the entry.
             // SAFETY: a live str the interpreter interned; GIL held.
-            if interned != base + entry as usize && unsafe { version::static_str_address(interned as *mut _) }.is_none()
-            {
+            let prewritten_static =
+                listed.statics_prewritten && unsafe { version::static_str_address(interned as *mut _) }.is_some();
+            if interned != base + entry as usize && !prewritten_static {
                 others.push(interned);
             }
         }
@@ -737,10 +755,11 @@ impl Preparation {
         // Another str was interned first for some names: their slots are
         // fixed up record by record, as without a list (each slot counting
         // its reference), and the list's own references are let go.
-        // SAFETY: as above; the records are the module's own, read now.
+        let view = self.module.view();
+        // SAFETY: as in `relocate`; the records are the module's own, read now.
         let fixed = unsafe {
             pooled_name_relocations_at(self.base, self.len, view)
-                .and_then(|pooled| apply_read_relocations_at(self.base, self.len, view, &pooled, &mut fixups))
+                .and_then(|pooled| apply_read_relocations_at(self.base, self.len, view, &pooled, fixups))
         };
         for interned in others {
             // SAFETY: one reference `Pool::intern` handed out above; GIL held.

@@ -67,6 +67,16 @@ pub enum Holds {
     InteriorAt(u32),
 }
 
+/// A module's list of pool entries, read in place of its pooled-name
+/// records (their slots pre-written, `stamp::Vouched`).
+pub struct ListedNames {
+    pub entries: Vec<u32>,
+    /// Whether a slot may hold the static str equal to its entry (pre-written
+    /// for this interpreter image, which the stamp checked) rather than the
+    /// entry itself.
+    pub statics_prewritten: bool,
+}
+
 /// A module whose objects passed [`check`] in this process, or in the one
 /// that wrote the archive's stamp ([`ShapeChecked::vouched`]): the only
 /// thing `serve::Preparation` relocates.
@@ -74,8 +84,8 @@ pub struct ShapeChecked {
     view: ModuleView,
     relocs: Relocations,
     /// The pool entries its pooled-name records name, when `relocs` leaves
-    /// those records out (their slots pre-written, `stamp::Vouched`).
-    listed_names: Option<Vec<u32>>,
+    /// those records out.
+    listed_names: Option<ListedNames>,
 }
 
 impl ShapeChecked {
@@ -83,14 +93,14 @@ impl ShapeChecked {
     /// (`stamp::Vouched`): its whole archive passed [`check`] when stamped.
     /// `relocs`: the records to apply (all, or those that need work here,
     /// with `listed_names` the module's list of pool entries).
-    pub fn vouched(view: ModuleView, relocs: Relocations, listed_names: Option<Vec<u32>>, _stamp: &Vouched) -> Self {
+    pub fn vouched(view: ModuleView, relocs: Relocations, listed_names: Option<ListedNames>, _stamp: &Vouched) -> Self {
         Self { view, relocs, listed_names }
     }
 
     /// The pool entries to intern in place of the pooled-name records,
     /// when those were left out of [`relocations`](Self::relocations).
-    pub fn listed_names(&self) -> Option<&[u32]> {
-        self.listed_names.as_deref()
+    pub fn listed_names(&self) -> Option<&ListedNames> {
+        self.listed_names.as_ref()
     }
 
     pub fn view(&self) -> &ModuleView {

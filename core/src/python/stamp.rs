@@ -45,6 +45,10 @@ pub struct Vouched {
     /// one's did (as this one's does) and that maps the archive at its
     /// preferred base.
     prewritten: bool,
+    /// At least every such slot that points into the archive itself (all
+    /// but the Symbol slots naming the interpreter's image) holds its value
+    /// for a mapping at the preferred base, wherever the image lies.
+    internal: bool,
 }
 
 impl Vouched {
@@ -53,6 +57,20 @@ impl Vouched {
     pub fn slots_prewritten(&self, at_preferred_base: bool) -> bool {
         self.prewritten && at_preferred_base
     }
+
+    /// Whether those records and the Symbol records suffice (the
+    /// archive's own pointers are right; the image moved).
+    pub fn internal_slots_prewritten(&self, at_preferred_base: bool) -> bool {
+        self.internal && at_preferred_base
+    }
+}
+
+/// What [`check_whole`] found of the slots outside the first stream.
+struct Prewritten {
+    /// All of them hold their values here (`Vouched::prewritten`).
+    all: bool,
+    /// Those pointing into the archive do (`Vouched::internal`).
+    internal: bool,
 }
 
 /// Whether a record of `kind` naming `target` needs work in every process,
@@ -89,7 +107,7 @@ pub fn read(real_path: &Path, meta: &Metadata, header: &[u8]) -> Result<Option<V
     if Some(stamp.identity) != Identity::of(meta, header) {
         return Err(format!("{} names another file or an earlier state of it", path.display()));
     }
-    Ok(Some(Vouched { prewritten: stamp.anchor == Some(image::anchor() as u64) }))
+    Ok(Some(Vouched { prewritten: stamp.anchor == Some(image::anchor() as u64), internal: stamp.internal }))
 }
 
 /// Why [`write`] wrote no stamp when another writer replaced the archive
@@ -122,10 +140,11 @@ pub fn write(path: &Path) -> Result<bool, String> {
     {
         return Err(CHANGED_WHILE_CHECKED.into());
     }
-    let stamp = Stamp { identity, anchor: prewritten.then(|| image::anchor() as u64) };
+    let anchor = prewritten.all.then(|| image::anchor() as u64);
+    let stamp = Stamp { identity, anchor, internal: prewritten.internal };
     crate::write::write_atomic(&stamp_file::path_for(&real_path), stamp.render().as_bytes())
         .map_err(|e| format!("cannot write its stamp: {e}"))?;
-    Ok(prewritten)
+    Ok(prewritten.all)
 }
 
 /// Waits until the clock file times are taken from has passed the file's
@@ -148,11 +167,11 @@ fn wait_past(secs: i64, nsecs: i64) {
 }
 
 /// Every check a serving process makes of `bytes` (header, table, name
-/// pool, each module's checksum, records and shape). `Ok(true)` when
-/// moreover every slot whose record needs no per-process work
-/// ([`needs_work`]) already holds its value for this interpreter image with
-/// the archive at its preferred base.
-fn check_whole(bytes: &[u8]) -> Result<bool, String> {
+/// pool, each module's checksum, records and shape); then which slots whose
+/// record needs no per-process work ([`needs_work`]) already hold their
+/// values with the archive at its preferred base: all of them for this
+/// interpreter image, or at least those pointing into the archive.
+fn check_whole(bytes: &[u8]) -> Result<Prewritten, String> {
     let archive = Archive::parse(bytes, &build_id::expectations()).map_err(|e| e.to_string())?;
     archive.verify_names(bytes).map_err(|e| e.to_string())?;
     let base = Archive::peek_preferred_base(bytes);
@@ -160,7 +179,7 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
     let (names, pool) = (archive.names(), PoolShapes::for_pool(archive.names().len()));
     // Per pooled entry, what its slots hold at the preferred base.
     let mut statics: HashMap<u32, u64> = HashMap::new();
-    let mut prewritten = base != 0;
+    let mut prewritten = Prewritten { all: base != 0, internal: base != 0 };
     for index in 0..archive.module_count() {
         let view = archive.module(bytes, index).map_err(|e| e.to_string())?;
         let name = view.name(bytes).to_owned();
@@ -187,28 +206,41 @@ fn check_whole(bytes: &[u8]) -> Result<bool, String> {
             && listed == pooled
             && pooled_records.iter().all(|r| is_pooled(&r))
             && pooled_records.len() == all.iter().filter(is_pooled).count();
-        prewritten = prewritten && split_right && {
-            all.iter().filter(|r| !works(r)).all(|r| {
-                let expected = match r.kind.slot_value(r.target, base) {
-                    SlotValue::Address(a) => Some(a),
-                    // A pooled name: the static str equal to it (3.13's
-                    // `_Py_ID`, 3.11's deep-frozen names), which interning
-                    // gives in every process of this image, else its entry
-                    // (a process that interned another str first finds out
-                    // per entry at load).
-                    SlotValue::Interned(a) => Some(*statics.entry(r.target).or_insert_with(|| {
+        prewritten.internal &= split_right;
+        prewritten.all &= split_right;
+        for r in all.iter().filter(|r| !works(r)) {
+            let slot = get_u64(bytes, r.slot as usize);
+            // Whether the slot holds its value here, and whether it points
+            // into the archive (right wherever the image lies).
+            let (right, internal) = match r.kind.slot_value(r.target, base) {
+                SlotValue::Address(a) => (slot == a, slot == a),
+                // A pooled name: where the image does not move, the static
+                // str equal to it (3.13's `_Py_ID`, 3.11's deep-frozen
+                // names), which interning gives in every process of this
+                // image; else its entry (a process that interned another
+                // str first finds out per entry at load).
+                SlotValue::Interned(a) if image::fixed() => {
+                    let expected = *statics.entry(r.target).or_insert_with(|| {
                         // SAFETY: GIL held (stamping runs from `_cds`); the
                         // entry passed its shape check as a str.
                         unsafe { version::static_str_equal_to(&bytes[r.target as usize..names.end]) }.unwrap_or(a)
-                    })),
-                    // A static of the interpreter's own image moves only with it.
-                    SlotValue::Symbol(id) => symbols.resolve(id).filter(|&a| image::holds(a)).map(|a| a as u64),
-                    // Work at load in every process (needs_work).
-                    SlotValue::FrozenSetOf(_) | SlotValue::CodeState => None,
-                };
-                expected == Some(get_u64(bytes, r.slot as usize))
-            })
-        };
+                    });
+                    (slot == expected, slot == a)
+                }
+                SlotValue::Interned(a) => (slot == a, slot == a),
+                // A static of the interpreter's own image moves only with it.
+                SlotValue::Symbol(id) => {
+                    (symbols.resolve(id).filter(|&a| image::holds(a)).is_some_and(|a| a as u64 == slot), true)
+                }
+                // Work at load in every process (needs_work).
+                SlotValue::FrozenSetOf(_) | SlotValue::CodeState => (false, false),
+            };
+            prewritten.all &= right;
+            prewritten.internal &= internal;
+            if !prewritten.internal && !prewritten.all {
+                break;
+            }
+        }
     }
     Ok(prewritten)
 }
