@@ -237,32 +237,11 @@ class Version:
         return lst, img
 
     # -- timing --------------------------------------------------------
-    def spawn_time(self, argv, env, exe=None):
-        exe = exe or self.py
-        devnull = os.open(os.devnull, os.O_RDWR)
-        fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
-              (os.POSIX_SPAWN_DUP2, devnull, 2)]
-        t0 = time.perf_counter_ns()
-        pid = os.posix_spawn(exe, [exe, *argv], env, file_actions=fa)
-        _, status = os.waitpid(pid, 0)
-        t1 = time.perf_counter_ns()
-        os.close(devnull)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"{argv} failed")
-        return t1 - t0
-
     def interleaved(self, variants, runs, env, exe=None):
-        """variants: {label: argv}; ABBA-alternating rounds; returns {label: stats (ms)}."""
-        os.chdir(self.cwd)
-        times = {k: [] for k in variants}
-        keys = list(variants)
-        for k in keys:  # warm the page cache
-            self.spawn_time(variants[k], env, exe)
-        for r in range(runs):
-            order = keys if r % 2 == 0 else keys[::-1]
-            for k in order:
-                times[k].append(self.spawn_time(variants[k], env, exe) / 1e6)
-        return {k: stats(v) for k, v in times.items()}, times
+        """variants: {label: argv}, each run by `exe` (this interpreter) in
+        `env`; returns ({label: stats (ms)}, {label: times})."""
+        exe = exe or self.py
+        return interleaved_processes({k: (exe, argv, env) for k, argv in variants.items()}, runs, self.cwd)
 
     def inproc(self, names, lst, img, runs, third_party):
         env = self.envfor(third_party)
@@ -426,28 +405,13 @@ class Version:
         res = {}
         for name in PEER_WORKLOADS:
             lst, img = self.trace_dump("peer-" + name, ["-c", f"import {name}"])
-            plst, pimg = os.path.join(self.work, f"pycds-{name}.lst"), os.path.join(self.work, f"pycds-{name}.img")
-            for f in (plst, pimg):
-                if os.path.exists(f):
-                    os.unlink(f)
-            subprocess.run([peer, "-c", f"import {name}"], env={**env, "PYCDSMODE": "TRACE", "PYCDSLIST": plst},
-                           cwd=self.cwd, check=True, capture_output=True)
-            subprocess.run([peer, "-c", f"import cds.dump; cds.dump.run_dump({plst!r}, {pimg!r})"], env=env,
-                           cwd=self.cwd, check=True, capture_output=True)
-            share = {**env, "PYCDSMODE": "SHARE", "PYCDSARCHIVE": pimg}
+            _, pimg = original_archive(peer, f"import {name}", os.path.join(self.work, f"pycds-{name}"), env,
+                                       self.cwd)
             variants = {"cds-off": (self.py, ["-c", f"import {name}"], env),
                         "cds": (self.py, ["-X", f"cds={img}", "-c", f"import {name}"], env),
                         "pycds-off": (peer, ["-c", f"import {name}"], env),
-                        "pycds": (peer, ["-c", f"import {name}"], share)}
-            os.chdir(self.cwd)
-            times = {k: [] for k in variants}
-            for k, (exe, argv, e) in variants.items():
-                self.spawn_time(argv, e, exe)  # warm the page cache
-            for r in range(runs):
-                for k in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
-                    exe, argv, e = variants[k]
-                    times[k].append(self.spawn_time(argv, e, exe) / 1e6)
-            st = {k: stats(v) for k, v in times.items()}
+                        "pycds": (peer, ["-c", f"import {name}"], original_share(env, pimg))}
+            st, _ = interleaved_processes(variants, runs, self.cwd)
             res[name] = {"ms": st, "cds_speedup": st["cds-off"]["median"] / st["cds"]["median"],
                          "pycds_speedup": st["pycds-off"]["median"] / st["pycds"]["median"],
                          "instructions": self.whole_instructions(variants)}
@@ -723,6 +687,55 @@ def region_pages(pid, img):
                 counts["absent" if not present else "clean" if file_page else "written"] += 1
             out[name] = counts
     return out
+
+
+def spawn_time(exe, argv, env):
+    """Wall time (ns) of one process `exe argv` in `env`, output discarded."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1), (os.POSIX_SPAWN_DUP2, devnull, 2)]
+    t0 = time.perf_counter_ns()
+    pid = os.posix_spawn(exe, [exe, *argv], env, file_actions=fa)
+    _, status = os.waitpid(pid, 0)
+    t1 = time.perf_counter_ns()
+    os.close(devnull)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{exe} {argv} failed")
+    return t1 - t0
+
+
+def interleaved_processes(variants, runs, cwd):
+    """variants: {label: (exe, argv, env)}, run in `cwd`: one warming run
+    each, then ABBA-alternating rounds; returns ({label: stats (ms)},
+    {label: times (ms)})."""
+    os.chdir(cwd)
+    times = {k: [] for k in variants}
+    keys = list(variants)
+    for k in keys:  # warm the page cache
+        spawn_time(*variants[k])
+    for r in range(runs):
+        for k in keys if r % 2 == 0 else keys[::-1]:
+            times[k].append(spawn_time(*variants[k]) / 1e6)
+    return {k: stats(v) for k, v in times.items()}, times
+
+
+def original_archive(python, code, stem, env, cwd):
+    """Traces `code` and dumps it through the original project's interface
+    (PYCDSMODE=TRACE, `cds.dump.run_dump`): pycds, or the `_cds` extension
+    on a stock interpreter. Returns (list, archive) = `stem`.lst, .img."""
+    lst, img = stem + ".lst", stem + ".img"
+    for f in (lst, img):
+        if os.path.exists(f):
+            os.unlink(f)
+    subprocess.run([python, "-c", code], env={**env, "PYCDSMODE": "TRACE", "PYCDSLIST": lst}, cwd=cwd,
+                   check=True, capture_output=True)
+    subprocess.run([python, "-c", f"import cds.dump; cds.dump.run_dump({lst!r}, {img!r})"], env=env, cwd=cwd,
+                   check=True, capture_output=True)
+    return lst, img
+
+
+def original_share(env, img):
+    """`env` with the original's variables that serve from `img`."""
+    return {**env, "PYCDSMODE": "SHARE", "PYCDSARCHIVE": img}
 
 
 def pss_of(argvs, env, cwd):

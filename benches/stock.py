@@ -12,7 +12,8 @@ import shutil
 import statistics
 import subprocess
 
-from run import CACHE, INPROC, MEMORY, MEMPROC, PEER_WORKLOADS, ROOT, log, pss_of, pyenv_root, stats
+from run import (CACHE, INPROC, MEMORY, MEMPROC, PEER_WORKLOADS, ROOT, interleaved_processes, log, original_archive,
+                 original_share, pss_of, pyenv_root, stats)
 
 PROCS = 16
 MEMORY_SET = next(names for label, names, third in MEMORY if label == "asyncio+email+http")
@@ -56,46 +57,16 @@ class Stock:
             subprocess.run([py, "-m", "compileall", "-q", "-j0", os.path.dirname(os.__file__)], env=self.env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def archive(self, python, label, code, extra_env=None):
-        """Traces `code` and dumps it with the original's interface; returns the archive."""
-        lst, img = os.path.join(self.work, label + ".lst"), os.path.join(self.work, label + ".img")
-        for f in (lst, img):
-            if os.path.exists(f):
-                os.unlink(f)
-        env = {**self.env, **(extra_env or {})}
-        subprocess.run([python, "-c", code], env={**env, "PYCDSMODE": "TRACE", "PYCDSLIST": lst}, cwd=self.cwd,
-                       check=True, capture_output=True)
-        subprocess.run([python, "-c", f"import cds.dump; cds.dump.run_dump({lst!r}, {img!r})"], env=env,
-                       cwd=self.cwd, check=True, capture_output=True)
-        return lst, img
+    def archive(self, python, label, code):
+        """(list, archive) of `code`, traced and dumped by `python` through the original's interface."""
+        return original_archive(python, code, os.path.join(self.work, label), self.env, self.cwd)
 
     def share(self, img):
-        return {**self.env, "PYCDSMODE": "SHARE", "PYCDSARCHIVE": img}
-
-    def spawn(self, exe, argv, env):
-        devnull = os.open(os.devnull, os.O_RDWR)
-        fa = [(os.POSIX_SPAWN_DUP2, devnull, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
-              (os.POSIX_SPAWN_DUP2, devnull, 2)]
-        t0 = time_ns()
-        pid = os.posix_spawn(exe, [exe, *argv], env, file_actions=fa)
-        _, status = os.waitpid(pid, 0)
-        t1 = time_ns()
-        os.close(devnull)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(f"{exe} {argv} failed")
-        return (t1 - t0) / 1e6
+        return original_share(self.env, img)
 
     def interleaved(self, variants, runs):
-        """variants: {label: (exe, argv, env)}: ABBA rounds of whole processes; stats (ms) per label."""
-        os.chdir(self.cwd)
-        times = {k: [] for k in variants}
-        for k, (exe, argv, env) in variants.items():
-            self.spawn(exe, argv, env)  # warm the page cache
-        keys = list(variants)
-        for r in range(runs):
-            for k in keys if r % 2 == 0 else keys[::-1]:
-                times[k].append(self.spawn(*variants[k]))
-        return {k: stats(v) for k, v in times.items()}
+        """variants: {label: (exe, argv, env)}: whole processes; stats (ms) per label."""
+        return interleaved_processes(variants, runs, self.cwd)[0]
 
     def import_phase(self, variants, name, lst, runs):
         """variants: {label: (exe, env, inproc mode)}: `import name` timed inside the process (INPROC)."""
@@ -169,12 +140,6 @@ class Stock:
                 f"{res['hook'][label]['ms'] * 1000:+.0f} us (medians {hook['without']['median']:.2f} -> "
                 f"{hook['with']['median']:.2f} ms)")
         return res
-
-
-def time_ns():
-    import time
-
-    return time.perf_counter_ns()
 
 
 def bench(quick, env, peer_venv):
