@@ -138,8 +138,8 @@ def is_stock(python):
     hook of its own (patch 0003)."""
     import subprocess
 
-    probe = "import _frozen_importlib_external as e; print(hasattr(e, '_cds_find_spec'))"
-    return subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout.strip() == "False"
+    probe = "from cds import _hook; print(_hook.is_stock())"
+    return subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout.strip() == "True"
 
 
 STOCK = is_stock(PYTHON)

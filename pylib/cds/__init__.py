@@ -31,18 +31,20 @@ __all__ = ["share", "stats", "trace"]
 
 
 def _activate():
-    import _frozen_importlib_external
-    if hasattr(_frozen_importlib_external, "_cds_find_spec"):  # the patched importlib
+    from cds import _hook
+
+    if _hook.is_stock():
+        # A stock interpreter with the _cds extension: the patched
+        # importlib's hooks, added at run time.
+        _hook.install(_cds)
+    else:
         # The patched interpreter's importlib hooks (PathFinder,
         # SourceLoader.get_code and, on 3.13, FrozenImporter) ask cds only
         # when this global is set; start-up sets it when -X cds / -X
         # cds_trace asked.
+        import _frozen_importlib_external
+
         _frozen_importlib_external._cds = _cds
-    else:
-        # A stock interpreter with the _cds extension: the same hooks, added
-        # at run time.
-        from cds import _hook
-        _hook.install(_cds)
 
 
 def trace(list_path):

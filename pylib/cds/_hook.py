@@ -62,6 +62,7 @@ def without_patches():
     return [(patch, what) for patch, versions, what in WITHOUT_PATCHES
             if series in versions.split() and not (version == "3.12" and patch.startswith("0005"))]
 
+
 _cds = None
 # The (suffix, loader) pairs of the default FileFinder path hook, the only
 # path entry finder cds answers for (as FileFinder.__init__ lays them out).
