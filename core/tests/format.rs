@@ -678,8 +678,7 @@ fn pooled_names_are_listed_once_each_and_their_records_follow_the_list() {
     // Interned once per entry: no per-slot record in the first stream ...
     assert!(read_work_relocations(&bytes, &v).unwrap().iter().all(|r| r.kind != RelocKind::InternedStr));
     // ... all three after the list, read only when asked for.
-    // SAFETY: `bytes` is readable and not written meanwhile.
-    let pooled = unsafe { pooled_name_relocations_at(bytes.as_ptr(), bytes.len(), &v) }.unwrap();
+    let pooled = read_pooled_name_relocations(&bytes, &v).unwrap();
     assert_eq!(pooled.len(), 3);
     let all = read_relocations(&bytes, &v).unwrap();
     let targets: Vec<u32> = all.iter().filter(|r| r.kind == RelocKind::InternedStr).map(|r| r.target).collect();
@@ -704,4 +703,67 @@ fn a_list_naming_outside_the_pool_or_twice_is_refused() {
         b.extend(&list);
         assert_eq!(read_names(&b, &w).is_err(), refused, "{list:?}");
     }
+}
+
+#[test]
+fn only_the_slots_of_moved_pool_entries_are_rewritten() {
+    // Slots 0 and 2 name the entry of 1s, slot 1 the entry of 2s; the
+    // first entry stands for another str in this process.
+    let mut bytes = pooled_archive(&[(1, false), (2, false), (1, false)]);
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let v = a.module(&bytes, 0).unwrap();
+    let pool = a.names().start as u32;
+    let pooled = read_pooled_name_relocations(&bytes, &v).unwrap();
+    let before = bytes.clone();
+    let (base, len) = (bytes.as_mut_ptr(), bytes.len());
+    // SAFETY: `bytes` is the whole archive, not otherwise touched meanwhile.
+    unsafe { rewrite_pooled_names_at(base, len, &v, |entry| entry == pool, |entry| 0xabc0_0000 + u64::from(entry)) }
+        .unwrap();
+    let slot = |b: &[u8], at: u32| u64::from_le_bytes(b[at as usize..at as usize + 8].try_into().unwrap());
+    for r in pooled.iter() {
+        let expected = if r.target == pool { 0xabc0_0000 + u64::from(pool) } else { slot(&before, r.slot) };
+        assert_eq!(slot(&bytes, r.slot), expected);
+    }
+    let written: Vec<u32> = pooled.iter().filter(|r| r.target == pool).map(|r| r.slot).collect();
+    assert_eq!(written.len(), 2);
+    let elsewhere = |b: &[u8]| {
+        b.iter()
+            .enumerate()
+            .filter(|(i, _)| !written.iter().any(|&s| (s as usize..s as usize + 8).contains(i)))
+            .map(|(_, x)| *x)
+            .collect::<Vec<u8>>()
+    };
+    assert_eq!(elsewhere(&bytes), elsewhere(&before), "a byte outside the moved entries' slots changed");
+}
+
+#[test]
+fn image_symbols_are_the_last_streams_symbol_records_resolved() {
+    // Symbol 3 is a static of the image (in the last stream), 5 is not
+    // (first stream, applied with the records that need work).
+    let mut b = ArchiveBuilder::new();
+    let mut m = b.module(meta("alpha")).unwrap();
+    let code = m.alloc(Region::Hot, 48);
+    m.reloc(code.add(16), Target::Symbol(3));
+    m.reloc(code.add(24), Target::Symbol(5));
+    m.reloc(code.add(32), Target::Object(code));
+    m.reloc(code.add(40), Target::Symbol(3));
+    m.finish(code);
+    let mut bytes = b.finish_at(HEX, ID, 0, |_| 0, |id| id == 3).unwrap();
+    let before = bytes.clone();
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let v = a.module(&bytes, 0).unwrap();
+    let (base, len) = (bytes.as_mut_ptr(), bytes.len());
+    // SAFETY: `bytes` is the whole archive, not otherwise touched meanwhile.
+    let statics = unsafe { read_image_symbols_at(base, len, &v, |id| Some(0x7000 + id as usize)) }.unwrap();
+    // SAFETY: as above.
+    unsafe { statics.write_at(base, len, &v) };
+    let slot = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap());
+    let start = v.code;
+    assert_eq!((slot(&bytes, start + 16), slot(&bytes, start + 40)), (0x7003, 0x7003));
+    for other in [start + 24, start + 32] {
+        assert_eq!(slot(&bytes, other), slot(&before, other), "not an image static: left as it was");
+    }
+    // SAFETY: as above.
+    let unknown = unsafe { read_image_symbols_at(base, len, &v, |_| None) };
+    assert_eq!(unknown.err(), Some(RelocError::UnknownSymbol { id: 3 }));
 }

@@ -101,18 +101,74 @@ pub fn read_work_relocations(bytes: &[u8], module: &ModuleView) -> Result<Reloca
     Ok(Relocations { from: module.relocs.clone(), records })
 }
 
-/// The module's first record stream and the Symbol records of its last
-/// (statics of the interpreter's image), validated as
-/// [`read_relocations`] validates every record, in that order (not merged
-/// by slot: no slot is in both, as the check that vouched for the archive
-/// found). Enough for a module whose archive-internal slots an earlier
-/// check of the whole archive found right, when the interpreter's image
-/// lies elsewhere than the dump's (`python::stamp`).
-pub fn read_image_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
-    let mut records = read_stream(&bytes[module.relocs_work.clone()], module, 0)?;
-    let rest = read_stream(&bytes[module.relocs_names.end..module.relocs.end], module, records.len())?;
-    records.extend(rest.into_iter().filter(|r| r.kind == RelocKind::Symbol));
-    Ok(Relocations { from: module.relocs.clone(), records })
+/// The Symbol records of a module's last record stream (statics of the
+/// interpreter's image), each validated as [`read_relocations`] validates
+/// every record and resolved to the address its slot must hold: what
+/// makes the module right for this process once its first stream is
+/// applied, when its archive-internal slots already are (an earlier check
+/// of the whole archive found them right, `python::stamp`) but the
+/// interpreter's image lies elsewhere than the dump's. Only
+/// [`read_image_symbols_at`] makes one.
+pub struct ImageSymbols {
+    /// The byte range of the records they were read from (which module).
+    from: Range<usize>,
+    /// (slot, value), in slot order.
+    writes: Vec<(u32, u64)>,
+}
+
+/// The module's [`ImageSymbols`], each id resolved by `symbol`. The last
+/// stream's other records are decoded, not applied: their slots are right.
+///
+/// # Safety
+/// `base..base + len` is readable; the module's record bytes are not
+/// written meanwhile.
+pub unsafe fn read_image_symbols_at(
+    base: *const u8,
+    len: usize,
+    module: &ModuleView,
+    mut symbol: impl FnMut(u32) -> Option<usize>,
+) -> Result<ImageSymbols, RelocError> {
+    assert!(module.relocs.end <= len);
+    let last = module.relocs_names.end..module.relocs.end;
+    // SAFETY: in bounds (asserted); relocation records are never written.
+    let records = unsafe { std::slice::from_raw_parts(base.add(last.start), last.len()) };
+    let mut writes = Vec::with_capacity(records.len() / 4);
+    each_record(records, 0, |r, index| {
+        if r.kind == RelocKind::Symbol {
+            check_record(&r, module, index)?;
+            writes.push((r.slot, u64::from(r.target)));
+        }
+        Ok(())
+    })?;
+    // Ids resolved once the records are read: resolving may allocate, and
+    // so run Python, which may relocate another module of the mapping.
+    for (_, value) in &mut writes {
+        let id = *value as u32;
+        *value = symbol(id).ok_or(RelocError::UnknownSymbol { id })? as u64;
+    }
+    Ok(ImageSymbols { from: module.relocs.clone(), writes })
+}
+
+impl ImageSymbols {
+    /// Writes each slot that does not hold its value yet.
+    ///
+    /// # Safety
+    /// As [`apply_relocations_at`], for the module these were read from.
+    pub unsafe fn write_at(&self, base: *mut u8, len: usize, module: &ModuleView) {
+        assert_eq!(self.from, module.relocs, "image symbols of another module");
+        assert!(module.hot.end <= len && module.cold.end <= len);
+        for &(slot, value) in &self.writes {
+            // SAFETY: slots were checked 8-aligned and inside the module
+            // (read_image_symbols_at), which the caller gives us
+            // exclusively; little-endian as every archive.
+            unsafe {
+                let at = base.add(slot as usize).cast::<u64>();
+                if at.read_unaligned() != value.to_le() {
+                    at.write_unaligned(value.to_le());
+                }
+            }
+        }
+    }
 }
 
 /// The pool entries the module's pooled-name records name (its list,
@@ -135,24 +191,50 @@ pub fn read_names(bytes: &[u8], module: &ModuleView) -> Result<Vec<u32>, RelocEr
     Ok(names)
 }
 
-/// The module's pooled-name records (`InternedStr` records into the name
-/// pool), which follow its list of names, validated as every record is.
+/// Rewrites the module's pooled-name slots whose entry stands for another
+/// str in this process: those naming a pool entry (a file offset) that
+/// `moved` selects, each made to hold what `rewritten(entry)` gives. Every
+/// record is decoded and checked first, as [`apply_relocations_at`] does,
+/// so a bad record writes nothing. Cheaper than applying the records
+/// through [`Fixups::intern`]: one test per slot, no list of every record.
 ///
 /// # Safety
-/// `base..base + len` is readable; the module's record bytes are not
-/// written meanwhile.
-pub unsafe fn pooled_name_relocations_at(
-    base: *const u8,
+/// As [`apply_relocations_at`]; neither closure touches the module's bytes.
+pub unsafe fn rewrite_pooled_names_at(
+    base: *mut u8,
     len: usize,
     module: &ModuleView,
-) -> Result<Relocations, RelocError> {
-    assert!(module.relocs.end <= len);
-    // SAFETY: in bounds (asserted); relocation records are never written.
-    let region = unsafe { std::slice::from_raw_parts(base.add(module.relocs_names.start), module.relocs_names.len()) };
-    pooled_names_in(region, module)
+    moved: impl Fn(u32) -> bool,
+    mut rewritten: impl FnMut(u32) -> u64,
+) -> Result<(), RelocError> {
+    assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len);
+    let writes = {
+        // SAFETY: in bounds (asserted); relocation records are never written.
+        let region =
+            unsafe { std::slice::from_raw_parts(base.add(module.relocs_names.start), module.relocs_names.len()) };
+        let (_, pooled) = split_names_region(region).map_err(|_| RelocError::Malformed { index: 0 })?;
+        let mut writes = Vec::new();
+        each_record(pooled, 0, |r, index| {
+            check_record(&r, module, index)?;
+            if moved(r.target) {
+                writes.push((r.slot, r.target));
+            }
+            Ok(())
+        })?;
+        writes
+    };
+    for (slot, entry) in writes {
+        let value = rewritten(entry);
+        // SAFETY: check_record found the slot 8-aligned and inside the
+        // module, which the caller gives us exclusively; little-endian as
+        // every archive.
+        unsafe { base.add(slot as usize).cast::<u64>().write_unaligned(value.to_le()) };
+    }
+    Ok(())
 }
 
-/// [`pooled_name_relocations_at`] of `bytes`.
+/// The module's pooled-name records (`InternedStr` records into the name
+/// pool), which follow its list of names, validated as every record is.
 pub fn read_pooled_name_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
     pooled_names_in(&bytes[module.relocs_names.clone()], module)
 }
@@ -196,34 +278,64 @@ fn merge_by_slot(a: Vec<Reloc>, b: Vec<Reloc>) -> Result<Vec<Reloc>, RelocError>
 /// records in errors after those of the stream before it.
 fn read_stream(records: &[u8], module: &ModuleView, first_index: usize) -> Result<Vec<Reloc>, RelocError> {
     let mut out = Vec::with_capacity(records.len() / 2);
+    // Sorted by slot, each slot once (what the shape check relies on),
+    // 8-aligned, of a known kind: the decoder checks it.
+    each_record(records, first_index, |r, index| {
+        check_record(&r, module, index)?;
+        out.push(r);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The bounds of one decoded record (record `index` of its module): its
+/// slot inside the module's objects and aligned for what it writes, its
+/// target an object of the module (or of the name pool, for an interned
+/// str) or, for an interior pointer, a byte of the module. (The decoder
+/// checked the rest.)
+#[inline(always)]
+fn check_record(&Reloc { slot, target, kind }: &Reloc, module: &ModuleView, index: usize) -> Result<(), RelocError> {
+    let (align, len) = if kind == RelocKind::CodeInit { (OBJECT_ALIGN, MIN_OBJECT) } else { (8, 8) };
+    if !(slot as usize).is_multiple_of(align) || !module.owns(slot as usize, len) {
+        return Err(RelocError::SlotOutOfBounds { index });
+    }
+    let inside = |len| {
+        module.owns(target as usize, len) || (kind == RelocKind::InternedStr && module.in_names(target as usize, len))
+    };
+    if kind.targets_object() && (!(target as usize).is_multiple_of(OBJECT_ALIGN) || !inside(MIN_OBJECT)) {
+        return Err(RelocError::TargetOutOfBounds { index });
+    }
+    if kind == RelocKind::Interior && !module.owns(target as usize, 1) {
+        return Err(RelocError::TargetOutOfBounds { index });
+    }
+    Ok(())
+}
+
+/// Decodes a record stream, handing each record and its number (from
+/// `first_index`, for errors) to `each`; stops at the first error.
+#[inline(always)]
+fn each_record(
+    records: &[u8],
+    first_index: usize,
+    mut each: impl FnMut(Reloc, usize) -> Result<(), RelocError>,
+) -> Result<(), RelocError> {
     let mut decoder = Decoder::new(records);
     for index in first_index.. {
-        // Sorted by slot, each slot once (what the shape check relies on),
-        // 8-aligned, of a known kind: the decoder checks it.
-        let Reloc { slot, target, kind } = match decoder.next_record() {
-            Ok(Some(r)) => r,
+        match decoder.next_record() {
+            Ok(Some(r)) => each(r, index)?,
             Ok(None) => break,
-            Err(DecodeError::Malformed) => return Err(RelocError::Malformed { index }),
-            Err(DecodeError::BadKind) => return Err(RelocError::BadKind { index }),
-            Err(DecodeError::Unsorted) => return Err(RelocError::Unsorted { index }),
-        };
-        let (align, len) = if kind == RelocKind::CodeInit { (OBJECT_ALIGN, MIN_OBJECT) } else { (8, 8) };
-        if !(slot as usize).is_multiple_of(align) || !module.owns(slot as usize, len) {
-            return Err(RelocError::SlotOutOfBounds { index });
+            Err(e) => return Err(decode_error(e, index)),
         }
-        let inside = |len| {
-            module.owns(target as usize, len)
-                || (kind == RelocKind::InternedStr && module.in_names(target as usize, len))
-        };
-        if kind.targets_object() && (!(target as usize).is_multiple_of(OBJECT_ALIGN) || !inside(MIN_OBJECT)) {
-            return Err(RelocError::TargetOutOfBounds { index });
-        }
-        if kind == RelocKind::Interior && !module.owns(target as usize, 1) {
-            return Err(RelocError::TargetOutOfBounds { index });
-        }
-        out.push(Reloc { slot, target, kind });
     }
-    Ok(out)
+    Ok(())
+}
+
+fn decode_error(e: DecodeError, index: usize) -> RelocError {
+    match e {
+        DecodeError::Malformed => RelocError::Malformed { index },
+        DecodeError::BadKind => RelocError::BadKind { index },
+        DecodeError::Unsorted => RelocError::Unsorted { index },
+    }
 }
 
 /// Applies the module's relocations to `bytes`, the archive as mapped at

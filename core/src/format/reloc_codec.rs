@@ -61,19 +61,23 @@ impl<'a> Decoder<'a> {
     }
 
     /// The next record, `Ok(None)` at the end of the stream.
-    #[inline]
+    #[inline(always)]
     pub fn next_record(&mut self) -> Result<Option<Reloc>, DecodeError> {
         if self.at == self.bytes.len() {
             return Ok(None);
         }
         let head = self.varint()?;
         let kind = RelocKind::from_u32((head & ((1 << KIND_BITS) - 1)) as u32).ok_or(DecodeError::BadKind)?;
-        let delta = (head >> KIND_BITS).checked_mul(8).ok_or(DecodeError::Malformed)?;
+        // A slot delta of 0 repeats a slot; one past 4 GiB fails the u32
+        // conversion below, as does any head above 2^35 (no overflow here).
+        let delta = head >> KIND_BITS << 3;
         if delta == 0 {
             return Err(DecodeError::Unsorted);
         }
-        let slot = u64::from(self.previous) + delta;
-        let slot = u32::try_from(slot).map_err(|_| DecodeError::Malformed)?;
+        if head >> 35 != 0 {
+            return Err(DecodeError::Malformed);
+        }
+        let slot = u32::try_from(u64::from(self.previous) + delta).map_err(|_| DecodeError::Malformed)?;
         let target = match kind {
             RelocKind::Symbol => u32::try_from(self.varint()?).map_err(|_| DecodeError::Malformed)?,
             RelocKind::CodeInit => 0,
@@ -87,7 +91,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// One LEB128 number of at most 64 bits.
-    #[inline]
+    #[inline(always)]
     fn varint(&mut self) -> Result<u64, DecodeError> {
         // Most numbers are one byte (slot deltas, nearby targets): the
         // common case without the loop. A serving process decodes every
@@ -101,19 +105,25 @@ impl<'a> Decoder<'a> {
         self.varint_long()
     }
 
+    /// A number of two bytes or more (targets in the name pool, far
+    /// slots), at most ten bytes; the position moves only past a whole one.
     fn varint_long(&mut self) -> Result<u64, DecodeError> {
+        let mut at = self.at;
         let mut value = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = *self.bytes.get(self.at).ok_or(DecodeError::Malformed)?;
-            self.at += 1;
-            let bits = u64::from(byte & 0x7f);
-            if shift == 63 && bits > 1 {
-                return Err(DecodeError::Malformed);
-            }
-            value |= bits << shift;
-            if byte & 0x80 == 0 {
+        let mut shift = 0;
+        while shift < 64 {
+            let byte = *self.bytes.get(at).ok_or(DecodeError::Malformed)?;
+            at += 1;
+            value |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                // The tenth byte holds bit 63 alone.
+                if shift == 63 && byte > 1 {
+                    return Err(DecodeError::Malformed);
+                }
+                self.at = at;
                 return Ok(value);
             }
+            shift += 7;
         }
         Err(DecodeError::Malformed)
     }

@@ -8,9 +8,10 @@
 //! never copied. Anywhere else, relocation rewrites the slots and works the
 //! same, only dearer.
 
+use crate::format::PAGE;
 use memmap2::{MmapMut, MmapOptions};
 use std::fs::File;
-use std::ops::{Deref, DerefMut};
+use std::ops::{Deref, DerefMut, Range};
 use std::os::fd::AsRawFd;
 
 pub enum Mapping {
@@ -73,6 +74,23 @@ impl Mapping {
             Self::Fixed { ptr, .. } => *ptr,
             Self::Anywhere(m) => m.as_mut_ptr(),
         }
+    }
+}
+
+/// Has the kernel copy the mapping's pages under `range` for writing now,
+/// in one call, where relocation is about to write into every one of them
+/// (each object's type slot, when the interpreter's image moved): without
+/// it, each page's first write traps and is copied on its own. Kernels
+/// before 5.14 lack `MADV_POPULATE_WRITE`; the pages are then copied at
+/// their first write, as before.
+pub fn populate_for_writing(range: Range<usize>) {
+    let start = range.start & !(PAGE - 1);
+    let end = range.end.next_multiple_of(PAGE);
+    if start < end {
+        // SAFETY: the caller's range lies inside a live private mapping
+        // (rounded out to its pages, which the mapping spans whole);
+        // populating changes no byte, it faults the pages in as a write would.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE) };
     }
 }
 

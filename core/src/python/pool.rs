@@ -71,6 +71,22 @@ impl Pool {
         Ok(interned)
     }
 
+    /// The str that entry `entry`, interned before, stands for, for one
+    /// more slot that holds a reference to it (counted when that str is
+    /// not the entry).
+    ///
+    /// # Safety
+    /// [`intern`](Self::intern) returned for `entry` in this process; GIL held.
+    pub unsafe fn interned_again(&self, entry: usize) -> usize {
+        let interned = self.interned[(entry - self.range.start) / OBJECT_ALIGN].load(Ordering::Acquire);
+        debug_assert_ne!(interned, 0, "entry not interned before");
+        if interned != entry {
+            // SAFETY: an interned str of this process (recorded by `intern`); GIL held.
+            unsafe { ffi::Py_INCREF(interned as *mut ffi::PyObject) };
+        }
+        interned
+    }
+
     /// Pool entry `entry` as a str object: its only pointer, its type,
     /// written as relocation would (compared first: at the preferred base
     /// of a non-PIE build it is right and the page stays clean).

@@ -17,8 +17,9 @@
 //! relocates, locks again and [`Served::finish`]es it. A nested lookup of a
 //! module being prepared answers "import normally".
 
+use super::image;
 use super::interpreter::compile_settings;
-use super::mapping::Mapping;
+use super::mapping::{self, Mapping};
 use super::marshal::References;
 use super::pool::Pool;
 use super::pooled_names;
@@ -28,8 +29,8 @@ use super::symbols::SymbolTable;
 use super::{ffi, verbose, version};
 use crate::archive_file::{self, FileStamp};
 use crate::format::{
-    apply_read_relocations_at, pooled_name_relocations_at, read_image_relocations, read_names, read_relocations,
-    read_work_relocations, Archive, Expectations, Fixups, ModuleView, HEADER_SIZE, OBJECT_ALIGN,
+    apply_read_relocations_at, read_image_symbols_at, read_names, read_relocations, read_work_relocations,
+    rewrite_pooled_names_at, Archive, Expectations, Fixups, ModuleView, HEADER_SIZE, OBJECT_ALIGN,
 };
 use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
@@ -499,17 +500,18 @@ impl Served {
             let entries = read_names(&self.map, &view).map_err(|e| format!("its names: {e}"))?;
             Ok::<_, String>(Some(ListedNames { entries, statics_prewritten }))
         };
-        let (relocs, listed) = if vouched.slots_prewritten(at_base) {
-            (read_work_relocations(&self.map, &view), listed(true)?)
+        let (relocs, listed, image_symbols) = if vouched.slots_prewritten(at_base) {
+            (read_work_relocations(&self.map, &view), listed(true)?, false)
         } else if vouched.internal_slots_prewritten(at_base) {
             // The interpreter's image lies elsewhere (PIE, a shared
             // libpython, another executable): its statics' slots are
-            // written, the archive's own pointers are right.
-            (read_image_relocations(&self.map, &view), listed(false)?)
+            // written too (read when relocating), the archive's own
+            // pointers are right.
+            (read_work_relocations(&self.map, &view), listed(false)?, true)
         } else {
-            (read_relocations(&self.map, &view), None)
+            (read_relocations(&self.map, &view), None, false)
         };
-        Ok(ShapeChecked::vouched(view, relocs.map_err(|e| e.to_string())?, listed, vouched))
+        Ok(ShapeChecked::vouched(view, relocs.map_err(|e| e.to_string())?, listed, image_symbols, vouched))
     }
 
     /// A module of an archive without a stamp: its checksum, its records and
@@ -713,11 +715,25 @@ impl Preparation {
     pub fn relocate(&self) -> Result<(), String> {
         let mut fixups = RuntimeFixups { symbols: &self.symbols, pool: &self.pool, sets: HashMap::new() };
         let view = self.module.view();
+        if !image::fixed() {
+            // Every object's type slot names a type of the moved image.
+            for objects in [&view.hot, &view.cold] {
+                mapping::populate_for_writing(self.base as usize + objects.start..self.base as usize + objects.end);
+            }
+        }
         // Listed pool entries first: frozenset building and code set-up
         // (among the records below) read strs whose slots name them, and
         // interning gives an entry its type where the image moved.
         if let Some(listed) = self.module.listed_names() {
-            self.intern_listed(listed, &mut fixups)?;
+            self.intern_listed(listed)?;
+        }
+        if self.module.image_symbols() {
+            // SAFETY: as below; resolving a symbol reads no archive byte.
+            unsafe {
+                let statics = read_image_symbols_at(self.base, self.len, view, |id| self.symbols.resolve(id))
+                    .map_err(|e| e.to_string())?;
+                statics.write_at(self.base, self.len, view);
+            }
         }
         // SAFETY: base..base+len is the serving mapping, never unmapped
         // (Served is leaked, not dropped, once it serves); the module is
@@ -732,9 +748,11 @@ impl Preparation {
     /// pre-written with their entry's address, or the static str equal to
     /// it (the stamp checked them): right wherever interning kept the entry
     /// or gave that static.
-    fn intern_listed(&self, listed: &ListedNames, fixups: &mut RuntimeFixups) -> Result<(), String> {
+    fn intern_listed(&self, listed: &ListedNames) -> Result<(), String> {
         let base = self.base as usize;
-        let mut others = Vec::new();
+        // (entry, the str it stands for) where that is another str, in
+        // the list's order: ascending by entry.
+        let mut others: Vec<(u32, usize)> = Vec::new();
         for &entry in &listed.entries {
             // SAFETY: a pool entry of a module the stamp vouched for (its
             // shape was checked when stamped); GIL held.
@@ -746,26 +764,58 @@ impl Preparation {
             let prewritten_static =
                 listed.statics_prewritten && unsafe { version::static_str_address(interned as *mut _) }.is_some();
             if interned != base + entry as usize && !prewritten_static {
-                others.push(interned);
+                others.push((entry, interned));
             }
         }
         if others.is_empty() {
             return Ok(());
         }
-        // Another str was interned first for some names: their slots are
-        // fixed up record by record, as without a list (each slot counting
-        // its reference), and the list's own references are let go.
-        let view = self.module.view();
+        // Another str was interned first for some names: the slots naming
+        // them are switched to it, each slot counting its reference, and
+        // the list's own references are let go.
+        let others_at = EntrySet::of(others.iter().map(|&(entry, _)| entry));
+        // SAFETY: an entry interned above, so known: this only counts the
+        // slot's reference to the str it stands for; GIL held.
+        let interned = |entry: u32| unsafe { self.pool.interned_again(base + entry as usize) } as u64;
         // SAFETY: as in `relocate`; the records are the module's own, read now.
         let fixed = unsafe {
-            pooled_name_relocations_at(self.base, self.len, view)
-                .and_then(|pooled| apply_read_relocations_at(self.base, self.len, view, &pooled, fixups))
+            rewrite_pooled_names_at(self.base, self.len, self.module.view(), |e| others_at.contains(e), interned)
         };
-        for interned in others {
+        for (_, interned) in others {
             // SAFETY: one reference `Pool::intern` handed out above; GIL held.
             unsafe { ffi::Py_DECREF(interned as *mut ffi::PyObject) };
         }
         fixed.map_err(|e| e.to_string())
+    }
+}
+
+/// Some of a module's name pool entries (file offsets, 16-aligned), as one
+/// bit per pool position between the first and the last: a test per
+/// pooled-name slot costs a shift, not a search.
+struct EntrySet {
+    first: u32,
+    bits: Vec<u64>,
+}
+
+impl EntrySet {
+    /// `entries` ascending.
+    fn of(entries: impl Iterator<Item = u32> + Clone) -> Self {
+        let first = entries.clone().next().unwrap_or(0);
+        let last = entries.clone().last().unwrap_or(0);
+        let mut bits = vec![0u64; ((last - first) as usize / OBJECT_ALIGN) / 64 + 1];
+        for entry in entries {
+            let at = (entry - first) as usize / OBJECT_ALIGN;
+            bits[at / 64] |= 1 << (at % 64);
+        }
+        Self { first, bits }
+    }
+
+    fn contains(&self, entry: u32) -> bool {
+        let Some(offset) = entry.checked_sub(self.first).map(|d| d as usize) else {
+            return false;
+        };
+        let at = offset / OBJECT_ALIGN;
+        offset.is_multiple_of(OBJECT_ALIGN) && self.bits.get(at / 64).is_some_and(|word| word & (1 << (at % 64)) != 0)
     }
 }
 

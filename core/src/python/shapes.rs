@@ -86,15 +86,32 @@ pub struct ShapeChecked {
     /// The pool entries its pooled-name records name, when `relocs` leaves
     /// those records out.
     listed_names: Option<ListedNames>,
+    /// Whether the Symbol records of its last stream are applied too, read
+    /// at relocation (`format::read_image_symbols_at`): `relocs` is then
+    /// its first stream alone.
+    image_symbols: bool,
 }
 
 impl ShapeChecked {
     /// A module of an archive whose stamp names the mapped file
     /// (`stamp::Vouched`): its whole archive passed [`check`] when stamped.
     /// `relocs`: the records to apply (all, or those that need work here,
-    /// with `listed_names` the module's list of pool entries).
-    pub fn vouched(view: ModuleView, relocs: Relocations, listed_names: Option<ListedNames>, _stamp: &Vouched) -> Self {
-        Self { view, relocs, listed_names }
+    /// with `listed_names` the module's list of pool entries, and the
+    /// image's statics when `image_symbols`).
+    pub fn vouched(
+        view: ModuleView,
+        relocs: Relocations,
+        listed_names: Option<ListedNames>,
+        image_symbols: bool,
+        _stamp: &Vouched,
+    ) -> Self {
+        Self { view, relocs, listed_names, image_symbols }
+    }
+
+    /// Whether the image's statics are to be applied besides
+    /// [`relocations`](Self::relocations).
+    pub fn image_symbols(&self) -> bool {
+        self.image_symbols
     }
 
     /// The pool entries to intern in place of the pooled-name records,
@@ -367,7 +384,7 @@ pub fn check(bytes: &[u8], view: ModuleView, serials: &Range<u32>, pool: &PoolSh
             locals_agree(bytes, at, names, kinds).map_err(|why| format!("code object at {at}: {why}"))?;
         }
     }
-    Ok(ShapeChecked { view, relocs, listed_names: None })
+    Ok(ShapeChecked { view, relocs, listed_names: None, image_symbols: false })
 }
 
 /// A code object's `co_nlocalsplus` is the length of its local names and of
