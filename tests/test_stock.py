@@ -1,6 +1,6 @@
 """What the patched interpreter has and a stock one with the `_cds`
 extension lacks: said by `python -m cds info`, listed in docs/STOCK.md (the
-same table as `cds._hook.WITHOUT_PATCHES`), and a hook that does nothing
+same table as `cds._unpatched.WITHOUT_PATCHES`), and a hook that does nothing
 unasked."""
 
 import re
@@ -14,7 +14,7 @@ STOCK_MD = Path(__file__).resolve().parent.parent / "docs" / "STOCK.md"
 
 
 def test_the_docs_table_is_the_codes():
-    from cds._hook import WITHOUT_PATCHES
+    from cds._unpatched import WITHOUT_PATCHES
 
     rows = [l for l in STOCK_MD.read_text().splitlines() if re.match(r"\| \d{4}-", l)]
     documented = [tuple(cell.strip() for cell in row.strip("|").split("|")) for row in rows]
@@ -22,7 +22,7 @@ def test_the_docs_table_is_the_codes():
 
 
 def test_each_patch_named_is_in_a_series():
-    from cds._hook import WITHOUT_PATCHES
+    from cds._unpatched import WITHOUT_PATCHES
 
     patches = Path(__file__).resolve().parent.parent / "patches"
     for patch, versions, _ in WITHOUT_PATCHES:

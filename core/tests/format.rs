@@ -304,6 +304,7 @@ fn apply_stream(edit: impl FnOnce(Vec<Reloc>) -> Vec<u8>) -> (Result<(), RelocEr
     v.relocs = b.len()..b.len() + stream.len();
     v.relocs_work = v.relocs.start..v.relocs.start;
     v.relocs_names = v.relocs.start..v.relocs.start;
+    v.relocs_image = v.relocs.start..v.relocs.start;
     b.extend(stream);
     let before = b.clone();
     let mut fx = fixups(&b, &v);
@@ -366,6 +367,7 @@ fn records_that_need_work_form_the_first_stream_and_both_merge_by_slot() {
     w.relocs = b.len()..b.len() + first.len() + second.len();
     w.relocs_work = w.relocs.start..w.relocs.start + first.len();
     w.relocs_names = w.relocs_work.end..w.relocs_work.end;
+    w.relocs_image = w.relocs_work.end..w.relocs_work.end;
     b.extend(first);
     b.extend(second);
     assert!(matches!(read_relocations(&b, &w), Err(RelocError::Unsorted { .. })));
@@ -623,6 +625,8 @@ fn format_md_header_and_entry_tables_match_layout_rs() {
         (e::SOURCE_REALPATH_LEN, 4, "source_realpath_len"),
         (e::RELOC_WORK_SIZE, 4, "reloc_work_size"),
         (e::RELOC_NAMES_SIZE, 4, "reloc_names_size"),
+        (e::RELOC_IMAGE_SIZE, 4, "reloc_image_size"),
+        (e::RESERVED, 4, "reserved"),
     ];
     for (heading, code, total) in
         [("## Header", &header, HEADER_SIZE), ("## Module table entry", &entry, MODULE_ENTRY_SIZE)]

@@ -162,7 +162,7 @@ def _inspect(args):
     try:
         info = _report(args.archive, check)
         info["written"] = _written(args.archive)
-        from cds._hook import without_patches
+        from cds._unpatched import without_patches
 
         # What this interpreter cannot do without the patches (docs/STOCK.md).
         info["without_patches"] = [list(item) for item in without_patches()]

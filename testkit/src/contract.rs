@@ -95,7 +95,11 @@ pub fn check_archive(bytes: &[u8], names: &[&str], opts: CheckOptions) -> Outcom
         assert!(view.hot.contains(&view.code), "code object outside the hot span");
         assert!(view.hot.end <= view.cold.start, "hot and cold spans overlap");
         assert_inside(&view.relocs_names, bytes.len(), "names region");
-        assert!(view.relocs_work.end == view.relocs_names.start && view.relocs_names.end <= view.relocs.end);
+        assert!(view.relocs_work.end == view.relocs_names.start && view.relocs_names.end == view.relocs_image.start);
+        assert!(view.relocs_image.end <= view.relocs.end && view.relocs_internal().end == view.relocs.end);
+        if let Ok(image) = read_image_relocations(bytes, &view) {
+            assert!(image.iter().all(|r| view.owns(r.slot as usize, 8)), "an image record outside the module");
+        }
         if let Ok(listed) = read_names(bytes, &view) {
             assert!(listed.iter().all(|&t| pool.contains(&(t as usize))), "a listed name outside the pool");
         }

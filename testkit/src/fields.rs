@@ -52,7 +52,7 @@ pub const HEADER_U32: [usize; 21] = [
 
 /// The 32-bit fields of a module table entry (and the low halves of its
 /// mtime and checksum), as offsets into the entry.
-pub const ENTRY_U32: [usize; 16] = [
+pub const ENTRY_U32: [usize; 18] = [
     entry::NAME,
     entry::NAME_LEN,
     entry::ORIGIN,
@@ -67,6 +67,8 @@ pub const ENTRY_U32: [usize; 16] = [
     entry::RELOC_SIZE,
     entry::RELOC_WORK_SIZE,
     entry::RELOC_NAMES_SIZE,
+    entry::RELOC_IMAGE_SIZE,
+    entry::RESERVED,
     entry::SOURCE_MTIME_NS,
     entry::CHECKSUM,
 ];

@@ -23,7 +23,7 @@ pub fn relocations_of(b: &[u8], name: &str) -> Result<Vec<Reloc>, String> {
 }
 
 /// Replaces module `name`'s records with `records` (sorted here, so an
-/// edited slot may move past others) as its second stream, the first and
+/// edited slot may move past others) as its last stream, the others and
 /// its list of names left empty (a stamp check then finds the split wrong,
 /// so every process reads both: the forged records are always read), moves the streams after it,
 /// and reseals the archive.
@@ -41,6 +41,7 @@ pub fn replace_relocations(b: &mut Vec<u8>, name: &str, mut records: Vec<Reloc>)
             put32(b, at + entry::RELOC_SIZE, new.len() as u32);
             put32(b, at + entry::RELOC_WORK_SIZE, 0);
             put32(b, at + entry::RELOC_NAMES_SIZE, 0);
+            put32(b, at + entry::RELOC_IMAGE_SIZE, 0);
         } else if start >= old.end {
             put32(b, at + entry::RELOC_START, (start - table).wrapping_add_signed(grow) as u32);
         }

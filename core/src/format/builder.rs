@@ -321,11 +321,13 @@ impl ArchiveBuilder {
                 Reloc { slot: file_offset(r.slot), target, kind }
             })
             .collect();
-        // Per module, three streams: the records every process applies
-        // (`RelocKind::needs_work`), then the others, which a process whose
-        // slots are known to be right skips unread; between them, the pool
-        // entries its pooled-name records name, which every process interns,
-        // and those records, read only where interning found another str.
+        // Per module, four streams: the records every process applies
+        // (`RelocKind::needs_work`); the pool entries its pooled-name records
+        // name, which every process interns, and those records, read only
+        // where interning found another str; the Symbol records naming the
+        // interpreter's image, read where that image moved (PIE, a shared
+        // libpython); the records pointing into the archive, read only
+        // where it is not known to be right.
         let names = names_off..names_off + self.pool.len();
         let mut encoded = Vec::new();
         let mut module_records = Vec::with_capacity(self.modules.len());
@@ -343,8 +345,12 @@ impl ArchiveBuilder {
             listed.dedup();
             encoded.extend(reloc_codec::encode_names_region(&listed, &pooled));
             let names_size = encoded.len() - start - work_size;
-            encoded.extend(reloc_codec::encode(&rest));
-            module_records.push((start..encoded.len(), work_size, names_size));
+            let (image, internal): (Vec<Reloc>, Vec<Reloc>) =
+                rest.into_iter().partition(|r| r.kind == RelocKind::Symbol);
+            encoded.extend(reloc_codec::encode(&image));
+            let image_size = encoded.len() - start - work_size - names_size;
+            encoded.extend(reloc_codec::encode(&internal));
+            module_records.push((start..encoded.len(), work_size, names_size, image_size));
         }
         let file_size = relocs_off + encoded.len();
         if file_size > u32::MAX as usize {
@@ -376,7 +382,7 @@ impl ArchiveBuilder {
         out[index_off..index_off + index.len()].copy_from_slice(&index);
 
         // Module table, with each module's checksum over its final bytes.
-        for (i, ((m, (name, origin, realpath)), (records, work_size, names_size))) in
+        for (i, ((m, (name, origin, realpath)), (records, work_size, names_size, image_size))) in
             self.modules.iter().zip(&string_refs).zip(&module_records).enumerate()
         {
             let at = table_off + i * MODULE_ENTRY_SIZE;
@@ -401,6 +407,7 @@ impl ArchiveBuilder {
             put_u32(e, entry::RELOC_SIZE, records.len() as u32);
             put_u32(e, entry::RELOC_WORK_SIZE, *work_size as u32);
             put_u32(e, entry::RELOC_NAMES_SIZE, *names_size as u32);
+            put_u32(e, entry::RELOC_IMAGE_SIZE, *image_size as u32);
             put_u64(e, entry::CHECKSUM, sum);
             put_u64(e, entry::SOURCE_HASH, m.meta.source_hash);
             put_u64(e, entry::SOURCE_DEV, m.meta.source_dev);

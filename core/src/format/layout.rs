@@ -9,7 +9,7 @@ use std::ops::Range;
 /// as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
 /// Bumped whenever any layout below changes; readers accept exactly this.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
@@ -129,7 +129,7 @@ pub const OBJECT_TYPES: [(u32, &str); 7] =
 pub const COMPILE_NO_DEBUG_RANGES: u32 = 1;
 
 /// Size of one module table entry.
-pub const MODULE_ENTRY_SIZE: usize = 112;
+pub const MODULE_ENTRY_SIZE: usize = 120;
 pub mod entry {
     //! Field offsets inside a module table entry.
     pub const NAME: usize = 0; // u32 offset into strings
@@ -158,9 +158,16 @@ pub mod entry {
     pub const RELOC_WORK_SIZE: usize = 104;
     /// u32: bytes after the first stream that form its names region: the
     /// list of name pool entries its pooled-name records name, then those
-    /// records (`reloc_codec::encode_names_region`); the rest of
-    /// `RELOC_SIZE` is the second stream.
+    /// records (`reloc_codec::encode_names_region`).
     pub const RELOC_NAMES_SIZE: usize = 108;
+    /// u32: bytes after the names region that form its image stream: the
+    /// Symbol records naming statics of the interpreter's image, which a
+    /// process writes wherever that image lies elsewhere than the dump's.
+    /// The rest of `RELOC_SIZE` is its last stream: the records pointing
+    /// into the archive.
+    pub const RELOC_IMAGE_SIZE: usize = 112;
+    /// u32, zero.
+    pub const RESERVED: usize = 116;
 }
 pub const MODULE_IS_PACKAGE: u32 = 1;
 /// Origin of modules whose code comes from the interpreter's frozen modules

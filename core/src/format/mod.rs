@@ -20,7 +20,7 @@ pub use compile::CompileSettings;
 pub use layout::*;
 pub use reader::{Archive, Expectations, FormatError, ModuleView};
 pub use reloc::{
-    apply_read_relocations_at, apply_relocations, apply_relocations_at, read_image_symbols_at, read_names,
-    read_pooled_name_relocations, read_relocations, read_work_relocations, rewrite_pooled_names_at, Fixups,
+    apply_read_relocations_at, apply_relocations, apply_relocations_at, read_image_relocations, read_image_symbols_at,
+    read_names, read_pooled_name_relocations, read_relocations, read_work_relocations, rewrite_pooled_names_at, Fixups,
     ImageSymbols, RelocError, Relocations,
 };

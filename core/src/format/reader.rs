@@ -108,12 +108,17 @@ pub struct ModuleView {
     /// Byte range of the module's relocation records: the records that
     /// need work in every process first (`relocs_work`), then its names
     /// region (`relocs_names`: the list of pool entries its pooled-name
-    /// records name, then those records), then the other records.
+    /// records name, then those records), then the records naming statics
+    /// of the interpreter's image (`relocs_image`), then the records
+    /// pointing into the archive (`relocs_internal`).
     pub relocs: Range<usize>,
     /// The first stream: a prefix of `relocs`.
     pub relocs_work: Range<usize>,
     /// The names region, right after the first stream.
     pub relocs_names: Range<usize>,
+    /// The image stream, right after the names region; the rest of
+    /// `relocs` is the last stream ([`ModuleView::relocs_internal`]).
+    pub relocs_image: Range<usize>,
     checksum: u64,
 }
 
@@ -351,12 +356,17 @@ impl Archive {
         let size = get_u32(e, entry::RELOC_SIZE) as usize;
         let work = get_u32(e, entry::RELOC_WORK_SIZE) as usize;
         let listed = get_u32(e, entry::RELOC_NAMES_SIZE) as usize;
-        if first + size > self.relocs.len() || work + listed > size {
+        let image = get_u32(e, entry::RELOC_IMAGE_SIZE) as usize;
+        if first + size > self.relocs.len() || work + listed + image > size {
             return Err(bad("relocations out of bounds"));
+        }
+        if get_u32(e, entry::RESERVED) != 0 {
+            return Err(bad("reserved field is not zero"));
         }
         let relocs = self.relocs.start + first..self.relocs.start + first + size;
         let relocs_work = relocs.start..relocs.start + work;
         let relocs_names = relocs_work.end..relocs_work.end + listed;
+        let relocs_image = relocs_names.end..relocs_names.end + image;
         Ok(ModuleView {
             index,
             name,
@@ -375,12 +385,19 @@ impl Archive {
             relocs,
             relocs_work,
             relocs_names,
+            relocs_image,
             checksum: get_u64(e, entry::CHECKSUM),
         })
     }
 }
 
 impl ModuleView {
+    /// The last record stream: the records pointing into the archive, the
+    /// rest of `relocs` after the image stream.
+    pub fn relocs_internal(&self) -> Range<usize> {
+        self.relocs_image.end..self.relocs.end
+    }
+
     pub fn name<'a>(&self, bytes: &'a [u8]) -> &'a str {
         // Checked to be UTF-8 in `Archive::module`.
         std::str::from_utf8(&bytes[self.name.clone()]).unwrap_or("")

@@ -101,7 +101,15 @@ pub fn read_work_relocations(bytes: &[u8], module: &ModuleView) -> Result<Reloca
     Ok(Relocations { from: module.relocs.clone(), records })
 }
 
-/// The Symbol records of a module's last record stream (statics of the
+/// The module's image stream alone, validated as [`read_relocations`]
+/// validates every record: what a check of the whole archive holds against
+/// the records it should hold (`python::stamp`).
+pub fn read_image_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
+    let records = read_stream(&bytes[module.relocs_image.clone()], module, 0)?;
+    Ok(Relocations { from: module.relocs.clone(), records })
+}
+
+/// A module's image stream (its Symbol records naming statics of the
 /// interpreter's image), each validated as [`read_relocations`] validates
 /// every record and resolved to the address its slot must hold: what
 /// makes the module right for this process once its first stream is
@@ -116,8 +124,8 @@ pub struct ImageSymbols {
     writes: Vec<(u32, u64)>,
 }
 
-/// The module's [`ImageSymbols`], each id resolved by `symbol`. The last
-/// stream's other records are decoded, not applied: their slots are right.
+/// The module's [`ImageSymbols`], each id resolved by `symbol`; a record
+/// of another kind in the stream is refused.
 ///
 /// # Safety
 /// `base..base + len` is readable; the module's record bytes are not
@@ -129,15 +137,16 @@ pub unsafe fn read_image_symbols_at(
     mut symbol: impl FnMut(u32) -> Option<usize>,
 ) -> Result<ImageSymbols, RelocError> {
     assert!(module.relocs.end <= len);
-    let last = module.relocs_names.end..module.relocs.end;
+    let image = module.relocs_image.clone();
     // SAFETY: in bounds (asserted); relocation records are never written.
-    let records = unsafe { std::slice::from_raw_parts(base.add(last.start), last.len()) };
-    let mut writes = Vec::with_capacity(records.len() / 4);
+    let records = unsafe { std::slice::from_raw_parts(base.add(image.start), image.len()) };
+    let mut writes = Vec::with_capacity(records.len() / 2);
     each_record(records, 0, |r, index| {
-        if r.kind == RelocKind::Symbol {
-            check_record(&r, module, index)?;
-            writes.push((r.slot, u64::from(r.target)));
+        if r.kind != RelocKind::Symbol {
+            return Err(RelocError::BadKind { index });
         }
+        check_record(&r, module, index)?;
+        writes.push((r.slot, u64::from(r.target)));
         Ok(())
     })?;
     // Ids resolved once the records are read: resolving may allocate, and
@@ -244,17 +253,19 @@ fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Relocations, Re
     Ok(Relocations { from: module.relocs.clone(), records: read_stream(pooled, module, 0)? })
 }
 
-/// The module's three record streams (`records`, its whole byte range:
+/// The module's four record streams (`records`, its whole byte range:
 /// those that need work, the pooled-name records after the list of names,
-/// the others), merged by slot; a slot in two is refused as out of order.
+/// those naming the image, those pointing into the archive), merged by
+/// slot; a slot in two is refused as out of order.
 fn read_all_streams(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
-    let at = |r: &Range<usize>| r.start - module.relocs.start..r.end - module.relocs.start;
-    let (_, pooled) =
-        split_names_region(&records[at(&module.relocs_names)]).map_err(|_| RelocError::Malformed { index: 0 })?;
-    let work = read_stream(&records[at(&module.relocs_work)], module, 0)?;
-    let pooled = read_stream(pooled, module, work.len())?;
-    let rest = read_stream(&records[at(&module.relocs_names).end..], module, work.len() + pooled.len())?;
-    merge_by_slot(merge_by_slot(work, pooled)?, rest)
+    let at = |r: &Range<usize>| &records[r.start - module.relocs.start..r.end - module.relocs.start];
+    let (_, pooled) = split_names_region(at(&module.relocs_names)).map_err(|_| RelocError::Malformed { index: 0 })?;
+    let mut merged = Vec::new();
+    for stream in [at(&module.relocs_work), pooled, at(&module.relocs_image), at(&module.relocs_internal())] {
+        let read = read_stream(stream, module, merged.len())?;
+        merged = merge_by_slot(merged, read)?;
+    }
+    Ok(merged)
 }
 
 /// Two record lists sorted by slot, as one; a slot in both is refused.

@@ -27,7 +27,8 @@ use super::{build_id, image, version};
 use crate::archive_file;
 use crate::format::layout::get_u64;
 use crate::format::{
-    read_names, read_pooled_name_relocations, read_work_relocations, Archive, Reloc, RelocKind, SlotValue, HEADER_SIZE,
+    read_image_relocations, read_names, read_pooled_name_relocations, read_work_relocations, Archive, Reloc, RelocKind,
+    SlotValue, HEADER_SIZE,
 };
 use crate::stamp_file::{self, Identity, Stamp, STAMP_MAX};
 use std::collections::HashMap;
@@ -188,16 +189,19 @@ fn check_whole(bytes: &[u8]) -> Result<Prewritten, String> {
         let listed = read_names(bytes, &view).map_err(|e| format!("module {name}: its names: {e}"))?;
         let pooled_records =
             read_pooled_name_relocations(bytes, &view).map_err(|e| format!("module {name}: its names: {e}"))?;
+        let image = read_image_relocations(bytes, &view).map_err(|e| format!("module {name}: {e}"))?;
         let checked = shapes::check(bytes, view, &archive.code_serials(), &pool)
             .map_err(|why| format!("module {name}: {why}"))?;
         let all = checked.relocations();
         let works = |r: &&Reloc| needs_work(r.kind, r.target, &names);
         // The first stream must hold exactly the records that need work,
-        // the list exactly the entries the pooled-name records name, and
-        // the names region exactly those records: a stamped process at the
-        // preferred base reads the first two, and the third when interning
-        // found another str for a name.
+        // the list exactly the entries the pooled-name records name, the
+        // names region exactly those records, and the image stream exactly
+        // the Symbol records that need no work: a stamped process at the
+        // preferred base reads the first two, the third when interning
+        // found another str for a name, and the fourth where the image moved.
         let is_pooled = |r: &&Reloc| r.kind == RelocKind::InternedStr && !works(r);
+        let is_image = |r: &&Reloc| r.kind == RelocKind::Symbol && !works(r);
         let mut pooled: Vec<u32> = all.iter().filter(is_pooled).map(|r| r.target).collect();
         pooled.sort_unstable();
         pooled.dedup();
@@ -205,7 +209,9 @@ fn check_whole(bytes: &[u8]) -> Result<Prewritten, String> {
             && work.len() == all.iter().filter(works).count()
             && listed == pooled
             && pooled_records.iter().all(|r| is_pooled(&r))
-            && pooled_records.len() == all.iter().filter(is_pooled).count();
+            && pooled_records.len() == all.iter().filter(is_pooled).count()
+            && image.iter().all(|r| is_image(&r))
+            && image.len() == all.iter().filter(is_image).count();
         prewritten.internal &= split_right;
         prewritten.all &= split_right;
         for r in all.iter().filter(|r| !works(r)) {
