@@ -78,9 +78,11 @@ impl Mapping {
 }
 
 /// Has the kernel copy the mapping's pages under `range` for writing now,
-/// in one call, where relocation is about to write into every one of them
-/// (each object's type slot, when the interpreter's image moved): without
-/// it, each page's first write traps and is copied on its own. Kernels
+/// in one call, where relocation is about to write into nearly every one
+/// of them (each object's type slot, when the interpreter's image moved;
+/// only the inner pages of a constant longer than a page are copied for
+/// nothing): without it, each page's first write traps and is copied on
+/// its own. Kernels
 /// before 5.14 lack `MADV_POPULATE_WRITE`; the pages are then copied at
 /// their first write, as before.
 pub fn populate_for_writing(range: Range<usize>) {
