@@ -798,10 +798,9 @@ struct EntrySet {
 }
 
 impl EntrySet {
-    /// `entries` ascending.
     fn of(entries: impl Iterator<Item = u32> + Clone) -> Self {
-        let first = entries.clone().next().unwrap_or(0);
-        let last = entries.clone().last().unwrap_or(0);
+        let first = entries.clone().min().unwrap_or(0);
+        let last = entries.clone().max().unwrap_or(0);
         let mut bits = vec![0u64; ((last - first) as usize / OBJECT_ALIGN) / 64 + 1];
         for entry in entries {
             let at = (entry - first) as usize / OBJECT_ALIGN;
