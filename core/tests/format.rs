@@ -770,4 +770,11 @@ fn image_symbols_are_the_last_streams_symbol_records_resolved() {
     // SAFETY: as above.
     let unknown = unsafe { read_image_symbols_at(base, len, &v, |_| None) };
     assert_eq!(unknown.err(), Some(RelocError::UnknownSymbol { id: 3 }));
+    // A stream that holds a record of another kind (here the last one, an
+    // Object record, read as if it were the image stream) is refused.
+    let mut w = v.clone();
+    w.relocs_image = v.relocs_internal();
+    // SAFETY: as above.
+    let wrong = unsafe { read_image_symbols_at(base, len, &w, |id| Some(0x7000 + id as usize)) };
+    assert_eq!(wrong.err(), Some(RelocError::WrongStream { index: 0 }));
 }

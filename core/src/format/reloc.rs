@@ -41,12 +41,29 @@ pub trait Fixups {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelocError {
-    Malformed { index: usize },
-    BadKind { index: usize },
-    Unsorted { index: usize },
-    SlotOutOfBounds { index: usize },
-    TargetOutOfBounds { index: usize },
-    UnknownSymbol { id: u32 },
+    Malformed {
+        index: usize,
+    },
+    BadKind {
+        index: usize,
+    },
+    /// A record of a kind its stream does not hold (the image stream
+    /// holds Symbol records only).
+    WrongStream {
+        index: usize,
+    },
+    Unsorted {
+        index: usize,
+    },
+    SlotOutOfBounds {
+        index: usize,
+    },
+    TargetOutOfBounds {
+        index: usize,
+    },
+    UnknownSymbol {
+        id: u32,
+    },
     Runtime(String),
 }
 
@@ -55,6 +72,7 @@ impl fmt::Display for RelocError {
         match self {
             Self::Malformed { index } => write!(f, "relocation {index} is malformed"),
             Self::BadKind { index } => write!(f, "relocation {index} has an unknown kind"),
+            Self::WrongStream { index } => write!(f, "relocation {index} is of a kind its stream does not hold"),
             Self::Unsorted { index } => write!(f, "relocation {index} is out of slot order"),
             Self::SlotOutOfBounds { index } => write!(f, "relocation {index} writes outside its module"),
             Self::TargetOutOfBounds { index } => write!(f, "relocation {index} points outside its module"),
@@ -143,7 +161,7 @@ pub unsafe fn read_image_symbols_at(
     let mut writes = Vec::with_capacity(records.len() / 2);
     each_record(records, 0, |r, index| {
         if r.kind != RelocKind::Symbol {
-            return Err(RelocError::BadKind { index });
+            return Err(RelocError::WrongStream { index });
         }
         check_record(&r, module, index)?;
         writes.push((r.slot, u64::from(r.target)));
