@@ -39,31 +39,17 @@ pub trait Fixups {
     unsafe fn init_code(&mut self, _code: usize) {}
 }
 
+/// Why a module's records were refused; `WrongStream`: a record of a
+/// kind its stream does not hold (the image stream holds Symbol records only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelocError {
-    Malformed {
-        index: usize,
-    },
-    BadKind {
-        index: usize,
-    },
-    /// A record of a kind its stream does not hold (the image stream
-    /// holds Symbol records only).
-    WrongStream {
-        index: usize,
-    },
-    Unsorted {
-        index: usize,
-    },
-    SlotOutOfBounds {
-        index: usize,
-    },
-    TargetOutOfBounds {
-        index: usize,
-    },
-    UnknownSymbol {
-        id: u32,
-    },
+    Malformed { index: usize },
+    BadKind { index: usize },
+    WrongStream { index: usize },
+    Unsorted { index: usize },
+    SlotOutOfBounds { index: usize },
+    TargetOutOfBounds { index: usize },
+    UnknownSymbol { id: u32 },
     Runtime(String),
 }
 
@@ -155,9 +141,8 @@ pub unsafe fn read_image_symbols_at(
     mut symbol: impl FnMut(u32) -> Option<usize>,
 ) -> Result<ImageSymbols, RelocError> {
     assert!(module.relocs.end <= len);
-    let image = module.relocs_image.clone();
-    // SAFETY: in bounds (asserted); relocation records are never written.
-    let records = unsafe { std::slice::from_raw_parts(base.add(image.start), image.len()) };
+    // SAFETY: in bounds (asserted); the caller keeps the records unwritten.
+    let records = unsafe { records_at(base, &module.relocs_image) };
     let mut writes = Vec::with_capacity(records.len() / 2);
     each_record(records, 0, |r, index| {
         if r.kind != RelocKind::Symbol {
@@ -186,14 +171,8 @@ impl ImageSymbols {
         assert!(module.hot.end <= len && module.cold.end <= len);
         for &(slot, value) in &self.writes {
             // SAFETY: slots were checked 8-aligned and inside the module
-            // (read_image_symbols_at), which the caller gives us
-            // exclusively; little-endian as every archive.
-            unsafe {
-                let at = base.add(slot as usize).cast::<u64>();
-                if at.read_unaligned() != value.to_le() {
-                    at.write_unaligned(value.to_le());
-                }
-            }
+            // (read_image_symbols_at), which the caller gives us exclusively.
+            unsafe { store_slot(base, slot, value) };
         }
     }
 }
@@ -204,9 +183,8 @@ impl ImageSymbols {
 /// process makes of them decides whether those records' slots, pre-written
 /// with the entries' addresses, need any work (`python::serve`).
 pub fn read_names(bytes: &[u8], module: &ModuleView) -> Result<Vec<u32>, RelocError> {
-    let malformed = |_| RelocError::Malformed { index: 0 };
-    let (list, _) = split_names_region(&bytes[module.relocs_names.clone()]).map_err(malformed)?;
-    let pool_relative = decode_names(list).map_err(malformed)?;
+    let (list, _) = split_names(&bytes[module.relocs_names.clone()])?;
+    let pool_relative = decode_names(list).map_err(|_| RelocError::Malformed { index: 0 })?;
     let mut names = Vec::with_capacity(pool_relative.len());
     for (index, offset) in pool_relative.into_iter().enumerate() {
         let target = module.names.start + offset as usize;
@@ -236,10 +214,8 @@ pub unsafe fn rewrite_pooled_names_at(
 ) -> Result<(), RelocError> {
     assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len);
     let writes = {
-        // SAFETY: in bounds (asserted); relocation records are never written.
-        let region =
-            unsafe { std::slice::from_raw_parts(base.add(module.relocs_names.start), module.relocs_names.len()) };
-        let (_, pooled) = split_names_region(region).map_err(|_| RelocError::Malformed { index: 0 })?;
+        // SAFETY: in bounds (asserted); the caller keeps the records unwritten.
+        let (_, pooled) = split_names(unsafe { records_at(base, &module.relocs_names) })?;
         let mut writes = Vec::new();
         each_record(pooled, 0, |r, index| {
             check_record(&r, module, index)?;
@@ -253,9 +229,8 @@ pub unsafe fn rewrite_pooled_names_at(
     for (slot, entry) in writes {
         let value = rewritten(entry);
         // SAFETY: check_record found the slot 8-aligned and inside the
-        // module, which the caller gives us exclusively; little-endian as
-        // every archive.
-        unsafe { base.add(slot as usize).cast::<u64>().write_unaligned(value.to_le()) };
+        // module, which the caller gives us exclusively.
+        unsafe { store_slot(base, slot, value) };
     }
     Ok(())
 }
@@ -267,7 +242,7 @@ pub fn read_pooled_name_relocations(bytes: &[u8], module: &ModuleView) -> Result
 }
 
 fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
-    let (_, pooled) = split_names_region(region).map_err(|_| RelocError::Malformed { index: 0 })?;
+    let (_, pooled) = split_names(region)?;
     Ok(Relocations { from: module.relocs.clone(), records: read_stream(pooled, module, 0)? })
 }
 
@@ -277,13 +252,19 @@ fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Relocations, Re
 /// slot; a slot in two is refused as out of order.
 fn read_all_streams(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
     let at = |r: &Range<usize>| &records[r.start - module.relocs.start..r.end - module.relocs.start];
-    let (_, pooled) = split_names_region(at(&module.relocs_names)).map_err(|_| RelocError::Malformed { index: 0 })?;
+    let (_, pooled) = split_names(at(&module.relocs_names))?;
     let mut merged = Vec::new();
     for stream in [at(&module.relocs_work), pooled, at(&module.relocs_image), at(&module.relocs_internal())] {
         let read = read_stream(stream, module, merged.len())?;
         merged = merge_by_slot(merged, read)?;
     }
     Ok(merged)
+}
+
+/// A names region's list and pooled-name record stream
+/// (`reloc_codec::split_names_region`), as a relocation error.
+fn split_names(region: &[u8]) -> Result<(&[u8], &[u8]), RelocError> {
+    split_names_region(region).map_err(|_| RelocError::Malformed { index: 0 })
 }
 
 /// Two record lists sorted by slot, as one; a slot in both is refused.
@@ -367,6 +348,35 @@ fn decode_error(e: DecodeError, index: usize) -> RelocError {
     }
 }
 
+/// The record bytes at `range` of the mapping at `base`.
+///
+/// # Safety
+/// `range` lies inside the readable mapping, and those bytes are not
+/// written while the slice lives (relocation records never are).
+unsafe fn records_at<'a>(base: *const u8, range: &Range<usize>) -> &'a [u8] {
+    // SAFETY: the caller's contract.
+    unsafe { std::slice::from_raw_parts(base.add(range.start), range.len()) }
+}
+
+/// Writes `value` into the pointer slot at file offset `slot` unless it
+/// holds it already: a slot right as mapped (where the dump assumed, with
+/// the same runtime addresses) is not written, so its page stays clean and
+/// shared with other processes. Archives are little-endian, as the only
+/// targets (x86-64, aarch64).
+///
+/// # Safety
+/// `slot..slot + 8` lies inside a module whose bytes the caller may write
+/// exclusively.
+unsafe fn store_slot(base: *mut u8, slot: u32, value: u64) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let at = base.add(slot as usize).cast::<u64>();
+        if at.read_unaligned() != value.to_le() {
+            at.write_unaligned(value.to_le());
+        }
+    }
+}
+
 /// Applies the module's relocations to `bytes`, the archive as mapped at
 /// `bytes.as_ptr()`. The module must have passed [`ModuleView::verify`].
 pub fn apply_relocations(bytes: &mut [u8], module: &ModuleView, fixups: &mut impl Fixups) -> Result<(), RelocError> {
@@ -392,8 +402,8 @@ pub unsafe fn apply_relocations_at(
     fixups: &mut impl Fixups,
 ) -> Result<(), RelocError> {
     assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len && module.names.end <= len);
-    // SAFETY: in bounds (asserted); relocation records are never written.
-    let records = unsafe { std::slice::from_raw_parts(base.add(module.relocs.start), module.relocs.len()) };
+    // SAFETY: in bounds (asserted); the caller keeps the records unwritten.
+    let records = unsafe { records_at(base, &module.relocs) };
     let relocs = Relocations { from: module.relocs.clone(), records: read_all_streams(records, module)? };
     // SAFETY: forwarded from the caller; `relocs` are the module's, just read.
     unsafe { apply_read_relocations_at(base, len, module, &relocs, fixups) }
@@ -413,20 +423,10 @@ pub unsafe fn apply_read_relocations_at(
 ) -> Result<(), RelocError> {
     assert!(module.hot.end <= len && module.cold.end <= len && module.names.end <= len);
     assert_eq!(relocs.from, module.relocs, "relocations of another module");
-    // Slots are 8-aligned and inside the module (checked by read_stream),
-    // hence in bounds; the caller gives us the module's bytes exclusively.
-    let slot = |r: &Reloc| base.wrapping_add(r.slot as usize).cast::<u64>();
-    // A slot that already holds its value (the archive was mapped where
-    // the dump assumed, with the same runtime addresses) is not written:
-    // the page stays clean and shared with other processes.
-    let store = |r: &Reloc, value: u64| {
-        // SAFETY: see `slot`; archives are little-endian, as the only targets (x86-64, aarch64).
-        unsafe {
-            if slot(r).read_unaligned() != value.to_le() {
-                slot(r).write_unaligned(value.to_le());
-            }
-        }
-    };
+    // SAFETY: slots are 8-aligned and inside the module (checked by
+    // read_stream), hence in bounds; the caller gives us the module's bytes
+    // exclusively.
+    let store = |r: &Reloc, value: u64| unsafe { store_slot(base, r.slot, value) };
     let base_addr = base as u64;
     // Resolve every symbol before writing anything.
     let mut symbols = Vec::with_capacity(relocs.len());

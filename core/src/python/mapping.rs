@@ -82,9 +82,8 @@ impl Mapping {
 /// of them (each object's type slot, when the interpreter's image moved;
 /// only the inner pages of a constant longer than a page are copied for
 /// nothing): without it, each page's first write traps and is copied on
-/// its own. Kernels
-/// before 5.14 lack `MADV_POPULATE_WRITE`; the pages are then copied at
-/// their first write, as before.
+/// its own. Kernels before 5.14 lack `MADV_POPULATE_WRITE`; the pages are
+/// then copied at their first write, as before.
 pub fn populate_for_writing(range: Range<usize>) {
     let start = range.start & !(PAGE - 1);
     let end = range.end.next_multiple_of(PAGE);

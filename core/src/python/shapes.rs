@@ -86,9 +86,10 @@ pub struct ShapeChecked {
     /// The pool entries its pooled-name records name, when `relocs` leaves
     /// those records out.
     listed_names: Option<ListedNames>,
-    /// Whether the Symbol records of its last stream are applied too, read
-    /// at relocation (`format::read_image_symbols_at`): `relocs` is then
-    /// its first stream alone.
+    /// Whether its image stream (the Symbol records naming the
+    /// interpreter's image) is applied too, read at relocation
+    /// (`format::read_image_symbols_at`): `relocs` is then its first
+    /// stream alone.
     image_symbols: bool,
 }
 
