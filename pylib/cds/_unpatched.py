@@ -1,7 +1,7 @@
 """What a stock interpreter with the `_cds` extension lacks that the patch
 series gives: `python -m cds info` shows it, docs/STOCK.md lists it (a test
-keeps the two the same). Apart from `cds._hook`, which every start with a
-cds variable loads, so that this table costs those starts nothing."""
+keeps the two the same). Kept out of `cds._hook`, which every start with
+a cds variable loads, so that the table costs those starts nothing."""
 
 import sys
 
@@ -30,7 +30,6 @@ WITHOUT_PATCHES = (
     ("0009-unicodeobject-cds-pooled-names", "3.13",
      "names C extension modules intern first are theirs: slots naming them are rewritten in every process"),
 )
-
 
 
 def without_patches():
