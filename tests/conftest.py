@@ -138,7 +138,7 @@ def is_stock(python):
     hook of its own (patch 0003)."""
     import subprocess
 
-    probe = "from cds import _hook; print(_hook.is_stock())"
+    probe = "import cds; print(cds._is_stock())"
     return subprocess.run([python, "-c", probe], capture_output=True, text=True).stdout.strip() == "True"
 
 

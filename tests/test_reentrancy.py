@@ -8,7 +8,7 @@ what it computes without cds. Every run has a timeout, so a deadlock fails.
 
 To hit the window exactly, the hooks act only when the interrupted Python
 frame is importlib's `_cds_find_spec` (on a stock interpreter, the same
-function of `cds._hook`) inside its `_cds.find(...)` call: the
+function of the `cds` package) inside its `_cds.find(...)` call: the
 archived module is being looked up and fixed up (building its frozensets
 allocates GC objects). On 3.11 a collection runs inside that allocation; on
 3.13 collections wait for the eval loop, so the window is never hit there
@@ -27,12 +27,12 @@ MODULES = {
 }
 
 # Prelude: `inside_cds_find(depth)` says whether the frame `depth` levels up
-# is `_cds_find_spec` (patched importlib) or `cds._hook._archived_spec`
+# is `_cds_find_spec` (patched importlib) or `cds._archived_spec`
 # (stock) calling `_cds.find`.
 PRELUDE = r'''
 import dis, gc, sys
 _ext = sys.modules["_frozen_importlib_external"]
-_target = getattr(_ext, "_cds_find_spec", None) or getattr(sys.modules.get("cds._hook"), "_archived_spec", None)
+_target = getattr(_ext, "_cds_find_spec", None) or getattr(sys.modules.get("cds"), "_archived_spec", None)
 _offsets = set()
 if _target is not None:
     _last = None

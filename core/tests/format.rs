@@ -671,7 +671,7 @@ fn format_md() -> String {
 }
 
 #[test]
-fn pooled_names_are_listed_once_each_and_their_records_follow_the_list() {
+fn pooled_names_are_listed_once_each_with_their_slots() {
     // Slots 0 and 2 name the entry of 1s, slot 1 the entry of 2s.
     let bytes = pooled_archive(&[(1, false), (2, false), (1, false)]);
     let a = Archive::parse(&bytes, &EXPECT).unwrap();
@@ -681,7 +681,7 @@ fn pooled_names_are_listed_once_each_and_their_records_follow_the_list() {
     assert!(v.relocs_work.end == v.relocs_names.start && v.relocs_names.end <= v.relocs.end);
     // Interned once per entry: no per-slot record in the first stream ...
     assert!(read_work_relocations(&bytes, &v).unwrap().iter().all(|r| r.kind != RelocKind::InternedStr));
-    // ... all three after the list, read only when asked for.
+    // ... all three in the names region, read only when asked for.
     let pooled = read_pooled_name_relocations(&bytes, &v).unwrap();
     assert_eq!(pooled.len(), 3);
     let all = read_relocations(&bytes, &v).unwrap();
@@ -690,23 +690,52 @@ fn pooled_names_are_listed_once_each_and_their_records_follow_the_list() {
 }
 
 #[test]
-fn a_list_naming_outside_the_pool_or_twice_is_refused() {
+fn a_names_region_naming_outside_the_pool_or_twice_is_refused() {
     let bytes = pooled_archive(&[(1, false), (2, false)]);
     let a = Archive::parse(&bytes, &EXPECT).unwrap();
     let v = a.module(&bytes, 0).unwrap();
     let mut b = bytes.clone();
     let mut w = v.clone();
-    // A list longer than its region.
-    w.relocs_names = b.len()..b.len() + 2;
-    b.extend([9, 1]);
-    assert!(read_names(&b, &w).is_err());
-    for (list, refused) in [(vec![1u8, 2], false), (vec![1, 0], true), (vec![0x80, 0x80, 0x80, 0x80, 0x40], true)] {
-        // The region: the list's length, the list, no records.
-        w.relocs_names = b.len()..b.len() + 1 + list.len();
-        b.push(list.len() as u8);
-        b.extend(&list);
-        assert_eq!(read_names(&b, &w).is_err(), refused, "{list:?}");
+    // Per name: its entry's delta (in 16-byte units, +1), its slot list's
+    // length, the list (slot deltas in words: 8 is slot 64).
+    for (region, refused) in [
+        (vec![1u8, 1, 8, 2, 1, 9], false),
+        (vec![1, 1, 8, 0, 1, 9], true),                   // the same entry twice
+        (vec![0x80, 0x80, 0x80, 0x80, 0x40, 1, 8], true), // beyond the pool
+        (vec![1, 0], true),                               // a name without slots
+        (vec![1, 3, 8], true),                            // a list longer than the region
+    ] {
+        w.relocs_names = b.len()..b.len() + region.len();
+        b.extend(&region);
+        assert_eq!(read_names(&b, &w).is_err(), refused, "{region:?}");
     }
+}
+
+#[test]
+fn a_slot_named_by_two_names_is_refused() {
+    let bytes = pooled_archive(&[(1, false), (2, false)]);
+    let a = Archive::parse(&bytes, &EXPECT).unwrap();
+    let v = a.module(&bytes, 0).unwrap();
+    let slot = read_pooled_name_relocations(&bytes, &v).unwrap()[0].slot;
+    let mut words = Vec::new();
+    let mut n = slot / 8;
+    while n >= 0x80 {
+        words.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    words.push(n as u8);
+    let mut b = bytes.clone();
+    let mut w = v.clone();
+    // Both entries (0 and 32: deltas 1 and 2) name the same slot.
+    let mut region = Vec::new();
+    for delta in [1, 2] {
+        region.extend([delta, words.len() as u8]);
+        region.extend(&words);
+    }
+    w.relocs_names = b.len()..b.len() + region.len();
+    b.extend(&region);
+    assert_eq!(read_names(&b, &w).unwrap().len(), 2);
+    assert!(matches!(read_pooled_name_relocations(&b, &w), Err(RelocError::Unsorted { .. })));
 }
 
 #[test]
@@ -721,7 +750,7 @@ fn only_the_slots_of_moved_pool_entries_are_rewritten() {
     let before = bytes.clone();
     let (base, len) = (bytes.as_mut_ptr(), bytes.len());
     // SAFETY: `bytes` is the whole archive, not otherwise touched meanwhile.
-    unsafe { rewrite_pooled_names_at(base, len, &v, |entry| entry == pool, |entry| 0xabc0_0000 + u64::from(entry)) }
+    unsafe { rewrite_pooled_names_at(base, len, &v, |entry| entry == pool, |entry, _| 0xabc0_0000 + u64::from(entry)) }
         .unwrap();
     let slot = |b: &[u8], at: u32| u64::from_le_bytes(b[at as usize..at as usize + 8].try_into().unwrap());
     for r in pooled.iter() {

@@ -1,11 +1,11 @@
 """What a stock interpreter with the `_cds` extension lacks that the patch
 series gives: `python -m cds info` shows it, docs/STOCK.md lists it (a test
-keeps the two the same). Kept out of `cds._hook`, which every start with
-a cds variable loads, so that the table costs those starts nothing."""
+keeps the two the same). Kept out of the `cds` package, which every start
+with a cds variable loads, so that the table costs those starts nothing."""
 
 import sys
 
-from cds._hook import is_stock
+from cds import _is_stock
 
 # What a stock interpreter lacks that the patch series gives, for the
 # versions whose series has the patch (docs/STOCK.md shows this table; a
@@ -34,7 +34,7 @@ WITHOUT_PATCHES = (
 
 def without_patches():
     """[(patch, what is missing)] for this interpreter: empty when patched."""
-    if not is_stock():
+    if not _is_stock():
         return []
     version = "%d.%d" % sys.version_info[:2]
     # 3.12 has no series: it lacks what 3.13's gives, but 0005 (3.12 deep-freezes its start-up modules).

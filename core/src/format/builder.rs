@@ -340,10 +340,7 @@ impl ArchiveBuilder {
             let (pooled, rest): (Vec<Reloc>, Vec<Reloc>) = rest
                 .into_iter()
                 .partition(|r| r.kind == RelocKind::InternedStr && names.contains(&(r.target as usize)));
-            let mut listed: Vec<u32> = pooled.iter().map(|r| r.target - names.start as u32).collect();
-            listed.sort_unstable();
-            listed.dedup();
-            encoded.extend(reloc_codec::encode_names_region(&listed, &pooled));
+            encoded.extend(reloc_codec::encode_names_region(&pooled, names.start as u32));
             let names_size = encoded.len() - start - work_size;
             let (image, internal): (Vec<Reloc>, Vec<Reloc>) =
                 rest.into_iter().partition(|r| r.kind == RelocKind::Symbol);

@@ -9,7 +9,7 @@ use std::ops::Range;
 /// as PNG's signature does.
 pub const MAGIC: [u8; 8] = *b"PyCDS\0\r\n";
 /// Bumped whenever any layout below changes; readers accept exactly this.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 
 /// Objects start on this boundary (pymalloc's alignment; tuples' GC header is 16 bytes).
 pub const OBJECT_ALIGN: usize = 16;
@@ -156,9 +156,9 @@ pub mod entry {
     /// of its record streams: the records that need work in every
     /// process ([`RelocKind::needs_work`](super::RelocKind::needs_work)).
     pub const RELOC_WORK_SIZE: usize = 104;
-    /// u32: bytes after the first stream that form its names region: the
-    /// list of name pool entries its pooled-name records name, then those
-    /// records (`reloc_codec::encode_names_region`).
+    /// u32: bytes after the first stream that form its names region: its
+    /// pooled-name records grouped by the name pool entry they name
+    /// (`reloc_codec::encode_names_region`).
     pub const RELOC_NAMES_SIZE: usize = 108;
     /// u32: bytes after the names region that form its image stream: the
     /// Symbol records naming statics of the interpreter's image, which a

@@ -8,7 +8,7 @@
 
 use super::layout::*;
 use super::reader::ModuleView;
-use super::reloc_codec::{decode_names, split_names_region, DecodeError, Decoder};
+use super::reloc_codec::{DecodeError, Decoder, NameSlots, NamesDecoder};
 use std::fmt;
 use std::ops::Range;
 
@@ -177,31 +177,29 @@ impl ImageSymbols {
     }
 }
 
-/// The pool entries the module's pooled-name records name (its list,
-/// `entry::RELOC_NAMES_SIZE`), as file offsets, each checked to be a
-/// 16-aligned position inside the name pool. What interning them in this
-/// process makes of them decides whether those records' slots, pre-written
-/// with the entries' addresses, need any work (`python::serve`).
+/// The pool entries the module's pooled-name records name (the names of
+/// its names region, `entry::RELOC_NAMES_SIZE`), as file offsets, each
+/// checked to be a 16-aligned position inside the name pool; their slot
+/// lists are skipped. What interning them in this process makes of them
+/// decides whether their slots, pre-written with the entries' addresses,
+/// need any work (`python::serve`).
 pub fn read_names(bytes: &[u8], module: &ModuleView) -> Result<Vec<u32>, RelocError> {
-    let (list, _) = split_names(&bytes[module.relocs_names.clone()])?;
-    let pool_relative = decode_names(list).map_err(|_| RelocError::Malformed { index: 0 })?;
-    let mut names = Vec::with_capacity(pool_relative.len());
-    for (index, offset) in pool_relative.into_iter().enumerate() {
-        let target = module.names.start + offset as usize;
-        if !module.in_names(target, MIN_OBJECT) {
-            return Err(RelocError::TargetOutOfBounds { index });
-        }
-        names.push(target as u32);
-    }
-    Ok(names)
+    let mut entries = Vec::new();
+    each_name(&bytes[module.relocs_names.clone()], module, |entry, _| {
+        entries.push(entry);
+        Ok(())
+    })?;
+    Ok(entries)
 }
 
 /// Rewrites the module's pooled-name slots whose entry stands for another
-/// str in this process: those naming a pool entry (a file offset) that
-/// `moved` selects, each made to hold what `rewritten(entry)` gives. Every
-/// record is decoded and checked first, as [`apply_relocations_at`] does,
-/// so a bad record writes nothing. Cheaper than applying the records
-/// through [`Fixups::intern`]: one test per slot, no list of every record.
+/// str in this process: the slots of each name whose entry (a file offset)
+/// `moved` selects, all made to hold what `rewritten(entry, slots)` gives
+/// for that entry and its number of slots. Every slot of those names is
+/// decoded and checked first, as [`apply_relocations_at`] checks its
+/// records, so a bad one writes nothing; the other names' slot lists are
+/// skipped unread (their slots hold their entries, pre-written, which the
+/// stamp checked).
 ///
 /// # Safety
 /// As [`apply_relocations_at`]; neither closure touches the module's bytes.
@@ -210,61 +208,117 @@ pub unsafe fn rewrite_pooled_names_at(
     len: usize,
     module: &ModuleView,
     moved: impl Fn(u32) -> bool,
-    mut rewritten: impl FnMut(u32) -> u64,
+    mut rewritten: impl FnMut(u32, usize) -> u64,
 ) -> Result<(), RelocError> {
     assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len);
-    let writes = {
-        // SAFETY: in bounds (asserted); the caller keeps the records unwritten.
-        let (_, pooled) = split_names(unsafe { records_at(base, &module.relocs_names) })?;
-        let mut writes = Vec::new();
-        each_record(pooled, 0, |r, index| {
-            check_record(&r, module, index)?;
-            if moved(r.target) {
-                writes.push((r.slot, r.target));
-            }
-            Ok(())
-        })?;
-        writes
-    };
-    for (slot, entry) in writes {
-        let value = rewritten(entry);
-        // SAFETY: check_record found the slot 8-aligned and inside the
-        // module, which the caller gives us exclusively.
-        unsafe { store_slot(base, slot, value) };
+    // The moved names' slots, name after name, and per name its entry and
+    // how many of those slots are its.
+    let (mut slots, mut names) = (Vec::new(), Vec::new());
+    // SAFETY: in bounds (asserted); the caller keeps the records unwritten.
+    let region = unsafe { records_at(base, &module.relocs_names) };
+    each_name(region, module, |entry, name| {
+        if moved(entry) {
+            let before = slots.len();
+            each_slot_of(&name, module, before, |slot| slots.push(slot))?;
+            names.push((entry, slots.len() - before));
+        }
+        Ok(())
+    })?;
+    let mut slots = slots.into_iter();
+    for (entry, count) in names {
+        let value = rewritten(entry, count);
+        for slot in slots.by_ref().take(count) {
+            // SAFETY: each_slot_of found the slot 8-aligned and inside the
+            // module, which the caller gives us exclusively.
+            unsafe { store_slot(base, slot, value) };
+        }
     }
     Ok(())
 }
 
 /// The module's pooled-name records (`InternedStr` records into the name
-/// pool), which follow its list of names, validated as every record is.
+/// pool: each slot of each name of its names region), in slot order,
+/// validated as every record is; a slot named twice is refused.
 pub fn read_pooled_name_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
-    pooled_names_in(&bytes[module.relocs_names.clone()], module)
+    Ok(Relocations {
+        from: module.relocs.clone(),
+        records: pooled_names_in(&bytes[module.relocs_names.clone()], module)?,
+    })
 }
 
-fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
-    let (_, pooled) = split_names(region)?;
-    Ok(Relocations { from: module.relocs.clone(), records: read_stream(pooled, module, 0)? })
+fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
+    let mut records = Vec::new();
+    each_name(region, module, |entry, name| {
+        each_slot_of(&name, module, records.len(), |slot| {
+            records.push(Reloc { slot, target: entry, kind: RelocKind::InternedStr })
+        })
+    })?;
+    records.sort_unstable_by_key(|r| r.slot);
+    if let Some(index) = records.windows(2).position(|w| w[0].slot == w[1].slot) {
+        return Err(RelocError::Unsorted { index: index + 1 });
+    }
+    Ok(records)
+}
+
+/// Decodes a names region, handing each name's entry (a file offset,
+/// checked to be an object's place in the name pool) and slot list to
+/// `each`.
+fn each_name<'a>(
+    region: &'a [u8],
+    module: &ModuleView,
+    mut each: impl FnMut(u32, NameSlots<'a>) -> Result<(), RelocError>,
+) -> Result<(), RelocError> {
+    let mut names = NamesDecoder::new(region);
+    for index in 0.. {
+        let Some(name) = names.next_name().map_err(|e| decode_error(e, index))? else {
+            break;
+        };
+        let entry = module.names.start + name.entry as usize;
+        if !entry.is_multiple_of(OBJECT_ALIGN) || !module.in_names(entry, MIN_OBJECT) {
+            return Err(RelocError::TargetOutOfBounds { index });
+        }
+        each(entry as u32, name)?;
+    }
+    Ok(())
+}
+
+/// The slots of one name, each checked to be a pointer slot of the module
+/// (8-aligned by the encoding; its target, the name's entry, was checked
+/// by [`each_name`]); `first_index` numbers them in errors.
+fn each_slot_of(
+    name: &NameSlots,
+    module: &ModuleView,
+    first_index: usize,
+    mut each: impl FnMut(u32),
+) -> Result<(), RelocError> {
+    // The number of the slot being read, for an error in either closure.
+    let index = std::cell::Cell::new(first_index);
+    name.each_slot(
+        |slot| {
+            if !module.owns(slot as usize, 8) {
+                return Err(RelocError::SlotOutOfBounds { index: index.get() });
+            }
+            index.set(index.get() + 1);
+            each(slot);
+            Ok(())
+        },
+        |e| decode_error(e, index.get()),
+    )
 }
 
 /// The module's four record streams (`records`, its whole byte range:
-/// those that need work, the pooled-name records after the list of names,
+/// those that need work, the pooled-name records of its names region,
 /// those naming the image, those pointing into the archive), merged by
 /// slot; a slot in two is refused as out of order.
 fn read_all_streams(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
     let at = |r: &Range<usize>| &records[r.start - module.relocs.start..r.end - module.relocs.start];
-    let (_, pooled) = split_names(at(&module.relocs_names))?;
-    let mut merged = Vec::new();
-    for stream in [at(&module.relocs_work), pooled, at(&module.relocs_image), at(&module.relocs_internal())] {
+    let mut merged = read_stream(at(&module.relocs_work), module, 0)?;
+    merged = merge_by_slot(merged, pooled_names_in(at(&module.relocs_names), module)?)?;
+    for stream in [at(&module.relocs_image), at(&module.relocs_internal())] {
         let read = read_stream(stream, module, merged.len())?;
         merged = merge_by_slot(merged, read)?;
     }
     Ok(merged)
-}
-
-/// A names region's list and pooled-name record stream
-/// (`reloc_codec::split_names_region`), as a relocation error.
-fn split_names(region: &[u8]) -> Result<(&[u8], &[u8]), RelocError> {
-    split_names_region(region).map_err(|_| RelocError::Malformed { index: 0 })
 }
 
 /// Two record lists sorted by slot, as one; a slot in both is refused.

@@ -1,7 +1,7 @@
 //! The byte encoding of a module's relocation records (format 4) and of its
-//! list of name pool entries (format 8): the one place that writes
-//! ([`encode`], [`encode_names`], used by the builder) and reads
-//! ([`Decoder`], [`decode_names`], used by `reloc`) them.
+//! names region (its pooled-name records by name, format 10): the one
+//! place that writes ([`encode`], [`encode_names_region`], used by the
+//! builder) and reads ([`Decoder`], [`NamesDecoder`], used by `reloc`) them.
 //!
 //! A record is a LEB128 head, `(slot − previous slot) / 8 << 3 | kind`, then
 //! a payload by kind: Symbol its id, CodeInit nothing, the others the
@@ -12,6 +12,7 @@
 //! read to find a target: the records alone say what relocation writes.
 
 use super::layout::{Reloc, RelocKind};
+use std::collections::BTreeMap;
 
 /// Bits of the head that hold the kind.
 const KIND_BITS: u32 = 3;
@@ -129,63 +130,106 @@ impl<'a> Decoder<'a> {
     }
 }
 
-/// A module's list of name pool entries (`entry::RELOC_NAMES_SIZE`): the
-/// distinct offsets inside the pool its pooled-name records target,
-/// ascending, each 16-aligned, as LEB128 deltas of `offset / 16 + 1` from
-/// the previous one's (0 before the first): every delta is at least 1.
-pub fn encode_names(offsets: &[u32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(offsets.len() * 2);
-    let mut previous = 0u64;
-    for &offset in offsets {
+/// A module's names region (`entry::RELOC_NAMES_SIZE`): its pooled-name
+/// records (`InternedStr` records into the name pool, whose `target`s lie
+/// at or after `pool_start`) grouped by the entry they name. Per entry,
+/// entries ascending: the LEB128 delta of `offset / 16 + 1` from the
+/// previous entry's (0 before the first; the offset is the entry's in the
+/// pool, 16-aligned), the byte length of its slot list, then its slots,
+/// ascending, as LEB128 deltas in 8-byte words from the previous slot (0
+/// before the first). A process that found another str for a few names
+/// reads those names' slots and skips the others' lists whole.
+pub fn encode_names_region(pooled: &[Reloc], pool_start: u32) -> Vec<u8> {
+    let mut by_entry: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for r in pooled {
+        debug_assert!(r.kind == RelocKind::InternedStr && r.target >= pool_start && r.slot % 8 == 0);
+        by_entry.entry(r.target - pool_start).or_default().push(r.slot);
+    }
+    let mut out = Vec::with_capacity(pooled.len() * 2 + by_entry.len() * 3);
+    let mut previous_units = 0u64;
+    let mut list = Vec::new();
+    for (offset, mut slots) in by_entry {
         let units = u64::from(offset / 16) + 1;
-        debug_assert!(units > previous && offset % 16 == 0, "names out of order or misaligned");
-        put_varint(&mut out, units - previous);
-        previous = units;
+        debug_assert!(offset % 16 == 0, "a misaligned pool entry");
+        put_varint(&mut out, units - previous_units);
+        previous_units = units;
+        slots.sort_unstable();
+        list.clear();
+        let mut previous_slot = 0;
+        for slot in slots {
+            debug_assert!(slot > previous_slot, "a slot named twice");
+            put_varint(&mut list, u64::from((slot - previous_slot) / 8));
+            previous_slot = slot;
+        }
+        put_varint(&mut out, list.len() as u64);
+        out.extend(&list);
     }
     out
 }
 
-/// The offsets [`encode_names`] wrote, from untrusted bytes: each above the
-/// one before (a zero delta is refused) and within 4 GiB; bounds are the
-/// caller's to check.
-pub fn decode_names(bytes: &[u8]) -> Result<Vec<u32>, DecodeError> {
-    let mut decoder = Decoder::new(bytes);
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut units = 0u64;
-    while decoder.at < bytes.len() {
-        let delta = decoder.varint()?;
+/// One name of a names region: its entry's offset in the pool, and the
+/// bytes of its slot list ([`NameSlots::each_slot`] reads them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NameSlots<'a> {
+    pub entry: u32,
+    pub slots: &'a [u8],
+}
+
+impl NameSlots<'_> {
+    /// Hands each slot of the list to `each`, ascending; a slot that does
+    /// not come after the one before, or past 4 GiB, is refused.
+    pub fn each_slot<E>(
+        &self,
+        mut each: impl FnMut(u32) -> Result<(), E>,
+        error: impl Fn(DecodeError) -> E,
+    ) -> Result<(), E> {
+        let mut decoder = Decoder::new(self.slots);
+        let mut slot = 0u64;
+        while decoder.at < self.slots.len() {
+            let words = decoder.varint().map_err(&error)?;
+            if words == 0 {
+                return Err(error(DecodeError::Unsorted));
+            }
+            slot =
+                words.checked_mul(8).and_then(|d| d.checked_add(slot)).ok_or(DecodeError::Malformed).map_err(&error)?;
+            each(u32::try_from(slot).map_err(|_| error(DecodeError::Malformed))?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a names region's names one by one from untrusted bytes: each entry
+/// above the one before and within 4 GiB, each slot list inside the region
+/// and not empty; the slots are read only when asked for.
+pub struct NamesDecoder<'a> {
+    decoder: Decoder<'a>,
+    units: u64,
+}
+
+impl<'a> NamesDecoder<'a> {
+    pub fn new(region: &'a [u8]) -> Self {
+        Self { decoder: Decoder::new(region), units: 0 }
+    }
+
+    /// The next name, `Ok(None)` at the end of the region.
+    pub fn next_name(&mut self) -> Result<Option<NameSlots<'a>>, DecodeError> {
+        let d = &mut self.decoder;
+        if d.at == d.bytes.len() {
+            return Ok(None);
+        }
+        let delta = d.varint()?;
         if delta == 0 {
             return Err(DecodeError::Unsorted);
         }
-        units = units.checked_add(delta).ok_or(DecodeError::Malformed)?;
-        let offset = (units - 1).checked_mul(16).and_then(|o| u32::try_from(o).ok());
-        out.push(offset.ok_or(DecodeError::Malformed)?);
+        self.units = self.units.checked_add(delta).ok_or(DecodeError::Malformed)?;
+        let entry =
+            (self.units - 1).checked_mul(16).and_then(|o| u32::try_from(o).ok()).ok_or(DecodeError::Malformed)?;
+        let len = usize::try_from(d.varint()?).map_err(|_| DecodeError::Malformed)?;
+        let end = d.at.checked_add(len).filter(|&end| len > 0 && end <= d.bytes.len()).ok_or(DecodeError::Malformed)?;
+        let slots = &d.bytes[d.at..end];
+        d.at = end;
+        Ok(Some(NameSlots { entry, slots }))
     }
-    Ok(out)
-}
-
-/// A module's names region (`entry::RELOC_NAMES_SIZE`): the byte length
-/// of its list of names, the list ([`encode_names`]), then its pooled-name
-/// records as a record stream ([`encode`]).
-pub fn encode_names_region(offsets: &[u32], pooled: &[Reloc]) -> Vec<u8> {
-    let list = encode_names(offsets);
-    let mut out = Vec::with_capacity(list.len() + pooled.len() * 3 + 3);
-    put_varint(&mut out, list.len() as u64);
-    out.extend(list);
-    out.extend(encode(pooled));
-    out
-}
-
-/// The list and the pooled-name record stream of a names region, from
-/// untrusted bytes (the list's length must fit in the region).
-pub fn split_names_region(region: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
-    if region.is_empty() {
-        return Ok((&[], &[]));
-    }
-    let mut decoder = Decoder::new(region);
-    let len = usize::try_from(decoder.varint()?).map_err(|_| DecodeError::Malformed)?;
-    let end = decoder.at.checked_add(len).filter(|&end| end <= region.len()).ok_or(DecodeError::Malformed)?;
-    Ok((&region[decoder.at..end], &region[end..]))
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -231,27 +275,68 @@ mod tests {
         assert_eq!(decode_all(&encode(&records)).unwrap(), records);
     }
 
-    #[test]
-    fn names_round_trip_and_bad_lists_are_refused() {
-        let names = [0, 16, 32, 4096, 1 << 30, u32::MAX - 15];
-        assert_eq!(decode_names(&encode_names(&names)).unwrap(), names);
-        assert_eq!(decode_names(&[]).unwrap(), Vec::<u32>::new());
-        assert_eq!(decode_names(&[1, 0]), Err(DecodeError::Unsorted)); // the same entry twice
-        assert_eq!(decode_names(&[0x80]), Err(DecodeError::Malformed));
-        let mut far = Vec::new();
-        put_varint(&mut far, (1 << 28) + 1); // 4 GiB
-        assert_eq!(decode_names(&far), Err(DecodeError::Malformed));
+    fn decode_region(region: &[u8]) -> Result<Vec<(u32, Vec<u32>)>, DecodeError> {
+        let mut names = NamesDecoder::new(region);
+        let mut out = Vec::new();
+        while let Some(name) = names.next_name()? {
+            let mut slots = Vec::new();
+            name.each_slot(
+                |s| {
+                    slots.push(s);
+                    Ok(())
+                },
+                |e| e,
+            )?;
+            out.push((name.entry, slots));
+        }
+        Ok(out)
     }
 
     #[test]
-    fn a_names_region_splits_into_its_list_and_its_records() {
-        let pooled = [Reloc { slot: 64, target: 4096, kind: RelocKind::InternedStr }];
-        let region = encode_names_region(&[0, 32], &pooled);
-        let (list, records) = split_names_region(&region).unwrap();
-        assert_eq!(decode_names(list).unwrap(), vec![0, 32]);
-        assert_eq!(decode_all(records).unwrap(), pooled);
-        assert_eq!(split_names_region(&[]).unwrap(), (&[][..], &[][..]));
-        assert_eq!(split_names_region(&[5, 1]), Err(DecodeError::Malformed)); // a list longer than the region
+    fn a_names_region_groups_the_slots_by_entry() {
+        let pooled = |slot, target| Reloc { slot, target, kind: RelocKind::InternedStr };
+        let pool = 1 << 20;
+        // Slots in slot order, as the builder has them: entries interleave.
+        let records = [pooled(64, pool + 32), pooled(72, pool), pooled(4096, pool + 32), pooled(1 << 30, pool)];
+        let region = encode_names_region(&records, pool);
+        assert_eq!(decode_region(&region).unwrap(), vec![(0, vec![72, 1 << 30]), (32, vec![64, 4096])]);
+        assert_eq!(decode_region(&[]).unwrap(), vec![]);
+        // Entry 0: one byte of delta, one of length, one slot of 9 words.
+        assert_eq!(encode_names_region(&[pooled(72, pool)], pool), vec![1, 1, 9]);
+    }
+
+    #[test]
+    fn bad_names_regions_are_refused() {
+        assert_eq!(decode_region(&[1, 1, 9, 0, 1, 9]), Err(DecodeError::Unsorted)); // the same entry twice
+        assert_eq!(decode_region(&[1, 0]), Err(DecodeError::Malformed)); // a name without slots
+        assert_eq!(decode_region(&[1, 2, 9]), Err(DecodeError::Malformed)); // a list past the region
+        assert_eq!(decode_region(&[1, 2, 9, 0]), Err(DecodeError::Unsorted)); // a slot named twice
+        assert_eq!(decode_region(&[0x80]), Err(DecodeError::Malformed));
+        let mut far = Vec::new();
+        put_varint(&mut far, (1 << 28) + 1); // an entry at 4 GiB
+        far.extend([1, 1]);
+        assert_eq!(decode_region(&far), Err(DecodeError::Malformed));
+        let mut far_slot = vec![1, 5];
+        put_varint(&mut far_slot, 1 << 29); // a slot at 4 GiB
+        assert_eq!(decode_region(&far_slot), Err(DecodeError::Malformed));
+    }
+
+    #[test]
+    fn numbers_read_the_same_however_many_bytes_follow() {
+        // Every length of number, at every distance from the end of the
+        // stream (a number never reads past itself).
+        for bits in 0..64 {
+            let value = (1u64 << bits) | ((bits as u64 * 0x0101_0101_0101_0101) & ((1 << bits) - 1));
+            let mut number = Vec::new();
+            put_varint(&mut number, value);
+            for trailing in 0..10 {
+                let mut bytes = number.clone();
+                bytes.extend(std::iter::repeat_n(0x80, trailing));
+                let mut decoder = Decoder::new(&bytes);
+                assert_eq!(decoder.varint(), Ok(value), "{value:#x} with {trailing} bytes after");
+                assert_eq!(decoder.at, number.len());
+            }
+        }
     }
 
     #[test]

@@ -11,13 +11,48 @@
 //! directory changed.
 
 use super::mtime_ns;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
 
+/// A directory's file names, sorted: the names starting with a module's
+/// name are one run, found by one binary search (a name a directory's
+/// files chose cannot make the search slower, as colliding hashes could).
 struct Listing {
     mtime_ns: i128,
-    names: HashSet<String>,
+    names: Vec<String>,
+}
+
+impl Listing {
+    fn read(dir: &str, mtime_ns: i128) -> Self {
+        // Sorted by their first eight bytes as a number, then in full: the
+        // same order as by bytes (a file name holds no NUL), with most
+        // comparisons of integers.
+        let mut keyed: Vec<(u64, String)> = fs::read_dir(dir)
+            .map(|it| it.flatten().filter_map(|e| e.file_name().into_string().ok()).map(|n| (head(&n), n)).collect())
+            .unwrap_or_default();
+        keyed.sort_unstable();
+        Self { mtime_ns, names: keyed.into_iter().map(|(_, name)| name).collect() }
+    }
+
+    /// What follows `tail` in each name that starts with it ("" for `tail`
+    /// itself, ".py" for `tail.py`, ...).
+    fn suffixes_of<'a>(&'a self, tail: &'a str) -> impl Iterator<Item = &'a str> {
+        let first = self.names.partition_point(|n| n.as_str() < tail);
+        self.names[first..].iter().map_while(move |n| n.strip_prefix(tail))
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
+    }
+}
+
+/// The first eight bytes of `name`, zero-padded, as a big-endian number.
+fn head(name: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let len = name.len().min(8);
+    bytes[..len].copy_from_slice(&name.as_bytes()[..len]);
+    u64::from_be_bytes(bytes)
 }
 
 /// What a search path entry was when last stat'ed.
@@ -39,6 +74,17 @@ pub struct DirCache {
     round: u64,
     /// `_imp.extension_suffixes()`, e.g. `.cpython-313-x86_64-linux-gnu.so`.
     extension_suffixes: Vec<String>,
+}
+
+/// What a search of one directory finds for a module name.
+#[derive(Clone, Copy, Default)]
+struct Found {
+    /// A regular package (a directory with an `__init__`).
+    package: bool,
+    /// An extension module, which beats a source file.
+    extension: bool,
+    /// A `.py` or `.pyc` module.
+    source: bool,
 }
 
 impl DirCache {
@@ -68,12 +114,7 @@ impl DirCache {
                 let stamp = mtime_ns(&meta);
                 match self.entries.remove(dir).and_then(|e| e.listing) {
                     Some(l) if l.mtime_ns == stamp => Some(l),
-                    _ => {
-                        let names = fs::read_dir(real)
-                            .map(|it| it.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
-                            .unwrap_or_default();
-                        Some(Listing { mtime_ns: stamp, names })
-                    }
+                    _ => Some(Listing::read(real, stamp)),
                 }
             }
         };
@@ -81,45 +122,42 @@ impl DirCache {
         &self.entries[dir]
     }
 
-    /// The names in `dir` (None when it is not a directory; empty when it
-    /// cannot be read).
-    fn names(&mut self, dir: &str) -> Option<&HashSet<String>> {
-        self.entry(dir).listing.as_ref().map(|l| &l.names)
-    }
-
     /// Whether the file at `path` is in its directory's listing (as of this
     /// check: no second `stat` of a directory the check already searched).
     pub fn lists(&mut self, path: &str) -> bool {
         let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
-        self.names(dir).is_some_and(|n| n.contains(file))
+        self.entry(dir).listing.as_ref().is_some_and(|l| l.contains(file))
     }
 
-    /// Whether importing `tail` from `dir` finds a regular package.
-    fn has_package(&mut self, dir: &str, tail: &str) -> bool {
-        if !self.names(dir).is_some_and(|n| n.contains(tail)) {
-            return false;
+    /// What a search of `dir` finds for module `tail`: one look at the
+    /// names that start with it, and for a directory `tail`, whether it
+    /// holds an `__init__` (a namespace portion does not stop the search).
+    fn search(&mut self, dir: &str, tail: &str) -> Found {
+        let mut found = Found::default();
+        let mut listed_dir = false;
+        // The entry is fetched before the suffixes are borrowed.
+        self.entry(dir);
+        let (entries, suffixes) = (&self.entries, &self.extension_suffixes);
+        let Some(listing) = entries[dir].listing.as_ref() else {
+            return found;
+        };
+        for rest in listing.suffixes_of(tail) {
+            match rest {
+                "" => listed_dir = true,
+                ".py" | ".pyc" => found.source = true,
+                _ if suffixes.iter().any(|s| s == rest) => found.extension = true,
+                _ => {}
+            }
         }
-        let pkg = Path::new(if dir.is_empty() { "." } else { dir }).join(tail);
-        ["__init__.py", "__init__.pyc"]
-            .iter()
-            .map(|f| f.to_string())
-            .chain(self.extension_suffixes.iter().map(|s| format!("__init__{s}")))
-            .any(|f| pkg.join(f).is_file())
-    }
-
-    /// Whether `dir` holds an extension module `tail`, which beats a source file.
-    fn has_extension(&mut self, dir: &str, tail: &str) -> bool {
-        let candidates: Vec<String> = self.extension_suffixes.iter().map(|s| format!("{tail}{s}")).collect();
-        self.names(dir).is_some_and(|n| candidates.iter().any(|c| n.contains(c)))
-    }
-
-    /// Whether a search of `dir` would return any module `tail`.
-    fn provides(&mut self, dir: &str, tail: &str) -> bool {
-        if self.has_package(dir, tail) || self.has_extension(dir, tail) {
-            return true;
+        if listed_dir {
+            let pkg = Path::new(if dir.is_empty() { "." } else { dir }).join(tail);
+            found.package = ["__init__.py", "__init__.pyc"]
+                .iter()
+                .map(|f| f.to_string())
+                .chain(suffixes.iter().map(|s| format!("__init__{s}")))
+                .any(|f| pkg.join(f).is_file());
         }
-        let (py, pyc) = (format!("{tail}.py"), format!("{tail}.pyc"));
-        self.names(dir).is_some_and(|n| n.contains(&py) || n.contains(&pyc))
+        found
     }
 
     /// Checks that a search of `search_path` for module `name` (dotted) ends
@@ -149,14 +187,19 @@ impl DirCache {
             if self.entry(dir).is_file {
                 return Err(format!("search path entry {dir} is an archive cds cannot see into"));
             }
-            if self.provides(dir, tail) {
+            let found = self.search(dir, tail);
+            if found.package || found.extension || found.source {
                 return Err(format!(
                     "shadowed by {tail} in {}",
                     if dir.is_empty() { "the current directory" } else { dir }
                 ));
             }
         }
-        if !is_package && (self.has_package(home, tail) || self.has_extension(home, tail)) {
+        if is_package {
+            return Ok(());
+        }
+        let found = self.search(home, tail);
+        if found.package || found.extension {
             return Err(format!("shadowed by a package or extension module {tail} in {home}"));
         }
         Ok(())
@@ -209,6 +252,20 @@ mod tests {
             let why = cache().check_module(&path, &origin, "m", false).unwrap_err();
             assert_eq!(why, format!("shadowed by m in {}", t.join("a")), "{earlier}");
         }
+    }
+
+    #[test]
+    fn names_that_only_begin_with_the_module_name_do_not_shadow() {
+        // They sort around the module's own names; only tail + a suffix counts.
+        let t = TestDir::new();
+        let origin = t.write("b/m.py", "");
+        for other in ["a/m.pyi", "a/m.txt", "a/m_.py", "a/mm.py", "a/m.py~", "a/l.py", "a/n.py", "a/m.so.1"] {
+            t.write(other, "");
+        }
+        let path = [t.join("a"), t.join("b")];
+        assert_eq!(cache().check_module(&path, &origin, "m", false), Ok(()));
+        t.write(&format!("a/m{EXT}"), "");
+        assert!(cache().check_module(&path, &origin, "m", false).is_err());
     }
 
     #[test]

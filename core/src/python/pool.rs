@@ -71,18 +71,20 @@ impl Pool {
         Ok(interned)
     }
 
-    /// The str that entry `entry`, interned before, stands for, for one
-    /// more slot that holds a reference to it (counted when that str is
-    /// not the entry).
+    /// The str that entry `entry`, interned before, stands for, for `slots`
+    /// more slots that hold a reference to it (counted when that str is not
+    /// the entry).
     ///
     /// # Safety
     /// [`intern`](Self::intern) returned for `entry` in this process; GIL held.
-    pub unsafe fn interned_again(&self, entry: usize) -> usize {
+    pub unsafe fn interned_again(&self, entry: usize, slots: usize) -> usize {
         let interned = self.interned[(entry - self.range.start) / OBJECT_ALIGN].load(Ordering::Acquire);
         debug_assert_ne!(interned, 0, "entry not interned before");
         if interned != entry {
-            // SAFETY: an interned str of this process (recorded by `intern`); GIL held.
-            unsafe { ffi::Py_INCREF(interned as *mut ffi::PyObject) };
+            for _ in 0..slots {
+                // SAFETY: an interned str of this process (recorded by `intern`); GIL held.
+                unsafe { ffi::Py_INCREF(interned as *mut ffi::PyObject) };
+            }
         }
         interned
     }

@@ -775,8 +775,8 @@ impl Preparation {
         // the list's own references are let go.
         let others_at = EntrySet::of(others.iter().map(|&(entry, _)| entry));
         // SAFETY: an entry interned above, so known: this only counts the
-        // slot's reference to the str it stands for; GIL held.
-        let interned = |entry: u32| unsafe { self.pool.interned_again(base + entry as usize) } as u64;
+        // slots' references to the str it stands for; GIL held.
+        let interned = |entry: u32, slots| unsafe { self.pool.interned_again(base + entry as usize, slots) } as u64;
         // SAFETY: as in `relocate`; the records are the module's own, read now.
         let fixed = unsafe {
             rewrite_pooled_names_at(self.base, self.len, self.module.view(), |e| others_at.contains(e), interned)

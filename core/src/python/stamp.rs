@@ -195,11 +195,12 @@ fn check_whole(bytes: &[u8]) -> Result<Prewritten, String> {
         let all = checked.relocations();
         let works = |r: &&Reloc| needs_work(r.kind, r.target, &names);
         // The first stream must hold exactly the records that need work,
-        // the list exactly the entries the pooled-name records name, the
-        // names region exactly those records, and the image stream exactly
-        // the Symbol records that need no work: a stamped process at the
-        // preferred base reads the first two, the third when interning
-        // found another str for a name, and the fourth where the image moved.
+        // the names region exactly the pooled-name records (so its names,
+        // the entries they name), and the image stream exactly the Symbol
+        // records that need no work: a stamped process at the preferred
+        // base reads the first stream and the names' entries, a name's
+        // slots when interning found another str for it, and the image
+        // stream where the image moved.
         let is_pooled = |r: &&Reloc| r.kind == RelocKind::InternedStr && !works(r);
         let is_image = |r: &&Reloc| r.kind == RelocKind::Symbol && !works(r);
         let mut pooled: Vec<u32> = all.iter().filter(is_pooled).map(|r| r.target).collect();
