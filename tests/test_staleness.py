@@ -27,6 +27,38 @@ def test_new_module_earlier_on_sys_path_shadows(ws):
     assert "shadowed" in rejected["mymod"]
 
 
+def test_a_directory_is_seen_as_its_finder_sees_it(ws):
+    # A module written into an earlier search path directory behind an
+    # unchanged mtime: importlib's FileFinder keeps the names it listed, so
+    # a normal import does not see it, and neither does cds (its listing,
+    # its own or the finder's, is revalidated by mtime the same way): the
+    # archived module is served, and the program computes what it computes
+    # without cds.
+    ws.write("lib/mymod.py", "WHERE = 'lib'\n")
+    ws.write("early/first.py", "")
+    early = ws.path / "early"
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(early), str(ws.path / "lib")]))
+    run(f"-Xcds_trace={ws.lst}", "-c", "import mymod", env=env, cwd=ws.path)
+    ws.dump()
+    program = (
+        "import os, sys\n"
+        "sys.dont_write_bytecode = True\n"  # no __pycache__ to move the mtime
+        "import first\n"  # importlib lists `early` now
+        f"early = {str(early)!r}\n"
+        "before = os.stat(early)\n"
+        "with open(os.path.join(early, 'mymod.py'), 'w') as f:\n"
+        "    f.write(\"WHERE = 'early'\\n\")\n"
+        "os.utime(early, ns=(before.st_atime_ns, before.st_mtime_ns))\n"
+        "import mymod\n"
+        "print(mymod.WHERE)\n"
+    )
+    plain = run("-c", program, env=env, cwd=ws.path)
+    (early / "mymod.py").unlink()
+    proc = run(f"-Xcds={ws.img}", "-c", program + STATS, env=env, cwd=ws.path)
+    assert plain.stdout == "lib\n" and without_stats(proc.stdout) == "lib"
+    assert "mymod" in stats_of(proc)["served"]
+
+
 def test_package_next_to_archived_module_shadows(ws):
     ws.write("mymod.py", "WHERE = 'module'\n")
     ws.archive("-c", "import mymod")

@@ -717,13 +717,7 @@ fn a_slot_named_by_two_names_is_refused() {
     let a = Archive::parse(&bytes, &EXPECT).unwrap();
     let v = a.module(&bytes, 0).unwrap();
     let slot = read_pooled_name_relocations(&bytes, &v).unwrap()[0].slot;
-    let mut words = Vec::new();
-    let mut n = slot / 8;
-    while n >= 0x80 {
-        words.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    words.push(n as u8);
+    let words = leb128(u64::from(slot / 8));
     let mut b = bytes.clone();
     let mut w = v.clone();
     // Both entries (0 and 32: deltas 1 and 2) name the same slot.
@@ -770,7 +764,7 @@ fn only_the_slots_of_moved_pool_entries_are_rewritten() {
 }
 
 #[test]
-fn image_symbols_are_the_last_streams_symbol_records_resolved() {
+fn image_symbols_are_grouped_by_id_and_resolved_once() {
     // Symbol 3 is a static of the image (in the last stream), 5 is not
     // (first stream, applied with the records that need work).
     let mut b = ArchiveBuilder::new();
@@ -799,11 +793,29 @@ fn image_symbols_are_the_last_streams_symbol_records_resolved() {
     // SAFETY: as above.
     let unknown = unsafe { read_image_symbols_at(base, len, &v, |_| None) };
     assert_eq!(unknown.err(), Some(RelocError::UnknownSymbol { id: 3 }));
-    // A stream that holds a record of another kind (here the last one, an
-    // Object record, read as if it were the image stream) is refused.
-    let mut w = v.clone();
-    w.relocs_image = v.relocs_internal();
-    // SAFETY: as above.
-    let wrong = unsafe { read_image_symbols_at(base, len, &w, |id| Some(0x7000 + id as usize)) };
-    assert_eq!(wrong.err(), Some(RelocError::WrongStream { index: 0 }));
+    // A slot in two groups (symbols 3 and 4: key deltas 4 and 1, one-slot
+    // lists), or outside the module, is refused.
+    let words = leb128((start as u64 + 16) / 8);
+    let list = |slot: &[u8]| [&[slot.len() as u8][..], slot].concat();
+    for (stream, refused) in [
+        ([&[4][..], &list(&words), &[1], &list(&words)].concat(), RelocError::Unsorted { index: 1 }),
+        ([&[4][..], &list(&leb128(1 << 28))].concat(), RelocError::SlotOutOfBounds { index: 0 }),
+    ] {
+        let mut b = bytes.clone();
+        let mut w = v.clone();
+        w.relocs_image = b.len()..b.len() + stream.len();
+        b.extend(&stream);
+        assert_eq!(read_image_relocations(&b, &w).err(), Some(refused), "{stream:?}");
+    }
+}
+
+/// `n` as LEB128, as the record streams hold numbers.
+fn leb128(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    while n >= 0x80 {
+        out.push(n as u8 | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+    out
 }

@@ -344,7 +344,7 @@ impl ArchiveBuilder {
             let names_size = encoded.len() - start - work_size;
             let (image, internal): (Vec<Reloc>, Vec<Reloc>) =
                 rest.into_iter().partition(|r| r.kind == RelocKind::Symbol);
-            encoded.extend(reloc_codec::encode(&image));
+            encoded.extend(reloc_codec::encode_image_stream(&image));
             let image_size = encoded.len() - start - work_size - names_size;
             encoded.extend(reloc_codec::encode(&internal));
             module_records.push((start..encoded.len(), work_size, names_size, image_size));

@@ -161,8 +161,9 @@ pub mod entry {
     /// (`reloc_codec::encode_names_region`).
     pub const RELOC_NAMES_SIZE: usize = 108;
     /// u32: bytes after the names region that form its image stream: the
-    /// Symbol records naming statics of the interpreter's image, which a
-    /// process writes wherever that image lies elsewhere than the dump's.
+    /// Symbol records naming statics of the interpreter's image, grouped by
+    /// symbol id (`reloc_codec::encode_image_stream`), which a process
+    /// writes wherever that image lies elsewhere than the dump's.
     /// The rest of `RELOC_SIZE` is its last stream: the records pointing
     /// into the archive.
     pub const RELOC_IMAGE_SIZE: usize = 112;

@@ -8,7 +8,7 @@
 
 use super::layout::*;
 use super::reader::ModuleView;
-use super::reloc_codec::{DecodeError, Decoder, NameSlots, NamesDecoder};
+use super::reloc_codec::{DecodeError, Decoder, Group, GroupsDecoder};
 use std::fmt;
 use std::ops::Range;
 
@@ -39,13 +39,11 @@ pub trait Fixups {
     unsafe fn init_code(&mut self, _code: usize) {}
 }
 
-/// Why a module's records were refused; `WrongStream`: a record of a
-/// kind its stream does not hold (the image stream holds Symbol records only).
+/// Why a module's records were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelocError {
     Malformed { index: usize },
     BadKind { index: usize },
-    WrongStream { index: usize },
     Unsorted { index: usize },
     SlotOutOfBounds { index: usize },
     TargetOutOfBounds { index: usize },
@@ -58,7 +56,6 @@ impl fmt::Display for RelocError {
         match self {
             Self::Malformed { index } => write!(f, "relocation {index} is malformed"),
             Self::BadKind { index } => write!(f, "relocation {index} has an unknown kind"),
-            Self::WrongStream { index } => write!(f, "relocation {index} is of a kind its stream does not hold"),
             Self::Unsorted { index } => write!(f, "relocation {index} is out of slot order"),
             Self::SlotOutOfBounds { index } => write!(f, "relocation {index} writes outside its module"),
             Self::TargetOutOfBounds { index } => write!(f, "relocation {index} points outside its module"),
@@ -109,27 +106,30 @@ pub fn read_work_relocations(bytes: &[u8], module: &ModuleView) -> Result<Reloca
 /// validates every record: what a check of the whole archive holds against
 /// the records it should hold (`python::stamp`).
 pub fn read_image_relocations(bytes: &[u8], module: &ModuleView) -> Result<Relocations, RelocError> {
-    let records = read_stream(&bytes[module.relocs_image.clone()], module, 0)?;
-    Ok(Relocations { from: module.relocs.clone(), records })
+    Ok(Relocations {
+        from: module.relocs.clone(),
+        records: image_symbols_in(&bytes[module.relocs_image.clone()], module)?,
+    })
 }
 
 /// A module's image stream (its Symbol records naming statics of the
-/// interpreter's image), each validated as [`read_relocations`] validates
-/// every record and resolved to the address its slot must hold: what
-/// makes the module right for this process once its first stream is
-/// applied, when its archive-internal slots already are (an earlier check
-/// of the whole archive found them right, `python::stamp`) but the
-/// interpreter's image lies elsewhere than the dump's. Only
-/// [`read_image_symbols_at`] makes one.
+/// interpreter's image, grouped by id), each slot validated as
+/// [`read_relocations`] validates every record and each id resolved to the
+/// address its slots must hold: what makes the module right for this
+/// process once its first stream is applied, when its archive-internal
+/// slots already are (an earlier check of the whole archive found them
+/// right, `python::stamp`) but the interpreter's image lies elsewhere than
+/// the dump's. Only [`read_image_symbols_at`] makes one.
 pub struct ImageSymbols {
     /// The byte range of the records they were read from (which module).
     from: Range<usize>,
-    /// (slot, value), in slot order.
-    writes: Vec<(u32, u64)>,
+    /// The slots, group after group.
+    slots: Vec<u32>,
+    /// Per group, the address its slots must hold and how many they are.
+    values: Vec<(u64, usize)>,
 }
 
-/// The module's [`ImageSymbols`], each id resolved by `symbol`; a record
-/// of another kind in the stream is refused.
+/// The module's [`ImageSymbols`], each id resolved once by `symbol`.
 ///
 /// # Safety
 /// `base..base + len` is readable; the module's record bytes are not
@@ -142,23 +142,21 @@ pub unsafe fn read_image_symbols_at(
 ) -> Result<ImageSymbols, RelocError> {
     assert!(module.relocs.end <= len);
     // SAFETY: in bounds (asserted); the caller keeps the records unwritten.
-    let records = unsafe { records_at(base, &module.relocs_image) };
-    let mut writes = Vec::with_capacity(records.len() / 2);
-    each_record(records, 0, |r, index| {
-        if r.kind != RelocKind::Symbol {
-            return Err(RelocError::WrongStream { index });
-        }
-        check_record(&r, module, index)?;
-        writes.push((r.slot, u64::from(r.target)));
+    let stream = unsafe { records_at(base, &module.relocs_image) };
+    let (mut slots, mut ids) = (Vec::with_capacity(stream.len()), Vec::new());
+    each_group(stream, |id, group| {
+        let before = slots.len();
+        each_slot_of(&group, module, before, &mut slots)?;
+        ids.push((id, slots.len() - before));
         Ok(())
     })?;
-    // Ids resolved once the records are read: resolving may allocate, and
-    // so run Python, which may relocate another module of the mapping.
-    for (_, value) in &mut writes {
-        let id = *value as u32;
-        *value = symbol(id).ok_or(RelocError::UnknownSymbol { id })? as u64;
+    // Ids resolved once the slots are read: resolving may allocate, and so
+    // run Python, which may relocate another module of the mapping.
+    let mut values = Vec::with_capacity(ids.len());
+    for (id, count) in ids {
+        values.push((symbol(id).ok_or(RelocError::UnknownSymbol { id })? as u64, count));
     }
-    Ok(ImageSymbols { from: module.relocs.clone(), writes })
+    Ok(ImageSymbols { from: module.relocs.clone(), slots, values })
 }
 
 impl ImageSymbols {
@@ -169,10 +167,13 @@ impl ImageSymbols {
     pub unsafe fn write_at(&self, base: *mut u8, len: usize, module: &ModuleView) {
         assert_eq!(self.from, module.relocs, "image symbols of another module");
         assert!(module.hot.end <= len && module.cold.end <= len);
-        for &(slot, value) in &self.writes {
-            // SAFETY: slots were checked 8-aligned and inside the module
-            // (read_image_symbols_at), which the caller gives us exclusively.
-            unsafe { store_slot(base, slot, value) };
+        let mut slots = self.slots.iter();
+        for &(value, count) in &self.values {
+            for &slot in slots.by_ref().take(count) {
+                // SAFETY: slots were checked 8-aligned and inside the module
+                // (read_image_symbols_at), which the caller gives us exclusively.
+                unsafe { store_slot(base, slot, value) };
+            }
         }
     }
 }
@@ -219,7 +220,7 @@ pub unsafe fn rewrite_pooled_names_at(
     each_name(region, module, |entry, name| {
         if moved(entry) {
             let before = slots.len();
-            each_slot_of(&name, module, before, |slot| slots.push(slot))?;
+            each_slot_of(&name, module, before, &mut slots)?;
             names.push((entry, slots.len() - before));
         }
         Ok(())
@@ -247,12 +248,31 @@ pub fn read_pooled_name_relocations(bytes: &[u8], module: &ModuleView) -> Result
 }
 
 fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
-    let mut records = Vec::new();
+    let (mut records, mut slots) = (Vec::new(), Vec::new());
     each_name(region, module, |entry, name| {
-        each_slot_of(&name, module, records.len(), |slot| {
-            records.push(Reloc { slot, target: entry, kind: RelocKind::InternedStr })
-        })
+        slots.clear();
+        each_slot_of(&name, module, records.len(), &mut slots)?;
+        records.extend(slots.iter().map(|&slot| Reloc { slot, target: entry, kind: RelocKind::InternedStr }));
+        Ok(())
     })?;
+    by_slot(records)
+}
+
+/// The image stream's records (Symbol records, target the group's id), in
+/// slot order; a slot in two groups is refused.
+fn image_symbols_in(stream: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
+    let (mut records, mut slots) = (Vec::new(), Vec::new());
+    each_group(stream, |id, group| {
+        slots.clear();
+        each_slot_of(&group, module, records.len(), &mut slots)?;
+        records.extend(slots.iter().map(|&slot| Reloc { slot, target: id, kind: RelocKind::Symbol }));
+        Ok(())
+    })?;
+    by_slot(records)
+}
+
+/// Records of a grouped stream, sorted by slot; a slot twice is refused.
+fn by_slot(mut records: Vec<Reloc>) -> Result<Vec<Reloc>, RelocError> {
     records.sort_unstable_by_key(|r| r.slot);
     if let Some(index) = records.windows(2).position(|w| w[0].slot == w[1].slot) {
         return Err(RelocError::Unsorted { index: index + 1 });
@@ -266,44 +286,55 @@ fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, Rel
 fn each_name<'a>(
     region: &'a [u8],
     module: &ModuleView,
-    mut each: impl FnMut(u32, NameSlots<'a>) -> Result<(), RelocError>,
+    mut each: impl FnMut(u32, Group<'a>) -> Result<(), RelocError>,
 ) -> Result<(), RelocError> {
-    let mut names = NamesDecoder::new(region);
-    for index in 0.. {
-        let Some(name) = names.next_name().map_err(|e| decode_error(e, index))? else {
-            break;
-        };
-        let entry = module.names.start + name.entry as usize;
-        if !entry.is_multiple_of(OBJECT_ALIGN) || !module.in_names(entry, MIN_OBJECT) {
-            return Err(RelocError::TargetOutOfBounds { index });
+    let mut index = 0;
+    each_group(region, |key, name| {
+        let entry = (key as usize).checked_mul(16).and_then(|offset| module.names.start.checked_add(offset));
+        match entry {
+            Some(entry) if entry.is_multiple_of(OBJECT_ALIGN) && module.in_names(entry, MIN_OBJECT) => {
+                index += 1;
+                each(entry as u32, name)
+            }
+            _ => Err(RelocError::TargetOutOfBounds { index }),
         }
-        each(entry as u32, name)?;
+    })
+}
+
+/// Decodes a grouped stream (`reloc_codec::encode_groups`: the names
+/// region, the image stream), handing each group's key and slot list to
+/// `each`.
+fn each_group<'a>(
+    stream: &'a [u8],
+    mut each: impl FnMut(u32, Group<'a>) -> Result<(), RelocError>,
+) -> Result<(), RelocError> {
+    let mut groups = GroupsDecoder::new(stream);
+    for index in 0.. {
+        match groups.next_group().map_err(|e| decode_error(e, index))? {
+            Some(group) => each(group.key, group)?,
+            None => break,
+        }
     }
     Ok(())
 }
 
-/// The slots of one name, each checked to be a pointer slot of the module
-/// (8-aligned by the encoding; its target, the name's entry, was checked
-/// by [`each_name`]); `first_index` numbers them in errors.
+/// Appends the slots of one group to `slots`, each checked to be a pointer
+/// slot of the module (8-aligned by the encoding; what it points at, the
+/// group's key, is its reader's to check); `first_index` numbers them in
+/// errors.
 fn each_slot_of(
-    name: &NameSlots,
+    group: &Group,
     module: &ModuleView,
     first_index: usize,
-    mut each: impl FnMut(u32),
+    slots: &mut Vec<u32>,
 ) -> Result<(), RelocError> {
-    // The number of the slot being read, for an error in either closure.
-    let index = std::cell::Cell::new(first_index);
-    name.each_slot(
-        |slot| {
-            if !module.owns(slot as usize, 8) {
-                return Err(RelocError::SlotOutOfBounds { index: index.get() });
-            }
-            index.set(index.get() + 1);
-            each(slot);
-            Ok(())
-        },
-        |e| decode_error(e, index.get()),
-    )
+    let before = slots.len();
+    let decoded = group.decode_slots(slots);
+    let read = &slots[before..];
+    if let Some(at) = read.iter().position(|&slot| !module.owns(slot as usize, 8)) {
+        return Err(RelocError::SlotOutOfBounds { index: first_index + at });
+    }
+    decoded.map_err(|e| decode_error(e, first_index + read.len()))
 }
 
 /// The module's four record streams (`records`, its whole byte range:
@@ -314,11 +345,9 @@ fn read_all_streams(records: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, R
     let at = |r: &Range<usize>| &records[r.start - module.relocs.start..r.end - module.relocs.start];
     let mut merged = read_stream(at(&module.relocs_work), module, 0)?;
     merged = merge_by_slot(merged, pooled_names_in(at(&module.relocs_names), module)?)?;
-    for stream in [at(&module.relocs_image), at(&module.relocs_internal())] {
-        let read = read_stream(stream, module, merged.len())?;
-        merged = merge_by_slot(merged, read)?;
-    }
-    Ok(merged)
+    merged = merge_by_slot(merged, image_symbols_in(at(&module.relocs_image), module)?)?;
+    let internal = read_stream(at(&module.relocs_internal()), module, merged.len())?;
+    merge_by_slot(merged, internal)
 }
 
 /// Two record lists sorted by slot, as one; a slot in both is refused.

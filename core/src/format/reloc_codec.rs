@@ -130,34 +130,25 @@ impl<'a> Decoder<'a> {
     }
 }
 
-/// A module's names region (`entry::RELOC_NAMES_SIZE`): its pooled-name
-/// records (`InternedStr` records into the name pool, whose `target`s lie
-/// at or after `pool_start`) grouped by the entry they name. Per entry,
-/// entries ascending: the LEB128 delta of `offset / 16 + 1` from the
-/// previous entry's (0 before the first; the offset is the entry's in the
-/// pool, 16-aligned), the byte length of its slot list, then its slots,
+/// Records grouped by what they point at: per group, keys ascending, the
+/// LEB128 delta of `key + 1` from the previous group's (0 before the
+/// first), the byte length of its slot list (at least 1), then its slots,
 /// ascending, as LEB128 deltas in 8-byte words from the previous slot (0
-/// before the first). A process that found another str for a few names
-/// reads those names' slots and skips the others' lists whole.
-pub fn encode_names_region(pooled: &[Reloc], pool_start: u32) -> Vec<u8> {
-    let mut by_entry: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
-    for r in pooled {
-        debug_assert!(r.kind == RelocKind::InternedStr && r.target >= pool_start && r.slot % 8 == 0);
-        by_entry.entry(r.target - pool_start).or_default().push(r.slot);
-    }
-    let mut out = Vec::with_capacity(pooled.len() * 2 + by_entry.len() * 3);
+/// before the first). A reader resolves each key once, and may skip a
+/// group's list whole.
+fn encode_groups(groups: BTreeMap<u32, Vec<u32>>, records: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records * 2 + groups.len() * 3);
     let mut previous_units = 0u64;
     let mut list = Vec::new();
-    for (offset, mut slots) in by_entry {
-        let units = u64::from(offset / 16) + 1;
-        debug_assert!(offset % 16 == 0, "a misaligned pool entry");
+    for (key, mut slots) in groups {
+        let units = u64::from(key) + 1;
         put_varint(&mut out, units - previous_units);
         previous_units = units;
         slots.sort_unstable();
         list.clear();
         let mut previous_slot = 0;
         for slot in slots {
-            debug_assert!(slot > previous_slot, "a slot named twice");
+            debug_assert!(slot > previous_slot && slot.is_multiple_of(8), "a slot twice, or misaligned");
             put_varint(&mut list, u64::from((slot - previous_slot) / 8));
             previous_slot = slot;
         }
@@ -167,52 +158,77 @@ pub fn encode_names_region(pooled: &[Reloc], pool_start: u32) -> Vec<u8> {
     out
 }
 
-/// One name of a names region: its entry's offset in the pool, and the
-/// bytes of its slot list ([`NameSlots::each_slot`] reads them).
+/// A module's names region (`entry::RELOC_NAMES_SIZE`): its pooled-name
+/// records (`InternedStr` records into the name pool, whose `target`s lie
+/// at or after `pool_start`), grouped by the entry they name: the key is
+/// the entry's offset in the pool / 16. A process that found another str
+/// for a few names reads those names' slots and skips the others' lists.
+pub fn encode_names_region(pooled: &[Reloc], pool_start: u32) -> Vec<u8> {
+    let mut groups: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for r in pooled {
+        debug_assert!(
+            r.kind == RelocKind::InternedStr && r.target >= pool_start && (r.target - pool_start).is_multiple_of(16)
+        );
+        groups.entry((r.target - pool_start) / 16).or_default().push(r.slot);
+    }
+    encode_groups(groups, pooled.len())
+}
+
+/// A module's image stream (`entry::RELOC_IMAGE_SIZE`): its Symbol records
+/// naming statics of the interpreter's image, grouped by symbol id (the
+/// key): each type or singleton resolved once, then written into its slots.
+pub fn encode_image_stream(symbols: &[Reloc]) -> Vec<u8> {
+    let mut groups: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    for r in symbols {
+        debug_assert!(r.kind == RelocKind::Symbol);
+        groups.entry(r.target).or_default().push(r.slot);
+    }
+    encode_groups(groups, symbols.len())
+}
+
+/// One group of a grouped stream: its key, and the bytes of its slot list
+/// ([`Group::each_slot`] reads them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NameSlots<'a> {
-    pub entry: u32,
+pub struct Group<'a> {
+    pub key: u32,
     pub slots: &'a [u8],
 }
 
-impl NameSlots<'_> {
-    /// Hands each slot of the list to `each`, ascending; a slot that does
-    /// not come after the one before, or past 4 GiB, is refused.
-    pub fn each_slot<E>(
-        &self,
-        mut each: impl FnMut(u32) -> Result<(), E>,
-        error: impl Fn(DecodeError) -> E,
-    ) -> Result<(), E> {
+impl Group<'_> {
+    /// Appends the slots of the list to `out`, ascending; a slot that does
+    /// not come after the one before, or past 4 GiB, is refused (those
+    /// before it are appended).
+    pub fn decode_slots(&self, out: &mut Vec<u32>) -> Result<(), DecodeError> {
         let mut decoder = Decoder::new(self.slots);
         let mut slot = 0u64;
         while decoder.at < self.slots.len() {
-            let words = decoder.varint().map_err(&error)?;
+            let words = decoder.varint()?;
             if words == 0 {
-                return Err(error(DecodeError::Unsorted));
+                return Err(DecodeError::Unsorted);
             }
-            slot =
-                words.checked_mul(8).and_then(|d| d.checked_add(slot)).ok_or(DecodeError::Malformed).map_err(&error)?;
-            each(u32::try_from(slot).map_err(|_| error(DecodeError::Malformed))?)?;
+            // Below 2^32 words, the sum cannot overflow; past 4 GiB is refused.
+            slot += words.min(1 << 32) * 8;
+            out.push(u32::try_from(slot).map_err(|_| DecodeError::Malformed)?);
         }
         Ok(())
     }
 }
 
-/// Reads a names region's names one by one from untrusted bytes: each entry
-/// above the one before and within 4 GiB, each slot list inside the region
-/// and not empty; the slots are read only when asked for.
-pub struct NamesDecoder<'a> {
+/// Reads a grouped stream's groups one by one from untrusted bytes: each
+/// key above the one before and below 2^32, each slot list inside the
+/// stream and not empty; the slots are read only when asked for.
+pub struct GroupsDecoder<'a> {
     decoder: Decoder<'a>,
     units: u64,
 }
 
-impl<'a> NamesDecoder<'a> {
-    pub fn new(region: &'a [u8]) -> Self {
-        Self { decoder: Decoder::new(region), units: 0 }
+impl<'a> GroupsDecoder<'a> {
+    pub fn new(stream: &'a [u8]) -> Self {
+        Self { decoder: Decoder::new(stream), units: 0 }
     }
 
-    /// The next name, `Ok(None)` at the end of the region.
-    pub fn next_name(&mut self) -> Result<Option<NameSlots<'a>>, DecodeError> {
+    /// The next group, `Ok(None)` at the end of the stream.
+    pub fn next_group(&mut self) -> Result<Option<Group<'a>>, DecodeError> {
         let d = &mut self.decoder;
         if d.at == d.bytes.len() {
             return Ok(None);
@@ -222,13 +238,12 @@ impl<'a> NamesDecoder<'a> {
             return Err(DecodeError::Unsorted);
         }
         self.units = self.units.checked_add(delta).ok_or(DecodeError::Malformed)?;
-        let entry =
-            (self.units - 1).checked_mul(16).and_then(|o| u32::try_from(o).ok()).ok_or(DecodeError::Malformed)?;
+        let key = u32::try_from(self.units - 1).map_err(|_| DecodeError::Malformed)?;
         let len = usize::try_from(d.varint()?).map_err(|_| DecodeError::Malformed)?;
         let end = d.at.checked_add(len).filter(|&end| len > 0 && end <= d.bytes.len()).ok_or(DecodeError::Malformed)?;
         let slots = &d.bytes[d.at..end];
         d.at = end;
-        Ok(Some(NameSlots { entry, slots }))
+        Ok(Some(Group { key, slots }))
     }
 }
 
@@ -276,18 +291,12 @@ mod tests {
     }
 
     fn decode_region(region: &[u8]) -> Result<Vec<(u32, Vec<u32>)>, DecodeError> {
-        let mut names = NamesDecoder::new(region);
+        let mut groups = GroupsDecoder::new(region);
         let mut out = Vec::new();
-        while let Some(name) = names.next_name()? {
+        while let Some(group) = groups.next_group()? {
             let mut slots = Vec::new();
-            name.each_slot(
-                |s| {
-                    slots.push(s);
-                    Ok(())
-                },
-                |e| e,
-            )?;
-            out.push((name.entry, slots));
+            group.decode_slots(&mut slots)?;
+            out.push((group.key, slots));
         }
         Ok(out)
     }
@@ -299,21 +308,29 @@ mod tests {
         // Slots in slot order, as the builder has them: entries interleave.
         let records = [pooled(64, pool + 32), pooled(72, pool), pooled(4096, pool + 32), pooled(1 << 30, pool)];
         let region = encode_names_region(&records, pool);
-        assert_eq!(decode_region(&region).unwrap(), vec![(0, vec![72, 1 << 30]), (32, vec![64, 4096])]);
+        assert_eq!(decode_region(&region).unwrap(), vec![(0, vec![72, 1 << 30]), (2, vec![64, 4096])]);
         assert_eq!(decode_region(&[]).unwrap(), vec![]);
         // Entry 0: one byte of delta, one of length, one slot of 9 words.
         assert_eq!(encode_names_region(&[pooled(72, pool)], pool), vec![1, 1, 9]);
     }
 
     #[test]
-    fn bad_names_regions_are_refused() {
+    fn an_image_stream_groups_the_slots_by_symbol() {
+        let symbol = |slot, target| Reloc { slot, target, kind: RelocKind::Symbol };
+        let records = [symbol(16, 18), symbol(40, 0), symbol(56, 18), symbol(1 << 20, 1700)];
+        let stream = encode_image_stream(&records);
+        assert_eq!(decode_region(&stream).unwrap(), vec![(0, vec![40]), (18, vec![16, 56]), (1700, vec![1 << 20])]);
+    }
+
+    #[test]
+    fn bad_grouped_streams_are_refused() {
         assert_eq!(decode_region(&[1, 1, 9, 0, 1, 9]), Err(DecodeError::Unsorted)); // the same entry twice
         assert_eq!(decode_region(&[1, 0]), Err(DecodeError::Malformed)); // a name without slots
         assert_eq!(decode_region(&[1, 2, 9]), Err(DecodeError::Malformed)); // a list past the region
         assert_eq!(decode_region(&[1, 2, 9, 0]), Err(DecodeError::Unsorted)); // a slot named twice
         assert_eq!(decode_region(&[0x80]), Err(DecodeError::Malformed));
         let mut far = Vec::new();
-        put_varint(&mut far, (1 << 28) + 1); // an entry at 4 GiB
+        put_varint(&mut far, (1 << 32) + 1); // a key of 2^32
         far.extend([1, 1]);
         assert_eq!(decode_region(&far), Err(DecodeError::Malformed));
         let mut far_slot = vec![1, 5];

@@ -8,7 +8,10 @@
 //! directory's mtime, as `FileFinder` does, so the check costs one `stat`
 //! per directory searched up to the archived one (however many questions
 //! it asks of that directory), and reads a listing again only when that
-//! directory changed.
+//! directory changed. A directory importlib's `FileFinder` has listed
+//! already is not read again: its names are adopted ([`DirCache::adopt`]),
+//! when its mtime is still the one that finder read them at (what the
+//! finder itself checks before it uses them).
 
 use super::mtime_ns;
 use std::collections::HashMap;
@@ -25,12 +28,17 @@ struct Listing {
 
 impl Listing {
     fn read(dir: &str, mtime_ns: i128) -> Self {
+        let names = fs::read_dir(dir)
+            .map(|it| it.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
+            .unwrap_or_default();
+        Self::of(names, mtime_ns)
+    }
+
+    fn of(names: Vec<String>, mtime_ns: i128) -> Self {
         // Sorted by their first eight bytes as a number, then in full: the
         // same order as by bytes (a file name holds no NUL), with most
         // comparisons of integers.
-        let mut keyed: Vec<(u64, String)> = fs::read_dir(dir)
-            .map(|it| it.flatten().filter_map(|e| e.file_name().into_string().ok()).map(|n| (head(&n), n)).collect())
-            .unwrap_or_default();
+        let mut keyed: Vec<(u64, String)> = names.into_iter().map(|n| (head(&n), n)).collect();
         keyed.sort_unstable();
         Self { mtime_ns, names: keyed.into_iter().map(|(_, name)| name).collect() }
     }
@@ -45,6 +53,13 @@ impl Listing {
     fn contains(&self, name: &str) -> bool {
         self.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
     }
+}
+
+/// A file's mtime as `os.stat().st_mtime` gives it (seconds, a double),
+/// what importlib's `FileFinder` keeps with its listing.
+fn st_mtime(meta: &fs::Metadata) -> f64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.mtime() as f64 + meta.mtime_nsec() as f64 * 1e-9
 }
 
 /// The first eight bytes of `name`, zero-padded, as a big-endian number.
@@ -70,6 +85,10 @@ struct Entry {
 #[derive(Default)]
 pub struct DirCache {
     entries: HashMap<String, Entry>,
+    /// Names of directories not listed here yet that another reader listed
+    /// (importlib's `FileFinder`), with the directory's mtime then, as
+    /// `os.stat().st_mtime` gives it; None where it had none to offer.
+    adopted: HashMap<String, Option<(f64, Vec<String>)>>,
     /// Counts [`DirCache::check_module`] calls.
     round: u64,
     /// `_imp.extension_suffixes()`, e.g. `.cpython-313-x86_64-linux-gnu.so`.
@@ -89,7 +108,7 @@ struct Found {
 
 impl DirCache {
     pub fn new(extension_suffixes: Vec<String>) -> Self {
-        Self { entries: HashMap::new(), round: 0, extension_suffixes }
+        Self { entries: HashMap::new(), adopted: HashMap::new(), round: 0, extension_suffixes }
     }
 
     /// Sets the suffixes once they can be asked for (an archive opened
@@ -112,14 +131,31 @@ impl DirCache {
             None => None,
             Some(meta) => {
                 let stamp = mtime_ns(&meta);
-                match self.entries.remove(dir).and_then(|e| e.listing) {
-                    Some(l) if l.mtime_ns == stamp => Some(l),
+                match (self.entries.remove(dir).and_then(|e| e.listing), self.adopted.remove(dir)) {
+                    (Some(l), _) if l.mtime_ns == stamp => Some(l),
+                    (_, Some(Some((mtime, names)))) if mtime == st_mtime(&meta) => Some(Listing::of(names, stamp)),
                     _ => Some(Listing::read(real, stamp)),
                 }
             }
         };
         self.entries.insert(dir.to_owned(), Entry { round, listing, is_file });
         &self.entries[dir]
+    }
+
+    /// Which of `dirs` have never been listed here, nor offered: those whose
+    /// names another reader may offer ([`adopt`](Self::adopt)).
+    pub fn unlisted<'a>(&self, dirs: &'a [String]) -> Vec<&'a str> {
+        let known = |d: &str| self.entries.get(d).is_some_and(|e| e.listing.is_some()) || self.adopted.contains_key(d);
+        dirs.iter().map(String::as_str).filter(|d| !known(d)).collect()
+    }
+
+    /// The names of directory `dir` ('' is the current one) as another
+    /// reader listed them, when its mtime was the first of `listing`
+    /// (`os.stat().st_mtime`): used instead of reading it, if its mtime is
+    /// still that when it is first searched. None: that reader had none
+    /// (not asked again).
+    pub fn adopt(&mut self, dir: &str, listing: Option<(f64, Vec<String>)>) {
+        self.adopted.insert(dir.to_owned(), listing);
     }
 
     /// Whether the file at `path` is in its directory's listing (as of this
@@ -345,6 +381,27 @@ mod tests {
         assert_eq!(home_is_cwd, Ok(()));
         assert_eq!(cwd_shadows.unwrap_err(), "shadowed by m in the current directory");
         assert_eq!(dot_is_cwd, Ok(()));
+    }
+
+    #[test]
+    fn an_adopted_listing_stands_for_the_directory_while_its_mtime_holds() {
+        let t = TestDir::new();
+        let origin = t.write("b/m.py", "");
+        let a = t.join("a");
+        std::fs::create_dir(&a).unwrap();
+        set_mtime(&a, 1_000);
+        let path = [a.clone(), t.join("b")];
+        let mut dirs = cache();
+        assert_eq!(dirs.unlisted(&path), vec![a.as_str(), path[1].as_str()]);
+        // Another reader listed `a` holding m.py at this mtime: that is what
+        // the search sees, not the (empty) directory.
+        dirs.adopt(&a, Some((1_000.0, vec!["m.py".into()])));
+        assert_eq!(dirs.unlisted(&path), vec![path[1].as_str()]);
+        assert_eq!(dirs.check_module(&path, &origin, "m", false).unwrap_err(), format!("shadowed by m in {a}"));
+        // At another mtime, the directory is read instead.
+        let mut dirs = cache();
+        dirs.adopt(&a, Some((999.5, vec!["m.py".into()])));
+        assert_eq!(dirs.check_module(&path, &origin, "m", false), Ok(()));
     }
 
     #[test]

@@ -20,7 +20,8 @@ pub unsafe fn str_value(op: *mut ffi::PyObject) -> Option<String> {
             return None;
         }
         let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len as usize);
-        Some(String::from_utf8_lossy(bytes).into_owned())
+        // Always valid: the interpreter's own UTF-8 of the str.
+        std::str::from_utf8(bytes).ok().map(str::to_owned)
     }
 }
 

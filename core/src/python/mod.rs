@@ -32,6 +32,7 @@ mod build_id;
 mod config;
 mod convert;
 mod dump;
+mod file_finders;
 mod image;
 mod interpreter;
 mod mapping;

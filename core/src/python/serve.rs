@@ -358,6 +358,21 @@ impl Served {
         self.reject(name, why);
     }
 
+    /// Which search path entries of `dirs` the search-path check has never
+    /// listed (none when it does not check).
+    pub fn unlisted_dirs<'a>(&self, dirs: &'a [String]) -> Vec<&'a str> {
+        if self.check == Check::None {
+            return Vec::new();
+        }
+        self.dirs.unlisted(dirs)
+    }
+
+    /// Directory `dir`'s names as importlib's `FileFinder` read them, and
+    /// the mtime it read them at, if it has (`imports::resolve::DirCache::adopt`).
+    pub fn adopt_listing(&mut self, dir: &str, listing: Option<(f64, Vec<String>)>) {
+        self.dirs.adopt(dir, listing);
+    }
+
     /// For the meta path finder: `(origin, is_package)` when `name` can be
     /// served, after checking that a normal import would find the same file
     /// (`search_path` is the parent's `__path__`, or None for top-level

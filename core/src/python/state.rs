@@ -26,6 +26,7 @@
 
 use super::build_id::expectations;
 use super::config::{Config, Mode};
+use super::file_finders;
 use super::interpreter::{extension_suffixes, path_hooks, sys_path};
 use super::serve::{self, Answer, Served};
 use super::{ffi, verbose};
@@ -499,6 +500,33 @@ fn complete<T>(answer: Option<Answer<T>>) -> Option<T> {
     }
 }
 
+/// Hands the layers the listings importlib's `FileFinder`s hold for the
+/// search path entries `dirs` they have not listed yet, read unlocked
+/// (reading them runs the interpreter): a directory is not read twice.
+fn adopt_file_finder_listings(dirs: &[String]) {
+    let mut unlisted = with_state(|st| {
+        let mut unlisted: Vec<String> = Vec::new();
+        for served in st.layers_mut() {
+            unlisted.extend(served.unlisted_dirs(dirs).into_iter().map(str::to_owned));
+        }
+        unlisted
+    })
+    .unwrap_or_default();
+    unlisted.sort_unstable();
+    unlisted.dedup();
+    if unlisted.is_empty() {
+        return;
+    }
+    let found: Vec<_> = unlisted.into_iter().map(|dir| (file_finders::listing(&dir), dir)).collect();
+    with_state(|st| {
+        for served in st.layers_mut() {
+            for (listing, dir) in &found {
+                served.adopt_listing(dir, listing.clone());
+            }
+        }
+    });
+}
+
 /// For `_cds.find`: `(origin, is_package)` of archived module `name` when it
 /// can be served (see [`Served::find`]); None also once the program has
 /// changed `sys.path_hooks`.
@@ -508,6 +536,7 @@ pub fn find(name: &str, search_path: Option<&[String]>) -> Option<(String, bool)
     }
     let hooks = path_hooks();
     let top_level_path = if search_path.is_none() { sys_path() } else { Vec::new() };
+    adopt_file_finder_listings(search_path.unwrap_or(&top_level_path));
     let answer = with_state(|st| {
         if *st.path_hooks.get_or_insert_with(|| hooks.clone()) != hooks {
             return Answer::Now(None);
