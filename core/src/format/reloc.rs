@@ -248,24 +248,28 @@ pub fn read_pooled_name_relocations(bytes: &[u8], module: &ModuleView) -> Result
 }
 
 fn pooled_names_in(region: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
-    let (mut records, mut slots) = (Vec::new(), Vec::new());
-    each_name(region, module, |entry, name| {
-        slots.clear();
-        each_slot_of(&name, module, records.len(), &mut slots)?;
-        records.extend(slots.iter().map(|&slot| Reloc { slot, target: entry, kind: RelocKind::InternedStr }));
-        Ok(())
-    })?;
-    by_slot(records)
+    grouped_records(RelocKind::InternedStr, |each| each_name(region, module, each), module)
 }
 
 /// The image stream's records (Symbol records, target the group's id), in
 /// slot order; a slot in two groups is refused.
 fn image_symbols_in(stream: &[u8], module: &ModuleView) -> Result<Vec<Reloc>, RelocError> {
+    grouped_records(RelocKind::Symbol, |each| each_group(stream, each), module)
+}
+
+/// The records of a grouped stream, of `kind`, each targeting what its
+/// group stands for (`groups` hands each group with that target to its
+/// argument), in slot order.
+fn grouped_records<'a>(
+    kind: RelocKind,
+    groups: impl FnOnce(&mut dyn FnMut(u32, Group<'a>) -> Result<(), RelocError>) -> Result<(), RelocError>,
+    module: &ModuleView,
+) -> Result<Vec<Reloc>, RelocError> {
     let (mut records, mut slots) = (Vec::new(), Vec::new());
-    each_group(stream, |id, group| {
+    groups(&mut |target, group| {
         slots.clear();
         each_slot_of(&group, module, records.len(), &mut slots)?;
-        records.extend(slots.iter().map(|&slot| Reloc { slot, target: id, kind: RelocKind::Symbol }));
+        records.extend(slots.iter().map(|&slot| Reloc { slot, target, kind }));
         Ok(())
     })?;
     by_slot(records)

@@ -383,14 +383,21 @@ mod tests {
         assert_eq!(dot_is_cwd, Ok(()));
     }
 
-    #[test]
-    fn an_adopted_listing_stands_for_the_directory_while_its_mtime_holds() {
+    /// An archived `b/m.py`, and an empty directory `a` before it on the
+    /// search path, its mtime 1,000 s: (the test dir, the origin, `a`, the path).
+    fn empty_dir_before_the_archived() -> (TestDir, String, String, [String; 2]) {
         let t = TestDir::new();
         let origin = t.write("b/m.py", "");
         let a = t.join("a");
         std::fs::create_dir(&a).unwrap();
         set_mtime(&a, 1_000);
         let path = [a.clone(), t.join("b")];
+        (t, origin, a, path)
+    }
+
+    #[test]
+    fn an_adopted_listing_stands_for_the_directory_while_its_mtime_holds() {
+        let (_t, origin, a, path) = empty_dir_before_the_archived();
         let mut dirs = cache();
         assert_eq!(dirs.unlisted(&path), vec![a.as_str(), path[1].as_str()]);
         // Another reader listed `a` holding m.py at this mtime: that is what
@@ -406,12 +413,7 @@ mod tests {
 
     #[test]
     fn listing_is_cached_until_the_directory_mtime_changes() {
-        let t = TestDir::new();
-        let origin = t.write("b/m.py", "");
-        let a = t.join("a");
-        std::fs::create_dir(&a).unwrap();
-        set_mtime(&a, 1_000);
-        let path = [a.clone(), t.join("b")];
+        let (t, origin, a, path) = empty_dir_before_the_archived();
         let mut dirs = cache();
         assert_eq!(dirs.check_module(&path, &origin, "m", false), Ok(()));
         // A new file behind an unchanged mtime is not seen (as FileFinder)...
