@@ -41,7 +41,7 @@ def _activate():
     if _is_stock():
         # A stock interpreter with the _cds extension: the patched
         # importlib's hooks, added at run time.
-        _install(_cds)
+        _install()
     else:
         # The patched interpreter's importlib hooks (PathFinder,
         # SourceLoader.get_code and, on 3.13, FrozenImporter) ask cds only
@@ -113,6 +113,7 @@ def stats():
                 "mapped_at_preferred_base": False, "stamped": False}
     return _cds.stats()
 
+
 # The import hook on a stock CPython (the `_cds` extension module).
 #
 # The patched interpreter asks `_cds` from inside importlib (patch
@@ -139,8 +140,6 @@ def _is_stock():
     return not hasattr(_external, "_cds_find_spec")
 
 
-# The `_cds` the hooks ask, once installed (None: they ask nothing).
-_hooked = None
 # The (suffix, loader) pairs of the default FileFinder path hook, the only
 # path entry finder cds answers for (as FileFinder.__init__ lays them out).
 _default_loaders = None
@@ -158,18 +157,18 @@ def _start():
         print(f"cds: the _cds extension cannot be loaded ({_why_no_cds}); imports go on normally", file=sys.stderr)
         return
     if _cds.tracing() or _cds.serving():
-        _install(_cds)
+        _install()
 
 
-def _install(cds):
-    """Makes PathFinder and SourceLoader ask `cds` (once per process)."""
-    global _hooked, _default_loaders
+def _install():
+    """Makes PathFinder and SourceLoader ask `_cds`, which the callers
+    found loaded (once per process)."""
+    global _default_loaders
     if _default_loaders is None:
         _default_loaders = [(suffix, loader) for loader, suffixes in _external._get_supported_file_loaders()
                             for suffix in suffixes]
         _wrap(_external.PathFinder, "find_spec", _find_spec_hook, classmethod)
         _wrap(_external.SourceLoader, "get_code", _get_code_hook, None)
-    _hooked = cds
 
 
 def _wrap(cls, name, make, kind):
@@ -184,7 +183,7 @@ def _wrap(cls, name, make, kind):
 
 def _find_spec_hook(find_spec):
     def hook(cls, fullname, path=None, target=None):
-        if _hooked is not None and cls is _external.PathFinder:
+        if cls is _external.PathFinder:
             spec = _archived_spec(fullname, path)
             if spec is not None:
                 return spec
@@ -194,8 +193,8 @@ def _find_spec_hook(find_spec):
 
 def _get_code_hook(get_code):
     def hook(self, fullname):
-        if _hooked is not None and type(self) is _external.SourceFileLoader:
-            code = _hooked.get_code(fullname, self.get_filename(fullname))
+        if type(self) is _external.SourceFileLoader:
+            code = _cds.get_code(fullname, self.get_filename(fullname))
             if code is not None:
                 return code
         return get_code(self, fullname)
@@ -209,7 +208,7 @@ def _is_default_finder(finder):
 def _archived_spec(fullname, path):
     """The spec PathFinder would return for an archived module, or None
     (`_cds_find_spec` of patch 0003, line for line)."""
-    found = _hooked.find(fullname, path)
+    found = _cds.find(fullname, path)
     if found is None:
         return None
     origin, is_package = found

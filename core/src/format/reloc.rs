@@ -123,10 +123,10 @@ pub fn read_image_relocations(bytes: &[u8], module: &ModuleView) -> Result<Reloc
 pub struct ImageSymbols {
     /// The byte range of the records they were read from (which module).
     from: Range<usize>,
-    /// The slots, group after group.
-    slots: Vec<u32>,
-    /// Per group, the address its slots must hold and how many they are.
-    values: Vec<(u64, usize)>,
+    /// The slots, by id.
+    slots: GroupedSlots,
+    /// Per group, in order, the address its slots must hold.
+    values: Vec<u64>,
 }
 
 /// The module's [`ImageSymbols`], each id resolved once by `symbol`.
@@ -143,18 +143,13 @@ pub unsafe fn read_image_symbols_at(
     assert!(module.relocs.end <= len);
     // SAFETY: in bounds (asserted); the caller keeps the records unwritten.
     let stream = unsafe { records_at(base, &module.relocs_image) };
-    let (mut slots, mut ids) = (Vec::with_capacity(stream.len()), Vec::new());
-    each_group(stream, |id, group| {
-        let before = slots.len();
-        each_slot_of(&group, module, before, &mut slots)?;
-        ids.push((id, slots.len() - before));
-        Ok(())
-    })?;
+    let mut slots = GroupedSlots::default();
+    each_group(stream, |id, group| slots.read(id, &group, module))?;
     // Ids resolved once the slots are read: resolving may allocate, and so
     // run Python, which may relocate another module of the mapping.
-    let mut values = Vec::with_capacity(ids.len());
-    for (id, count) in ids {
-        values.push((symbol(id).ok_or(RelocError::UnknownSymbol { id })? as u64, count));
+    let mut values = Vec::with_capacity(slots.groups.len());
+    for &(id, _) in &slots.groups {
+        values.push(symbol(id).ok_or(RelocError::UnknownSymbol { id })? as u64);
     }
     Ok(ImageSymbols { from: module.relocs.clone(), slots, values })
 }
@@ -167,11 +162,42 @@ impl ImageSymbols {
     pub unsafe fn write_at(&self, base: *mut u8, len: usize, module: &ModuleView) {
         assert_eq!(self.from, module.relocs, "image symbols of another module");
         assert!(module.hot.end <= len && module.cold.end <= len);
+        let mut values = self.values.iter();
+        // SAFETY: the slots were checked 8-aligned and inside the module
+        // (read_image_symbols_at), which the caller gives us exclusively.
+        unsafe { self.slots.write_at(base, |_, _| *values.next().expect("a value per group")) };
+    }
+}
+
+/// Slots of a grouped stream read group by group, each checked: per group
+/// its key and how many of the slots, in order, are its.
+#[derive(Default)]
+struct GroupedSlots {
+    slots: Vec<u32>,
+    groups: Vec<(u32, usize)>,
+}
+
+impl GroupedSlots {
+    /// Reads and checks the slots of `group`, whose key is `key`.
+    fn read(&mut self, key: u32, group: &Group, module: &ModuleView) -> Result<(), RelocError> {
+        let before = self.slots.len();
+        each_slot_of(group, module, before, &mut self.slots)?;
+        self.groups.push((key, self.slots.len() - before));
+        Ok(())
+    }
+
+    /// Writes into each group's slots what `value(key, slots)` gives for it.
+    ///
+    /// # Safety
+    /// The slots were read for the module at `base`, whose bytes the caller
+    /// may write exclusively.
+    unsafe fn write_at(&self, base: *mut u8, mut value: impl FnMut(u32, usize) -> u64) {
         let mut slots = self.slots.iter();
-        for &(value, count) in &self.values {
+        for &(key, count) in &self.groups {
+            let value = value(key, count);
             for &slot in slots.by_ref().take(count) {
-                // SAFETY: slots were checked 8-aligned and inside the module
-                // (read_image_symbols_at), which the caller gives us exclusively.
+                // SAFETY: each_slot_of found the slot 8-aligned and inside
+                // the module, which the caller gives us exclusively.
                 unsafe { store_slot(base, slot, value) };
             }
         }
@@ -195,8 +221,9 @@ pub fn read_names(bytes: &[u8], module: &ModuleView) -> Result<Vec<u32>, RelocEr
 
 /// Rewrites the module's pooled-name slots whose entry stands for another
 /// str in this process: the slots of each name whose entry (a file offset)
-/// `moved` selects, all made to hold what `rewritten(entry, slots)` gives
-/// for that entry and its number of slots. Every slot of those names is
+/// `moved` selects (asked once per name, entries ascending), all made to
+/// hold what `rewritten(entry, slots)` gives for that entry and its number
+/// of slots. Every slot of those names is
 /// decoded and checked first, as [`apply_relocations_at`] checks its
 /// records, so a bad one writes nothing; the other names' slot lists are
 /// skipped unread (their slots hold their entries, pre-written, which the
@@ -208,32 +235,17 @@ pub unsafe fn rewrite_pooled_names_at(
     base: *mut u8,
     len: usize,
     module: &ModuleView,
-    moved: impl Fn(u32) -> bool,
-    mut rewritten: impl FnMut(u32, usize) -> u64,
+    mut moved: impl FnMut(u32) -> bool,
+    rewritten: impl FnMut(u32, usize) -> u64,
 ) -> Result<(), RelocError> {
     assert!(module.relocs.end <= len && module.hot.end <= len && module.cold.end <= len);
-    // The moved names' slots, name after name, and per name its entry and
-    // how many of those slots are its.
-    let (mut slots, mut names) = (Vec::new(), Vec::new());
     // SAFETY: in bounds (asserted); the caller keeps the records unwritten.
     let region = unsafe { records_at(base, &module.relocs_names) };
-    each_name(region, module, |entry, name| {
-        if moved(entry) {
-            let before = slots.len();
-            each_slot_of(&name, module, before, &mut slots)?;
-            names.push((entry, slots.len() - before));
-        }
-        Ok(())
-    })?;
-    let mut slots = slots.into_iter();
-    for (entry, count) in names {
-        let value = rewritten(entry, count);
-        for slot in slots.by_ref().take(count) {
-            // SAFETY: each_slot_of found the slot 8-aligned and inside the
-            // module, which the caller gives us exclusively.
-            unsafe { store_slot(base, slot, value) };
-        }
-    }
+    let mut slots = GroupedSlots::default();
+    each_name(region, module, |entry, name| if moved(entry) { slots.read(entry, &name, module) } else { Ok(()) })?;
+    // SAFETY: the slots were read for this module, which the caller gives
+    // us exclusively.
+    unsafe { slots.write_at(base, rewritten) };
     Ok(())
 }
 

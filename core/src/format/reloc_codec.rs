@@ -1,7 +1,8 @@
 //! The byte encoding of a module's relocation records (format 4) and of its
-//! names region (its pooled-name records by name, format 10): the one
-//! place that writes ([`encode`], [`encode_names_region`], used by the
-//! builder) and reads ([`Decoder`], [`NamesDecoder`], used by `reloc`) them.
+//! grouped streams (its names region and image stream, by target, format
+//! 10): the one place that writes ([`encode`], [`encode_names_region`],
+//! [`encode_image_stream`], used by the builder) and reads ([`Decoder`],
+//! [`GroupsDecoder`], used by `reloc`) them.
 //!
 //! A record is a LEB128 head, `(slot − previous slot) / 8 << 3 | kind`, then
 //! a payload by kind: Symbol its id, CodeInit nothing, the others the
@@ -187,7 +188,7 @@ pub fn encode_image_stream(symbols: &[Reloc]) -> Vec<u8> {
 }
 
 /// One group of a grouped stream: its key, and the bytes of its slot list
-/// ([`Group::each_slot`] reads them).
+/// ([`Group::decode_slots`] reads them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Group<'a> {
     pub key: u32,

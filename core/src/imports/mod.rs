@@ -19,6 +19,12 @@ fn mtime_ns(meta: &Metadata) -> i128 {
     meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128
 }
 
+/// A file's mtime as `os.stat().st_mtime` gives it (seconds, a double),
+/// what importlib's `FileFinder` keeps with its listing.
+fn st_mtime(meta: &Metadata) -> f64 {
+    meta.mtime() as f64 + meta.mtime_nsec() as f64 * 1e-9
+}
+
 /// Scratch directories for the tests of this module (std only, no crate).
 #[cfg(test)]
 mod testdir {

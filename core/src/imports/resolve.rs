@@ -13,7 +13,7 @@
 //! when its mtime is still the one that finder read them at (what the
 //! finder itself checks before it uses them).
 
-use super::mtime_ns;
+use super::{mtime_ns, st_mtime};
 use std::collections::HashMap;
 use std::fs;
 use std::path::Path;
@@ -53,13 +53,6 @@ impl Listing {
     fn contains(&self, name: &str) -> bool {
         self.names.binary_search_by(|n| n.as_str().cmp(name)).is_ok()
     }
-}
-
-/// A file's mtime as `os.stat().st_mtime` gives it (seconds, a double),
-/// what importlib's `FileFinder` keeps with its listing.
-fn st_mtime(meta: &fs::Metadata) -> f64 {
-    use std::os::unix::fs::MetadataExt;
-    meta.mtime() as f64 + meta.mtime_nsec() as f64 * 1e-9
 }
 
 /// The first eight bytes of `name`, zero-padded, as a big-endian number.

@@ -788,48 +788,20 @@ impl Preparation {
         // Another str was interned first for some names: the slots naming
         // them are switched to it, each slot counting its reference, and
         // the list's own references are let go.
-        let others_at = EntrySet::of(others.iter().map(|&(entry, _)| entry));
+        // The rewrite asks of each listed entry in the list's order, which
+        // is `others`'s: the next of `others` is the only one to look for.
+        let mut pending = others.iter().map(|&(entry, _)| entry).peekable();
+        let moved = |entry| pending.next_if_eq(&entry).is_some();
         // SAFETY: an entry interned above, so known: this only counts the
         // slots' references to the str it stands for; GIL held.
         let interned = |entry: u32, slots| unsafe { self.pool.interned_again(base + entry as usize, slots) } as u64;
         // SAFETY: as in `relocate`; the records are the module's own, read now.
-        let fixed = unsafe {
-            rewrite_pooled_names_at(self.base, self.len, self.module.view(), |e| others_at.contains(e), interned)
-        };
+        let fixed = unsafe { rewrite_pooled_names_at(self.base, self.len, self.module.view(), moved, interned) };
         for (_, interned) in others {
             // SAFETY: one reference `Pool::intern` handed out above; GIL held.
             unsafe { ffi::Py_DECREF(interned as *mut ffi::PyObject) };
         }
         fixed.map_err(|e| e.to_string())
-    }
-}
-
-/// Some of a module's name pool entries (file offsets, 16-aligned), as one
-/// bit per pool position between the first and the last: a test per
-/// pooled-name slot costs a shift, not a search.
-struct EntrySet {
-    first: u32,
-    bits: Vec<u64>,
-}
-
-impl EntrySet {
-    fn of(entries: impl Iterator<Item = u32> + Clone) -> Self {
-        let first = entries.clone().min().unwrap_or(0);
-        let last = entries.clone().max().unwrap_or(0);
-        let mut bits = vec![0u64; ((last - first) as usize / OBJECT_ALIGN) / 64 + 1];
-        for entry in entries {
-            let at = (entry - first) as usize / OBJECT_ALIGN;
-            bits[at / 64] |= 1 << (at % 64);
-        }
-        Self { first, bits }
-    }
-
-    fn contains(&self, entry: u32) -> bool {
-        let Some(offset) = entry.checked_sub(self.first).map(|d| d as usize) else {
-            return false;
-        };
-        let at = offset / OBJECT_ALIGN;
-        offset.is_multiple_of(OBJECT_ALIGN) && self.bits.get(at / 64).is_some_and(|word| word & (1 << (at % 64)) != 0)
     }
 }
 

@@ -506,7 +506,7 @@ fn complete<T>(answer: Option<Answer<T>>) -> Option<T> {
 fn adopt_file_finder_listings(dirs: &[String]) {
     let mut unlisted = with_state(|st| {
         let mut unlisted: Vec<String> = Vec::new();
-        for served in st.layers_mut() {
+        for served in st.layers() {
             unlisted.extend(served.unlisted_dirs(dirs).into_iter().map(str::to_owned));
         }
         unlisted
