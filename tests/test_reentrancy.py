@@ -13,11 +13,19 @@ archived module is being looked up and fixed up (building its frozensets
 allocates GC objects). On 3.11 a collection runs inside that allocation; on
 3.13 collections wait for the eval loop, so the window is never hit there
 and the tests check only that the program behaves.
+
+A stock interpreter's hook fixes the modules of an archive named at
+start-up up as it starts (`cds._start`), before any hook of the program:
+there the program names the archive with `cds.share()`, which fixes each
+module up at its first import, and the last test reaches the start-up
+window from a `.pth` file that site runs first.
 """
+
+from pathlib import Path
 
 import pytest
 
-from conftest import STATS, VERSION, stats_of, without_stats
+from conftest import STATS, STOCK, VERSION, clean_env, run, stats_of, without_stats
 
 # Modules with many frozenset constants: their fix-up allocates a frozenset each.
 SETS = "".join(f"def f{i}(x):\n    return x in {{{i}, {i + 1}, 'k{i}'}}\n" for i in range(40))
@@ -116,7 +124,10 @@ def same_as_without_cds(ws, program, must_hit):
     ws.archive("-c", "import mod_a, mod_b")
     assert {"mod_a", "mod_b"} <= set(ws.traced_names())
     plain = ws.plain("-c", program, timeout=30)
-    cds = ws.replay("-c", program + "\n" + STATS, timeout=30)
+    if STOCK:
+        cds = ws.plain("-c", f"import cds; cds.share({str(ws.img)!r})\n" + program + "\n" + STATS, timeout=30)
+    else:
+        cds = ws.replay("-c", program + "\n" + STATS, timeout=30)
     assert without_stats(cds.stdout) == plain.stdout.rstrip("\n")
     assert [l for l in cds.stderr.splitlines() if not l.startswith("HITS ")] == []
     if must_hit:
@@ -164,3 +175,64 @@ report()
 '''
     stats = same_as_without_cds(ws, program, False)
     assert "mod_b" in stats["served"]
+
+
+# Run by a .pth that site processes before cds-hook.pth: a collection while
+# `cds._start` fixes the archive's modules up imports one of them.
+EARLY = r'''
+import builtins, gc, sys
+def callback(phase, info):
+    try:
+        caller = sys._getframe(1).f_code
+    except ValueError:  # no Python frame: a collection at exit
+        return
+    if phase == "start" and caller.co_name == "_start" and caller.co_filename.endswith("__init__.py") \
+            and "{nested}" not in sys.modules:
+        builtins.early_hits.append(1)
+        import {nested}
+if not hasattr(builtins, "early_hits"):  # site may reach one directory by two paths
+    builtins.early_hits = []
+    gc.callbacks.append(callback)
+    gc.set_threshold(1)
+'''
+
+AFTER_EARLY = r'''
+import builtins, gc, sys
+gc.callbacks.clear()
+gc.set_threshold(700)
+import mod_a, mod_b
+print(mod_a.VALUE, mod_b.VALUE)
+print("HITS", len(getattr(builtins, "early_hits", [])), file=sys.stderr)
+'''
+
+
+@pytest.fixture
+def early_pth():
+    """A .pth in the interpreter's site-packages, sorted before cds-hook.pth,
+    running the file CDS_TEST_EARLY names when that is set."""
+    site_packages = Path(run("-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
+    pth = site_packages / "a-cds-test-early.pth"
+    pth.write_text("import os; exec(open(os.environ['CDS_TEST_EARLY']).read()) if 'CDS_TEST_EARLY' in os.environ else None\n")
+    yield
+    pth.unlink()
+
+
+@pytest.mark.skipif(not STOCK, reason="the stock hook fixes an archive named at start-up up as it starts")
+@pytest.mark.parametrize("nested", ["mod_b", "mod_a"])
+def test_gc_callback_importing_while_the_hook_fixes_up_at_start(ws, early_pth, nested):
+    for name, text in MODULES.items():
+        ws.write(name, text)
+    early = ws.write("early.py", EARLY.replace("{nested}", nested))
+    ws.archive("-c", "import mod_a, mod_b")
+    # PYTHONPATH: the nested import runs before the program's directory is on sys.path.
+    env = clean_env(PYTHONPATH=ws.path, CDS_TEST_EARLY=early)
+    plain = ws.plain("-c", AFTER_EARLY, env=env, timeout=30)
+    cds = ws.replay("-c", AFTER_EARLY + STATS, env=env, timeout=30)
+    assert without_stats(cds.stdout) == plain.stdout.rstrip("\n")
+    assert [l for l in cds.stderr.splitlines() if not l.startswith("HITS ")] == []
+    if HITS_INSIDE_ALLOCATION:
+        assert hits_of(cds) > 0, "no collection ran inside the start-up fix-up: the test exercised nothing"
+    stats = stats_of(cds)
+    # The nested import found its module claimed (imported normally); the other was fixed up and served.
+    other = "mod_a" if nested == "mod_b" else "mod_b"
+    assert other in stats["served"] and stats["rejected"] == {}

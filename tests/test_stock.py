@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import STOCK, VERSION, clean_env, run
+from conftest import STATS, STOCK, VERSION, clean_env, run, stats_of, without_stats
 
 STOCK_MD = Path(__file__).resolve().parent.parent / "docs" / "STOCK.md"
 
@@ -59,3 +59,20 @@ def test_the_extension_carries_its_own_unwinder():
     program = ("import cds._cds, os; maps = open('/proc/self/maps').read(); "
                "print(os.path.basename(cds._cds.__file__) in maps, 'libgcc_s' in maps)")
     assert run("-c", program, env=clean_env()).stdout == "True False\n"
+
+
+def test_the_hook_fixes_the_start_up_archive_up_as_it_starts(ws):
+    # docs/STOCK.md, "Fixed up at start": every module, imported or not;
+    # still served only when its source is unchanged. The patched
+    # interpreter fixes each module up at its first import.
+    ws.write("alpha.py", "A = 1\n")
+    ws.write("beta.py", "B = 2\n")
+    img = ws.archive("-c", "import alpha, beta")
+    ws.write("beta.py", "B = 30\n")
+    env = clean_env(PYCDSMODE="SHARE", PYCDSARCHIVE=img, PYCDSVERBOSE="2")
+    proc = run("-c", "import beta; print(beta.B)\n" + STATS, env=env, cwd=ws.path)
+    stats = stats_of(proc)
+    assert without_stats(proc.stdout) == "30"
+    assert "beta" in stats["rejected"] and "alpha" not in stats["served"]
+    fixed_up = [l for l in proc.stderr.splitlines() if l.startswith("cds: fixed up ")]
+    assert fixed_up == ([f"cds: fixed up {stats['modules']} modules of {img} at start"] if STOCK else [])

@@ -147,7 +147,9 @@ _default_loaders = None
 
 def _start():
     """Installs the hook if `_cds` (which read the options and opened the
-    archives as this package loaded it) traces or serves. A `_cds` that
+    archives as this package loaded it) traces or serves, and has the named
+    archive's modules fixed up now: it is the program's own, nearly all of
+    it imported (docs/STOCK.md, "Fixed up at start"). A `_cds` that
     cannot load is one line on stderr; imports go on normally. Nothing on
     the patched interpreter (the wheel installed into it too): its
     importlib asks `_cds` itself."""
@@ -158,6 +160,7 @@ def _start():
         return
     if _cds.tracing() or _cds.serving():
         _install()
+        _cds.prepare_named()
 
 
 def _install():

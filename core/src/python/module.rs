@@ -113,6 +113,14 @@ unsafe extern "C" fn cds_serving(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject)
     unsafe { new_bool(on) }
 }
 
+unsafe extern "C" fn cds_prepare_named(_m: *mut ffi::PyObject, _a: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    if in_main_interpreter() {
+        state::prepare_named();
+    }
+    // SAFETY: GIL held (called from Python).
+    unsafe { none() }
+}
+
 unsafe extern "C" fn cds_find(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: GIL held (called from Python); args is the argument tuple.
     unsafe {
@@ -445,9 +453,10 @@ const fn method(
     }
 }
 
-static mut METHODS: [ffi::PyMethodDef; 14] = [
+static mut METHODS: [ffi::PyMethodDef; 15] = [
     method(c"tracing", cds_tracing, ffi::METH_NOARGS, c"True when -X cds_trace records loaded modules."),
     method(c"serving", cds_serving, ffi::METH_NOARGS, c"True when a valid archive is mapped."),
+    method(c"prepare_named", cds_prepare_named, ffi::METH_NOARGS, c"prepare_named(): fix up every module of the named archive now (the stock hook, as it starts)"),
     method(
         c"start_tracing",
         cds_start_tracing,

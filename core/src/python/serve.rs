@@ -3,8 +3,9 @@
 //! Opening maps the file and validates its header and table only; each module
 //! is checked (source freshness, checksum, relocation records, the shape of
 //! its objects: `super::shapes`) and fixed up at its first import, so opening
-//! never touches the archived objects; the name pool is checksummed once,
-//! before the first fix-up. The
+//! never touches the archived objects (the stock hook has its start-up
+//! archive's modules all fixed up at once: [`Served::claim_all`]); the name
+//! pool is checksummed once, before the first fix-up. The
 //! mapping is private and writable (copy-on-write): the interpreter writes
 //! into archived objects (refcounts, quickened bytecode, str hashes), and
 //! those writes stay in this process. It is never unmapped: archived objects
@@ -36,6 +37,7 @@ use crate::imports::freshness::{source_unchanged, Check, SourceStamp};
 use crate::imports::resolve::DirCache;
 use std::collections::{HashMap, HashSet};
 use std::fs::OpenOptions;
+use std::ops::Range;
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::Arc;
 
@@ -481,20 +483,27 @@ impl Served {
         if !self.pool_intact(name) {
             return Answer::Now(None);
         }
-        let checked = match &self.vouched {
-            Some(vouched) => self.vouched_module(view, vouched),
-            None => self.check_module(view),
-        };
-        let module = match checked {
-            Ok(module) => module,
+        match self.claim(view, name, serves) {
+            Ok(preparation) => {
+                let code = self.map.as_ptr() as usize + preparation.module.view().code;
+                Answer::AfterPreparing(Box::new(preparation), code)
+            }
             Err(why) => {
                 self.broken(index, name, why);
-                return Answer::Now(None);
+                Answer::Now(None)
             }
-        };
-        self.states.insert(index, ModuleState::Preparing);
-        let code = self.map.as_ptr() as usize + module.view().code;
-        let preparation = Preparation {
+        }
+    }
+
+    /// Checks module `view`'s bytes and claims it for its fix-up (state
+    /// `Preparing`).
+    fn claim(&mut self, view: ModuleView, name: &str, serves: bool) -> Result<Preparation, String> {
+        let module = match &self.vouched {
+            Some(vouched) => self.vouched_module(view, vouched),
+            None => self.check_module(view),
+        }?;
+        self.states.insert(module.view().index, ModuleState::Preparing);
+        Ok(Preparation {
             base: self.map.base_ptr(),
             len: self.map.len(),
             symbols: Arc::clone(&self.symbols),
@@ -502,8 +511,58 @@ impl Served {
             name: name.to_owned(),
             serves,
             module,
-        };
-        Answer::AfterPreparing(Box::new(preparation), code)
+            populated: false,
+        })
+    }
+
+    /// Claims every module no lookup has claimed yet, to be fixed up
+    /// together now rather than each at its first import: for a program's
+    /// own archive (traced from it, so nearly all of it is imported) whose
+    /// objects relocation writes anyway (the interpreter's image moved),
+    /// the pages are copied in three calls instead of two per module, and
+    /// the imports that follow find their modules ready. Checks are as at
+    /// a lookup; a module that fails them, or a pool that fails its
+    /// checksum, is left to its lookup, which reports it as before. The
+    /// source is checked when the module is served, as always.
+    pub fn claim_all(&mut self) -> Vec<Preparation> {
+        if self.file_changed() {
+            return Vec::new();
+        }
+        if self.pool_verified.is_none() && self.archive.verify_names(&self.map).is_ok() {
+            self.pool_passed();
+        }
+        if !self.pool_verified.as_ref().is_some_and(|v| v.is_ok()) {
+            return Vec::new();
+        }
+        let mut claimed = Vec::new();
+        for index in 0..self.archive.module_count() {
+            if self.states.contains_key(&index) {
+                continue;
+            }
+            let Ok(view) = self.archive.module(&self.map, index) else { continue };
+            if view.is_frozen(&self.map) {
+                continue;
+            }
+            let name = view.name(&self.map).to_owned();
+            if let Ok(preparation) = self.claim(view, &name, false) {
+                claimed.push(preparation);
+            }
+        }
+        if !image::fixed() {
+            // Relocation writes every claimed object's type slot and interns
+            // the names (the archive's own pages, so copied for writing).
+            let views = || claimed.iter().map(|p| p.module.view());
+            let base = self.map.as_ptr() as usize;
+            for span in
+                [covering(views().map(|v| &v.hot)), covering(views().map(|v| &v.cold)), Some(self.archive.names())]
+                    .into_iter()
+                    .flatten()
+            {
+                mapping::populate_for_writing(base + span.start..base + span.end);
+            }
+            claimed.iter_mut().for_each(|p| p.populated = true);
+        }
+        claimed
     }
 
     /// A module of a stamped archive: only its records are read, and only
@@ -693,6 +752,11 @@ impl OwnedStamp {
     }
 }
 
+/// The smallest range covering all of `ranges` (None for none).
+fn covering<'a>(ranges: impl Iterator<Item = &'a Range<usize>>) -> Option<Range<usize>> {
+    ranges.fold(None, |all, r| Some(all.map_or(r.clone(), |a: Range<usize>| a.start.min(r.start)..a.end.max(r.end))))
+}
+
 /// A lookup's answer: known now, or once the caller has fixed the module up
 /// with the state unlocked ([`Preparation::relocate`]) and handed the
 /// outcome to [`Served::finish`]; `T` is then the answer if that succeeds.
@@ -722,6 +786,8 @@ pub struct Preparation {
     name: String,
     serves: bool,
     module: ShapeChecked,
+    /// Its pages were already copied for writing ([`Served::claim_all`]).
+    populated: bool,
 }
 
 impl Preparation {
@@ -730,7 +796,7 @@ impl Preparation {
     pub fn relocate(&self) -> Result<(), String> {
         let mut fixups = RuntimeFixups { symbols: &self.symbols, pool: &self.pool, sets: HashMap::new() };
         let view = self.module.view();
-        if !image::fixed() {
+        if !image::fixed() && !self.populated {
             // Every object's type slot names a type of the moved image.
             for objects in [&view.hot, &view.cold] {
                 mapping::populate_for_writing(self.base as usize + objects.start..self.base as usize + objects.end);

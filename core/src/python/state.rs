@@ -500,6 +500,27 @@ fn complete<T>(answer: Option<Answer<T>>) -> Option<T> {
     }
 }
 
+/// Fixes up every module of the named archive now (`Served::claim_all`),
+/// as the stock hook starts: each relocated unlocked, as a lookup's is.
+pub fn prepare_named() {
+    let Some((path, claimed)) =
+        with_state(|st| st.named.as_mut().map(|served| (served.path.clone(), served.claim_all()))).flatten()
+    else {
+        return;
+    };
+    if claimed.is_empty() {
+        return; // fixed up already (site may run the hook twice: one directory reached by two paths)
+    }
+    let mut ready = 0;
+    for preparation in claimed {
+        let relocated = preparation.relocate();
+        let finished =
+            with_state(|st| st.layers_mut().find(|s| s.prepared(&preparation))?.finish(preparation, relocated));
+        ready += usize::from(finished.flatten().is_some());
+    }
+    verbose::prepared(&path, ready);
+}
+
 /// Hands the layers the listings importlib's `FileFinder`s hold for the
 /// search path entries `dirs` they have not listed yet, read unlocked
 /// (reading them runs the interpreter): a directory is not read twice.

@@ -63,6 +63,14 @@ pub fn opened(archive: &str, modules: usize, at_preferred_base: bool, stamped: b
     }
 }
 
+/// The named archive's modules fixed up as the stock hook started
+/// (`state::prepare_named`).
+pub fn prepared(archive: &str, modules: usize) {
+    if at(2) {
+        eprintln!("cds: fixed up {modules} modules of {archive} at start");
+    }
+}
+
 pub fn stamp_ignored(archive: &str, why: &str) {
     if at(2) {
         eprintln!("cds: stamp of {archive} not used: {why}");
