@@ -418,7 +418,8 @@ impl Served {
     /// holds it for exactly `source_path` and the source is unchanged.
     pub fn get_code(&mut self, name: &str, source_path: &str) -> Answer<usize> {
         if let Some(ready) = self.ready.get(name) {
-            if ready.origin != source_path {
+            // `changed`: the finder's lookup noticed the file changed in place.
+            if self.changed || ready.origin != source_path {
                 return Answer::Now(None);
             }
             if let Err(why) = source_unchanged(&ready.origin, &ready.source.stamp(), self.check) {
