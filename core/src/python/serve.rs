@@ -517,11 +517,12 @@ impl Served {
     }
 
     /// Claims every module no lookup has claimed yet, to be fixed up
-    /// together now rather than each at its first import: for a program's
-    /// own archive (traced from it, so nearly all of it is imported) whose
-    /// objects relocation writes anyway (the interpreter's image moved),
-    /// the pages are copied in three calls instead of two per module, and
-    /// the imports that follow find their modules ready. Checks are as at
+    /// together now rather than each at its first import: meant for a
+    /// program's own archive (traced from it, so nearly all of it is
+    /// imported). Where the interpreter's image moved, relocation writes
+    /// nearly every page anyway, so the pages are copied in three calls
+    /// instead of two per module; and the imports that follow find their
+    /// modules ready. Checks are as at
     /// a lookup; a module that fails them, or a pool that fails its
     /// checksum, is left to its lookup, which reports it as before. The
     /// source is checked when the module is served, as always.

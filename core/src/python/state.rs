@@ -509,7 +509,7 @@ pub fn prepare_named() {
         return;
     };
     if claimed.is_empty() {
-        return; // fixed up already (site may run the hook twice: one directory reached by two paths)
+        return; // fixed up already: site runs a venv's .pth files twice (`site.venv`, then `site.main`)
     }
     let mut ready = 0;
     for preparation in claimed {
