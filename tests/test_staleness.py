@@ -2,6 +2,7 @@
 changed is imported normally (and reported), the rest are still served."""
 
 import os
+import shutil
 
 from conftest import STATS, clean_env, run, stats_of, without_stats
 
@@ -27,6 +28,16 @@ def test_new_module_earlier_on_sys_path_shadows(ws):
     assert "shadowed" in rejected["mymod"]
 
 
+def archive_lib_mymod_behind(ws, earlier):
+    """Archives lib/mymod.py (WHERE = 'lib') traced with directory `earlier`
+    before lib on PYTHONPATH; returns that environment."""
+    ws.write("lib/mymod.py", "WHERE = 'lib'\n")
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(earlier), str(ws.path / "lib")]))
+    run(f"-Xcds_trace={ws.lst}", "-c", "import mymod", env=env, cwd=ws.path)
+    ws.dump()
+    return env
+
+
 def test_a_directory_is_seen_as_its_finder_sees_it(ws):
     # A module written into an earlier search path directory behind an
     # unchanged mtime: importlib's FileFinder keeps the names it listed, so
@@ -34,12 +45,9 @@ def test_a_directory_is_seen_as_its_finder_sees_it(ws):
     # its own or the finder's, is revalidated by mtime the same way): the
     # archived module is served, and the program computes what it computes
     # without cds.
-    ws.write("lib/mymod.py", "WHERE = 'lib'\n")
     ws.write("early/first.py", "")
     early = ws.path / "early"
-    env = clean_env(PYTHONPATH=os.pathsep.join([str(early), str(ws.path / "lib")]))
-    run(f"-Xcds_trace={ws.lst}", "-c", "import mymod", env=env, cwd=ws.path)
-    ws.dump()
+    env = archive_lib_mymod_behind(ws, early)
     program = (
         "import os, sys\n"
         "sys.dont_write_bytecode = True\n"  # no __pycache__ to move the mtime
@@ -57,6 +65,65 @@ def test_a_directory_is_seen_as_its_finder_sees_it(ws):
     proc = run(f"-Xcds={ws.img}", "-c", program + STATS, env=env, cwd=ws.path)
     assert plain.stdout == "lib\n" and without_stats(proc.stdout) == "lib"
     assert "mymod" in stats_of(proc)["served"]
+
+
+def test_an_entry_importlib_has_no_finder_for_is_skipped_as_importlib_skips_it(ws):
+    # PathFinder caches None for a search path entry no path hook takes (a
+    # directory missing when first searched, as python311.zip on every
+    # sys.path) and skips it from then on, even once a module appears
+    # there: cds skips it too, without a look, and serves the archived one.
+    later = ws.path / "later"
+    env = archive_lib_mymod_behind(ws, later)
+    program = (
+        "import os, sys\n"
+        "sys.dont_write_bytecode = True\n"
+        "try:\n"
+        "    import not_anywhere\n"
+        "except ImportError:\n"
+        "    pass\n"
+        f"later = {str(later)!r}\n"
+        "assert sys.path_importer_cache[later] is None\n"
+        "os.mkdir(later)\n"
+        "with open(os.path.join(later, 'mymod.py'), 'w') as f:\n"
+        "    f.write(\"WHERE = 'later'\\n\")\n"
+        "import mymod\n"
+        "print(mymod.WHERE)\n"
+    )
+    plain = run("-c", program, env=env, cwd=ws.path)
+    shutil.rmtree(later)
+    proc = run(f"-Xcds={ws.img}", "-c", program + STATS, env=env, cwd=ws.path)
+    assert plain.stdout == "lib\n" and without_stats(proc.stdout) == "lib"
+    assert "mymod" in stats_of(proc)["served"]
+
+
+def test_after_a_chdir_the_current_directory_is_another_entry(ws):
+    # '' on sys.path is the current directory at each search: after a chdir
+    # into a directory holding the module, a normal import finds it there,
+    # even if that directory has the mtime of the one cds looked at for ''
+    # before. cds looks at the directory by name: it sees the new one.
+    ws.write("lib/mymod.py", "WHERE = 'lib'\n")
+    ws.write("lib/other.py", "")
+    ws.write("here/placeholder.txt", "")
+    ws.write("there/mymod.py", "WHERE = 'there'\n")
+    here, there = ws.path / "here", ws.path / "there"
+    env = clean_env(PYTHONPATH=ws.path / "lib")
+    run(f"-Xcds_trace={ws.lst}", "-c", "import other, mymod", env=env, cwd=here)
+    ws.dump()
+    program = (
+        "import os, sys\n"
+        "sys.dont_write_bytecode = True\n"
+        "import other\n"  # searched '' (here) first
+        f"st = os.stat({str(here)!r})\n"
+        f"os.utime({str(there)!r}, ns=(st.st_atime_ns, st.st_mtime_ns))\n"
+        f"os.chdir({str(there)!r})\n"
+        "import mymod\n"
+        "print(mymod.WHERE)\n"
+    )
+    plain = run("-c", program, env=env, cwd=here)
+    proc = run(f"-Xcds={ws.img}", "-c", program + STATS, env=env, cwd=here)
+    assert plain.stdout == "there\n" and without_stats(proc.stdout) == "there"
+    served, rejected = served_and_rejected(proc)
+    assert "other" in served and "shadowed" in rejected["mymod"]
 
 
 def test_package_next_to_archived_module_shadows(ws):

@@ -144,6 +144,10 @@ def _is_stock():
 # path entry finder cds answers for (as FileFinder.__init__ lays them out).
 _default_loaders = None
 
+# The path separator: cds runs on POSIX systems only.
+_sep = _external.path_sep
+_FileFinder = _external.FileFinder
+
 
 def _start():
     """Installs the hook if `_cds` (which read the options and opened the
@@ -196,54 +200,28 @@ def _find_spec_hook(find_spec):
 
 def _get_code_hook(get_code):
     def hook(self, fullname):
-        if type(self) is _external.SourceFileLoader:
-            code = _cds.get_code(fullname, self.get_filename(fullname))
+        # What get_filename(fullname) returns, without its name check's two
+        # calls: a fullname that is not the loader's goes to importlib, which
+        # raises as it would (None means the loader's own).
+        if type(self) is _external.SourceFileLoader and (fullname is None or fullname == self.name):
+            code = _cds.get_code(self.name, self.path)
             if code is not None:
                 return code
         return get_code(self, fullname)
     return hook
 
 
-def _is_default_finder(finder):
-    return type(finder) is _external.FileFinder and finder._loaders == _default_loaders
-
-
 def _archived_spec(fullname, path):
     """The spec PathFinder would return for an archived module, or None
-    (`_cds_find_spec` of patch 0003, line for line)."""
-    found = _cds.find(fullname, path)
+    (`_cds_find_spec` of patch 0003; given FileFinder and the default
+    loaders, `_cds.find` walks the finders on the path as that does)."""
+    found = _cds.find(fullname, path, _FileFinder, _default_loaders)
     if found is None:
         return None
     origin, is_package = found
-    home = _external._path_split(origin)[0]
-    if is_package:
-        home = _external._path_split(home)[0]
-    cache = sys.path_importer_cache
-    for entry in sys.path if path is None else path:
-        if not isinstance(entry, str):
-            continue
-        if entry in ("", "."):
-            try:
-                where = _external._os.getcwd()
-            except FileNotFoundError:
-                return None
-            # As _path_importer_cache: '' is cached under the cwd.
-            key = where if entry == "" else entry
-        else:
-            where = key = entry
-        if key in cache:
-            finder = cache[key]
-            if finder is None and where != home:
-                continue  # no finder for this entry: PathFinder skips it too
-            if not _is_default_finder(finder):
-                return None
-        if where == home:
-            break
-    else:
-        return None
     loader = _external.SourceFileLoader(fullname, origin)
     if is_package:
         # As FileFinder: the package directory is the search location.
         return _external.spec_from_file_location(fullname, origin, loader=loader,
-                                                 submodule_search_locations=[_external._path_split(origin)[0]])
+                                                 submodule_search_locations=[origin.rpartition(_sep)[0]])
     return _external.spec_from_file_location(fullname, origin, loader=loader, submodule_search_locations=None)

@@ -236,7 +236,7 @@ impl DirCache {
 }
 
 /// The directory part of `path` ('' when there is none).
-fn parent(path: &str) -> &str {
+pub fn parent(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
 }
 

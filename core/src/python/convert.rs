@@ -31,6 +31,19 @@ pub unsafe fn str_value(op: *mut ffi::PyObject) -> Option<String> {
 /// # Safety
 /// GIL held; `op` is a live object.
 pub unsafe fn str_list(op: *mut ffi::PyObject) -> Option<Vec<String>> {
+    // SAFETY: forwarded from the caller.
+    unsafe { str_list_map(op, |_, s| Some(s)) }
+}
+
+/// As [`str_list`], each str item passed through `map` (given the item,
+/// borrowed, GIL held, and its contents), which may leave it out.
+///
+/// # Safety
+/// GIL held; `op` is a live object.
+pub unsafe fn str_list_map(
+    op: *mut ffi::PyObject,
+    map: impl Fn(*mut ffi::PyObject, String) -> Option<String>,
+) -> Option<Vec<String>> {
     // SAFETY: forwarded from the caller; PySequence_Fast returns a new
     // reference we release, and so does PySequence_GetItem.
     unsafe {
@@ -50,7 +63,7 @@ pub unsafe fn str_list(op: *mut ffi::PyObject) -> Option<Vec<String>> {
                 ffi::PyErr_Clear();
                 continue;
             }
-            if let Some(s) = str_value(item) {
+            if let Some(s) = str_value(item).and_then(|s| map(item, s)) {
                 out.push(s);
             }
             ffi::Py_DECREF(item);

@@ -1,6 +1,7 @@
 //! What cds reads from the running interpreter besides its options.
 
 use super::convert::str_list;
+use super::file_finders::{searched_entries, Cwd};
 use super::{ffi, sys};
 use crate::format::CompileSettings;
 
@@ -25,15 +26,17 @@ pub unsafe fn interpreter_config<'a>() -> &'a sys::PyConfig {
     unsafe { &(*sys::PyInterpreterState_Get()).config }
 }
 
-/// The current `sys.path` as strings (non-str entries are skipped).
-pub fn sys_path() -> Vec<String> {
-    // SAFETY: GIL held (every caller runs in a `_cds` call); sys.path is borrowed.
+/// The `sys.path` entries a search for a top-level module looks into, as
+/// strings (non-str entries, and those importlib found no finder for, are
+/// skipped; '' is `cwd`: [`searched_entries`]).
+pub fn searched_sys_path(cwd: &Cwd) -> Vec<String> {
+    // SAFETY: GIL held (every caller runs in a `_cds` call, no cds lock); sys.path is borrowed.
     unsafe {
         let path = ffi::PySys_GetObject(c"path".as_ptr());
         if path.is_null() {
             return Vec::new();
         }
-        str_list(path).unwrap_or_default()
+        searched_entries(path, cwd).unwrap_or_default()
     }
 }
 

@@ -5,7 +5,10 @@
 //! - `tracing()`, `serving()`: whether `-X cds_trace` / `-X cds` are active.
 //! - `start_tracing(path)`, `start_serving(path)`: turn them on late, for
 //!   `cds.trace()` / `cds.share()` (which also point importlib at `_cds`).
-//! - `find(name, path)`: `(origin, is_package)` or None, for `CdsFinder`.
+//! - `find(name, path)`: `(origin, is_package)` or None, for importlib's
+//!   `PathFinder`; given `FileFinder` and the default path hook's loaders
+//!   too (the stock hook), None also unless the finders on the search path
+//!   are ones cds answers for (`file_finders::default_finders_reach`).
 //! - `get_code(name, source_path)`: the archived code object or None, for
 //!   `SourceLoader.get_code` (also records the module when tracing).
 //! - `get_frozen_code(name)`: the same for `FrozenImporter` (3.13+).
@@ -16,8 +19,9 @@
 //! - `build_id()`: the id archives made by this interpreter carry.
 
 use super::build_id::expectations;
-use super::convert::{new_bool, new_str, new_str_list, none, pair_list, raise, str_list, str_value};
+use super::convert::{new_bool, new_str, new_str_list, none, pair_list, raise, str_value};
 use super::dump::{self, DumpFailure, ModuleEntry, Skipped};
+use super::file_finders::{default_finders_reach, searched_entries, Cwd};
 use super::interpreter::in_main_interpreter;
 use super::serve::parse_for_this_interpreter;
 use super::stamp;
@@ -26,6 +30,7 @@ use super::verbose;
 use super::{as_sys, ffi, sys, version};
 use crate::format::Layer;
 use crate::imports::freshness::Check;
+use crate::imports::resolve::parent;
 use std::ffi::{c_int, CString};
 use std::ptr::null_mut;
 
@@ -127,9 +132,20 @@ unsafe extern "C" fn cds_find(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
         let Some(name) = arg_str(args, 0) else {
             return raise(ffi::PyExc_TypeError, "find(name, path): name must be a str");
         };
-        let path = if ffi::PyTuple_Size(args) > 1 { str_list(ffi::PyTuple_GetItem(args, 1)) } else { None };
-        let found = state::find(&name, path.as_deref());
+        let arg = |i| if ffi::PyTuple_Size(args) > i { ffi::PyTuple_GetItem(args, i) } else { null_mut() };
+        let (path, file_finder, default_loaders) = (arg(1), arg(2), arg(3));
+        let cwd = Cwd::default();
+        let searched = if path.is_null() { None } else { searched_entries(path, &cwd) };
+        let found = state::find(&name, searched.as_deref(), &cwd);
         let Some((origin, is_package)) = found else { return none() };
+        if !file_finder.is_null() && !default_loaders.is_null() {
+            // The stock hook: the finders on the path are asked about here too.
+            let home = parent(if is_package { parent(&origin) } else { &origin });
+            let search_path = if path.is_null() { ffi::Py_None() } else { path };
+            if !default_finders_reach(search_path, home, &cwd, file_finder, default_loaders) {
+                return none();
+            }
+        }
         let origin = new_str(&origin);
         if origin.is_null() {
             return null_mut();
@@ -469,7 +485,12 @@ static mut METHODS: [ffi::PyMethodDef; 15] = [
         ffi::METH_O,
         c"start_serving(path) -> bool: serve from the archive at path from now on",
     ),
-    method(c"find", cds_find, ffi::METH_VARARGS, c"find(name, path) -> (origin, is_package) or None"),
+    method(
+        c"find",
+        cds_find,
+        ffi::METH_VARARGS,
+        c"find(name, path[, FileFinder, default_loaders]) -> (origin, is_package) or None"
+    ),
     method(c"get_code", cds_get_code, ffi::METH_VARARGS, c"get_code(name, source_path) -> code or None"),
     method(
         c"get_frozen_code",

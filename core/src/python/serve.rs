@@ -378,8 +378,8 @@ impl Served {
     /// For the meta path finder: `(origin, is_package)` when `name` can be
     /// served, after checking that a normal import would find the same file
     /// (`search_path` is the parent's `__path__`, or None for top-level
-    /// modules, which search `sys_path()`), checking its source and fixing its
-    /// objects up.
+    /// modules, which search `sys_path`; both without the entries importlib
+    /// found no finder for), checking its source and fixing its objects up.
     pub fn find(
         &mut self,
         name: &str,

@@ -26,8 +26,8 @@
 
 use super::build_id::expectations;
 use super::config::{Config, Mode};
-use super::file_finders;
-use super::interpreter::{extension_suffixes, path_hooks, sys_path};
+use super::file_finders::{self, Cwd};
+use super::interpreter::{extension_suffixes, path_hooks, searched_sys_path};
 use super::serve::{self, Answer, Served};
 use super::{ffi, verbose};
 use crate::imports::freshness::Check;
@@ -550,13 +550,14 @@ fn adopt_file_finder_listings(dirs: &[String]) {
 
 /// For `_cds.find`: `(origin, is_package)` of archived module `name` when it
 /// can be served (see [`Served::find`]); None also once the program has
-/// changed `sys.path_hooks`.
-pub fn find(name: &str, search_path: Option<&[String]>) -> Option<(String, bool)> {
+/// changed `sys.path_hooks`. `search_path` as [`file_finders::searched_entries`]
+/// gives it; `cwd` asks for the current directory once for the call.
+pub fn find(name: &str, search_path: Option<&[String]>, cwd: &Cwd) -> Option<(String, bool)> {
     if !serving() {
         return None;
     }
     let hooks = path_hooks();
-    let top_level_path = if search_path.is_none() { sys_path() } else { Vec::new() };
+    let top_level_path = if search_path.is_none() { searched_sys_path(cwd) } else { Vec::new() };
     adopt_file_finder_listings(search_path.unwrap_or(&top_level_path));
     let answer = with_state(|st| {
         if *st.path_hooks.get_or_insert_with(|| hooks.clone()) != hooks {
