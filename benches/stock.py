@@ -8,6 +8,7 @@ and what the .pth hook costs a start with no variable set (the venv with
 the wheel against one without). Called by run.py (`--only stock`)."""
 
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -81,6 +82,16 @@ class Stock:
                     out[k].append(int(p.stdout.split()[0]) / 1e6)
         return {k: stats(v) for k, v in out.items()}
 
+    def instructions(self, exe):
+        """Instructions `exe -c pass` executes (callgrind, one run: they do
+        not vary as wall time does), or None without valgrind."""
+        if not shutil.which("valgrind"):
+            return None
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", exe, "-c", "pass"],
+                           env={**self.env, "PYTHONHASHSEED": "0"}, cwd=self.cwd, text=True, capture_output=True)
+        found = re.search(r"Collected : (\d+)", p.stderr)
+        return int(found.group(1)) if p.returncode == 0 and found else None
+
     def pss(self, exe, env):
         return pss_of([[exe, "-c", MEMPROC, ",".join(MEMORY_SET)]] * PROCS, env, self.cwd)
 
@@ -135,7 +146,9 @@ class Stock:
                         f.write("# another package's path configuration file\n")
             hook = self.interleaved({"without": (self.plain, ["-c", "pass"], self.env),
                                      "with": (self.ext, ["-c", "pass"], self.env)}, 4 * runs)
-            res.setdefault("hook", {})[label] = {**hook, "ms": hook["with"]["median"] - hook["without"]["median"]}
+            res.setdefault("hook", {})[label] = {**hook, "ms": hook["with"]["median"] - hook["without"]["median"],
+                                                 "instructions": {"without": self.instructions(self.plain),
+                                                                  "with": self.instructions(self.ext)}}
             log(f"[stock {self.minor}] -c pass with the hook installed, no variable, {label}: "
                 f"{res['hook'][label]['ms'] * 1000:+.0f} us (medians {hook['without']['median']:.2f} -> "
                 f"{hook['with']['median']:.2f} ms)")
@@ -205,15 +218,19 @@ def report(res):
         L.append(row)
     L.append("")
     L.append("The hook (`cds-hook.pth`) with no variable set, `-c pass`, the venv with the wheel against one "
-             "without (target < 0.3 ms; IQR of the two runs' medians in brackets):\n")
-    L.append("| interpreter | the only .pth | beside another .pth |")
-    L.append("|---|---|---|")
+             "without (target < 0.3 ms; IQR of the two runs' medians in brackets; then the instructions it adds, "
+             "callgrind, which do not vary from run to run as wall time does):\n")
+    L.append("| interpreter | the only .pth | beside another .pth | instructions added (only .pth) |")
+    L.append("|---|---|---|---|")
     for m in minors:
         cells = []
         for label in ("alone", "beside another .pth"):
             h = res[m]["hook"][label]
             iqr = statistics.mean([h["with"]["iqr"], h["without"]["iqr"]])
             cells.append(f"{h['ms'] * 1000:+.0f} µs (±{iqr * 1000:.0f})")
+        n = res[m]["hook"]["alone"].get("instructions") or {}
+        cells.append(f"+{(n['with'] - n['without']) / 1e6:.2f} M of {n['without'] / 1e6:.1f} M"
+                     if n.get("with") and n.get("without") else "–")
         L.append(f"| {res[m]['python']} | " + " | ".join(cells) + " |")
     L.append("")
     return L
