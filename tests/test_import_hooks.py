@@ -149,3 +149,26 @@ def test_nonexistent_entries_before_the_archived_one_do_not_stop_serving(ws):
     plain, cds, stats = replay(ws, env, program)
     assert plain == cds == "original"
     assert "hooked" in stats["served"]
+
+
+def test_a_loader_asked_for_its_code_by_no_name_gets_it(ws):
+    # importlib's loaders take None for "the module I load"
+    # (`_check_name`): the code comes back, with or without cds (the stock
+    # hook raised TypeError, passing None on to `_cds.get_code`). It is
+    # served from the archive either way, and a name that is not the
+    # loader's still raises ImportError, as without cds.
+    env = archived(ws)
+    program = (
+        "import importlib.util\n"
+        "spec = importlib.util.find_spec('hooked')\n"
+        "code = spec.loader.get_code(None)\n"
+        "namespace = {}\n"
+        "exec(code, namespace)\n"
+        "try:\n"
+        "    spec.loader.get_code('other')\n"
+        "except ImportError as e:\n"
+        "    print(namespace['ORIGINAL'], type(e).__name__)\n"
+    )
+    plain, cds, stats = replay(ws, env, program)
+    assert plain == cds == "original ImportError"
+    assert "hooked" in stats["served"]
