@@ -143,9 +143,8 @@ def _is_stock():
 # The (suffix, loader) pairs of the default FileFinder path hook, the only
 # path entry finder cds answers for (as FileFinder.__init__ lays them out).
 _default_loaders = None
-
-# The path separator: cds runs on POSIX systems only.
-_sep = _external.path_sep
+# Its type, which `_cds.find` compares finders with (a global: no attribute
+# lookup per import).
 _FileFinder = _external.FileFinder
 
 
@@ -223,5 +222,5 @@ def _archived_spec(fullname, path):
     if is_package:
         # As FileFinder: the package directory is the search location.
         return _external.spec_from_file_location(fullname, origin, loader=loader,
-                                                 submodule_search_locations=[origin.rpartition(_sep)[0]])
+                                                 submodule_search_locations=[_external._path_split(origin)[0]])
     return _external.spec_from_file_location(fullname, origin, loader=loader, submodule_search_locations=None)

@@ -200,7 +200,7 @@ impl DirCache {
         is_package: bool,
     ) -> Result<(), String> {
         self.round += 1;
-        let home = parent(if is_package { parent(origin) } else { origin });
+        let home = home(origin, is_package);
         let tail = name.rsplit('.').next().unwrap_or(name);
         self.check(search_path, home, tail, is_package)
     }
@@ -235,8 +235,14 @@ impl DirCache {
     }
 }
 
+/// The search path directory a search for the archived file `origin` ends
+/// in: the one holding `name.py`, or the package directory `name/`'s parent.
+pub fn home(origin: &str, is_package: bool) -> &str {
+    parent(if is_package { parent(origin) } else { origin })
+}
+
 /// The directory part of `path` ('' when there is none).
-pub fn parent(path: &str) -> &str {
+fn parent(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
 }
 

@@ -63,16 +63,14 @@ unsafe fn cached_as_without_finder(cache: *mut ffi::PyObject, entry: *mut ffi::P
     }
 }
 
-/// The names importlib's `FileFinder` for search path entry `dir` ('' for
-/// the current directory) holds (`_path_cache`), with the directory mtime
+/// The names importlib's `FileFinder` for search path entry `dir` (the
+/// current directory by name, as [`searched_entries`] gives '') holds
+/// (`_path_cache`), with the directory mtime
 /// it read them at (`_path_mtime`, as `os.stat().st_mtime`), if it has read
 /// them: what a normal search of `dir` consults while that mtime holds.
 /// Only an exact `FileFinder` (a subclass may list otherwise). GIL held and
 /// no cds lock: reading them may run the interpreter.
 pub fn listing(dir: &str) -> Option<(f64, Vec<String>)> {
-    // As `PathFinder._path_importer_cache`, '' is cached under the cwd.
-    let key =
-        if dir.is_empty() { std::env::current_dir().ok()?.into_os_string().into_string().ok()? } else { dir.into() };
     // SAFETY: GIL held (every caller runs in a `_cds` call). Borrowed
     // references (sys.path_importer_cache, the finder) are used before any
     // call that could drop them; new references are released.
@@ -88,7 +86,7 @@ pub fn listing(dir: &str) -> Option<(f64, Vec<String>)> {
             ffi::PyErr_Clear();
             return None;
         }
-        let finder = cached_finder(&key);
+        let finder = cached_finder(dir);
         let exact = !finder.is_null() && ffi::Py_TYPE(finder).cast() == file_finder;
         ffi::Py_DECREF(file_finder);
         if !exact {
@@ -260,8 +258,8 @@ unsafe fn walk_entry(
     // SAFETY: forwarded from the caller; new references are released.
     unsafe {
         let Some(text) = str_value(entry) else { return Step::Next }; // PathFinder skips non-str entries too
-        let cwd_alias = text.is_empty() || text == ".";
-        let place = if cwd_alias {
+        let empty = text.is_empty();
+        let place = if empty || text == "." {
             match cwd.get() {
                 Some(cwd) => cwd.to_owned(),
                 None => return Step::Refused,
@@ -270,7 +268,7 @@ unsafe fn walk_entry(
             text
         };
         // As `PathFinder._path_importer_cache`, '' is cached under the cwd.
-        let key = if ffi::PyUnicode_GetLength(entry) == 0 {
+        let key = if empty {
             let key = ffi::PyUnicode_FromStringAndSize(place.as_ptr().cast(), place.len() as ffi::Py_ssize_t);
             if key.is_null() {
                 ffi::PyErr_Clear();

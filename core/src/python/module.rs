@@ -30,7 +30,7 @@ use super::verbose;
 use super::{as_sys, ffi, sys, version};
 use crate::format::Layer;
 use crate::imports::freshness::Check;
-use crate::imports::resolve::parent;
+use crate::imports::resolve::home;
 use std::ffi::{c_int, CString};
 use std::ptr::null_mut;
 
@@ -140,9 +140,8 @@ unsafe extern "C" fn cds_find(_m: *mut ffi::PyObject, args: *mut ffi::PyObject) 
         let Some((origin, is_package)) = found else { return none() };
         if !file_finder.is_null() && !default_loaders.is_null() {
             // The stock hook: the finders on the path are asked about here too.
-            let home = parent(if is_package { parent(&origin) } else { &origin });
             let search_path = if path.is_null() { ffi::Py_None() } else { path };
-            if !default_finders_reach(search_path, home, &cwd, file_finder, default_loaders) {
+            if !default_finders_reach(search_path, home(&origin, is_package), &cwd, file_finder, default_loaders) {
                 return none();
             }
         }

@@ -522,10 +522,10 @@ impl Served {
     /// imported). Where the interpreter's image moved, relocation writes
     /// nearly every page anyway, so the pages are copied in three calls
     /// instead of two per module; and the imports that follow find their
-    /// modules ready. Checks are as at
-    /// a lookup; a module that fails them, or a pool that fails its
-    /// checksum, is left to its lookup, which reports it as before. The
-    /// source is checked when the module is served, as always.
+    /// modules ready. Checks are as at a lookup; a module that fails them,
+    /// or a pool that fails its checksum, is left to its lookup, which
+    /// reports it as before. The source is checked when the module is
+    /// served, as always.
     pub fn claim_all(&mut self) -> Vec<Preparation> {
         if self.file_changed() {
             return Vec::new();

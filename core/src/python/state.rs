@@ -28,7 +28,7 @@ use super::build_id::expectations;
 use super::config::{Config, Mode};
 use super::file_finders::{self, Cwd};
 use super::interpreter::{extension_suffixes, path_hooks, searched_sys_path};
-use super::serve::{self, Answer, Served};
+use super::serve::{self, Answer, Preparation, Served};
 use super::{ffi, verbose};
 use crate::imports::freshness::Check;
 use crate::imports::trace::{ListFormat, Tracer};
@@ -491,13 +491,15 @@ pub fn start_serving(path: &str) -> Result<bool, StartRefused> {
 fn complete<T>(answer: Option<Answer<T>>) -> Option<T> {
     match answer? {
         Answer::Now(found) => found,
-        Answer::AfterPreparing(preparation, found) => {
-            let relocated = preparation.relocate();
-            with_state(|st| st.layers_mut().find(|s| s.prepared(&preparation))?.finish(*preparation, relocated))
-                .flatten()
-                .map(|_| found)
-        }
+        Answer::AfterPreparing(preparation, found) => fix_up(*preparation).map(|_| found),
     }
+}
+
+/// Relocates a claimed module with the state unlocked, then hands the
+/// outcome to the layer that claimed it: the module's code when it is ready.
+fn fix_up(preparation: Preparation) -> Option<usize> {
+    let relocated = preparation.relocate();
+    with_state(|st| st.layers_mut().find(|s| s.prepared(&preparation))?.finish(preparation, relocated)).flatten()
 }
 
 /// Fixes up every module of the named archive now (`Served::claim_all`),
@@ -511,13 +513,7 @@ pub fn prepare_named() {
     if claimed.is_empty() {
         return; // fixed up already: site runs a venv's .pth files twice (`site.venv`, then `site.main`)
     }
-    let mut ready = 0;
-    for preparation in claimed {
-        let relocated = preparation.relocate();
-        let finished =
-            with_state(|st| st.layers_mut().find(|s| s.prepared(&preparation))?.finish(preparation, relocated));
-        ready += usize::from(finished.flatten().is_some());
-    }
+    let ready = claimed.into_iter().filter_map(fix_up).count();
     verbose::prepared(&path, ready);
 }
 
